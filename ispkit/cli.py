@@ -11,6 +11,9 @@ Commands
 ``ispkit plugins``  list stage kinds and methods, their providers, and plugin failures
 ``ispkit presets``  list the twelve paper presets
 ``ispkit cameras``  list registered cameras
+``ispkit models``   list registered task models
+``ispkit synthesis run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking]``
+                    run (or resume) a drift-synthesis study and write its report
 """
 
 from __future__ import annotations
@@ -108,6 +111,30 @@ def _cameras(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    from .tasks import task_models
+
+    for name, model in sorted(task_models().items()):
+        print(f"{name:14s} {model.task:15s} {model.summary}")
+    return 0
+
+
+def _synthesis(args: argparse.Namespace) -> int:
+    from .drift.config import SynthesisConfig
+    from .drift.synthesis import run_synthesis
+
+    config = SynthesisConfig.from_yaml(args.config)
+    out = args.out or Path("runs") / config.name
+    print(f"ispkit synthesis: {args.config} → {out} (interrupt at any time; the same command resumes)", flush=True)
+    results = run_synthesis(config, out, tracking=not args.no_tracking, tracking_uri=args.tracking_uri, progress=lambda line: print(line, flush=True))
+    s = results.summary()
+    print(
+        f"{s['metric']}: {s['in_distribution']:.3f} in distribution, {s['under_isp_drift']:.3f} under ISP drift, "
+        f"{s['under_corruptions']:.3f} under corruptions (drop ratio {s['drop_ratio']:.3f})"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ispkit", description="Differentiable ISP data models for dataset-drift controls.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.set_defaults(func=_plugins)
     sub.add_parser("presets", help="list the twelve paper presets").set_defaults(func=_presets)
     sub.add_parser("cameras", help="list registered cameras").set_defaults(func=_cameras)
+    sub.add_parser("models", help="list registered task models").set_defaults(func=_models)
+    synthesis = sub.add_parser("synthesis", help="drift synthesis: train on one data model, test on all").add_subparsers(dest="synthesis_command", required=True)
+    run = synthesis.add_parser("run", help="run (or resume) a drift-synthesis study from a YAML experiment")
+    run.add_argument("config", help="experiment YAML (see experiments/)")
+    run.add_argument("--out", type=Path, help="run folder (default: runs/<experiment name>); an existing one is resumed")
+    track = run.add_mutually_exclusive_group()
+    track.add_argument("--tracking-uri", help="MLflow tracking server (default: a local store inside the run folder)")
+    track.add_argument("--no-tracking", action="store_true", help="do not track with MLflow")
+    run.set_defaults(func=_synthesis)
     return parser
 
 

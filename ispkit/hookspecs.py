@@ -6,7 +6,7 @@ distributions expose it through an entry point in the group ``ispkit``::
     [project.entry-points.ispkit]
     optics = "ispkit_plugin_optics.plugin"
 
-ispkit's own stages and cameras are registered through these same hooks
+ispkit's own stages, cameras and task models are registered through these same hooks
 (:mod:`ispkit.builtins`).
 """
 
@@ -20,8 +20,9 @@ import pluggy
 if TYPE_CHECKING:
     from .camera import Camera
     from .stages.base import Stage
+    from .tasks.base import TaskModel
 
-__all__ = ["hookspec", "hookimpl", "ispkit_stages", "ispkit_cameras"]
+__all__ = ["hookspec", "hookimpl", "ispkit_stages", "ispkit_cameras", "ispkit_task_models"]
 
 hookspec = pluggy.HookspecMarker("ispkit")
 hookimpl = pluggy.HookimplMarker("ispkit")
@@ -39,3 +40,8 @@ def ispkit_stages() -> Iterable[type[Stage]]:
 @hookspec
 def ispkit_cameras() -> Iterable[Camera]:
     """Return the :class:`ispkit.Camera` objects a plugin provides, registered by name."""
+
+
+@hookspec
+def ispkit_task_models() -> Iterable[TaskModel]:
+    """Return the :class:`ispkit.tasks.TaskModel` objects a plugin provides, registered by name."""

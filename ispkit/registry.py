@@ -1,4 +1,4 @@
-"""The plugin registry: one pluggy ``PluginManager("ispkit")`` for stages and cameras.
+"""The plugin registry: one pluggy ``PluginManager("ispkit")`` for stages, cameras and task models.
 
 Plugins are discovered from the entry-point group ``ispkit``. Unlike pluggy's
 ``load_setuptools_entrypoints``, which stops at the first plugin that fails to import,
@@ -24,7 +24,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UnknownStageError, close_matches
+from .errors import InputError, PluginError, UnknownStageError, close_matches
 from .stages.base import Stage
 
 __all__ = ["Registry", "PluginFailure", "StageEntry", "get_registry", "reset_registry"]
@@ -71,6 +71,7 @@ class Registry:
         self._providers: dict[str, str] = {}
         self._stages: dict[tuple[str, str], StageEntry] | None = None
         self._cameras: dict[str, Any] | None = None
+        self._task_models: dict[str, Any] | None = None
         from . import builtins
 
         self.register(builtins, name=BUILTIN, provider=BUILTIN)
@@ -118,6 +119,7 @@ class Registry:
     def _invalidate(self) -> None:
         self._stages = None
         self._cameras = None
+        self._task_models = None
 
     def _collect(self, hook_name: str) -> Iterable[tuple[str, str, Any]]:
         """Call ``hook_name`` plugin by plugin, yielding ``(plugin, provider, item)``; failures are recorded."""
@@ -180,14 +182,38 @@ class Registry:
     def cameras(self) -> dict[str, Any]:
         """Registered cameras by name; a name claimed twice is an error naming both providers."""
         if self._cameras is None:
-            found: dict[str, Any] = {}
-            owner: dict[str, str] = {}
-            for _plugin, provider, camera in self._collect("ispkit_cameras"):
-                if camera.name in found:
-                    raise PluginError(f"camera {camera.name!r} is provided twice: by {owner[camera.name]!r} and by {provider!r}")
-                found[camera.name], owner[camera.name] = camera, provider
-            self._cameras = found
+            self._cameras = self._by_name("ispkit_cameras", "camera")
         return self._cameras
+
+    # -- task models --------------------------------------------------------------------
+
+    def task_models(self) -> dict[str, Any]:
+        """Registered :class:`~ispkit.tasks.TaskModel` objects by name."""
+        if self._task_models is None:
+            from .tasks.base import TaskModel
+
+            self._task_models = self._by_name("ispkit_task_models", "task model", TaskModel)
+        return self._task_models
+
+    def task_model(self, name: str) -> Any:
+        """The task model ``name``; an unknown name is an :class:`InputError` naming close matches."""
+        models = self.task_models()
+        if name not in models:
+            raise InputError(f"unknown task model {name!r}: {close_matches(str(name), sorted(models))}")
+        return models[name]
+
+    def _by_name(self, hook_name: str, what: str, kind: type | None = None) -> dict[str, Any]:
+        """Items of ``hook_name`` keyed by ``.name``; a name claimed twice is an error naming both providers."""
+        found: dict[str, Any] = {}
+        owner: dict[str, str] = {}
+        for plugin, provider, item in self._collect(hook_name):
+            if kind is not None and not isinstance(item, kind):
+                self._fail(plugin, provider, f"{hook_name}() returned {item!r}, which is not a {kind.__qualname__}")
+                continue
+            if item.name in found:
+                raise PluginError(f"{what} {item.name!r} is provided twice: by {owner[item.name]!r} and by {provider!r}")
+            found[item.name], owner[item.name] = item, provider
+        return found
 
 
 def _stage_problem(stage: Any) -> str | None:

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install ispkit with its test dependencies into the current Python environment.
-# torch is pinned first to the CPU build (2.13.0): an unpinned `torch` would pull
-# several GB of CUDA wheels. Users with a GPU install their CUDA torch beforehand;
-# an installed torch >= 2.1 is kept.
+# torch and torchvision are installed first as a matching pair (torch 2.14.1, torchvision
+# 0.29.1): an unpinned torchvision would pull whatever torch it was built for. A working
+# torch + torchvision pair that is already installed (e.g. a CUDA build) is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-if ! "$PY" -c "import torch" 2>/dev/null; then
-    "$PY" -m pip install --quiet "torch==2.13.0"
+if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
+    "$PY" -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
 fi
 "$PY" -m pip install --quiet -e ".[test]"

@@ -81,3 +81,35 @@ def test_presets_and_cameras(capsys):
 def test_console_script_entry_point():
     result = subprocess.run([sys.executable, "-m", "ispkit", "presets"], capture_output=True, text=True, check=True)
     assert result.stdout.split()[0] == "bi,s,me"
+
+
+def test_models_lists_the_builtin_task_models(capsys):
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["resnet18", "classification"], ["small_cnn", "classification"], ["small_unet", "segmentation"], ["unetplusplus", "segmentation"],
+    ]  # fmt: skip
+
+
+def test_synthesis_run_writes_the_report_and_resumes(tmp_path, capsys):
+    config = tmp_path / "exp.yaml"
+    config.write_text(
+        "name: cli\ndataset: {kind: microscopy, root: data, synthetic: {n: 30, size: 64}}\n"
+        'pipelines: {train: ["bi,s,me"], test: ["bi,s,me", "me,u,ga"]}\n'
+        "model: {name: small_cnn, downsample: 2}\ntraining: {epochs: 1, batch_size: 8}\nfolds: 2\n"
+        "corruptions: {names: [contrast], severities: [3]}\n"
+    )
+    out = tmp_path / "run"
+    assert main(["synthesis", "run", str(config), "--out", str(out), "--no-tracking"]) == 0
+    text = capsys.readouterr().out
+    assert "[2/2] bi,s,me fold 2/2  epoch 1/1" in text and "drop ratio" in text
+    assert (out / "report.html").is_file() and not (out / "mlflow.db").exists()
+    assert main(["synthesis", "run", str(config), "--out", str(out), "--no-tracking"]) == 0
+    assert capsys.readouterr().out.count("done earlier, read back") == 2
+
+
+def test_synthesis_run_reports_config_errors(tmp_path, capsys):
+    config = tmp_path / "exp.yaml"
+    config.write_text("dataset: {kind: microscopy, root: data}\npipelines: {train: all}\nmodel: {name: resnet81}\n")
+    assert main(["synthesis", "run", str(config), "--no-tracking"]) == 2
+    assert "did you mean 'resnet18'" in capsys.readouterr().err

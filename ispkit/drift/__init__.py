@@ -1,0 +1,1 @@
+"""Drift controls: synthesis (and, later, forensics and adjustment)."""

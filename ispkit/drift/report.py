@@ -1,0 +1,473 @@
+"""Figures and a self-contained HTML report of a drift-synthesis study.
+
+The report follows Figures 4–5 of Oala et al. (TMLR 2023): a task model trained on the
+views of one data model (*train pipeline*, a row) is tested on the held-out fold seen
+through every data model (*test pipeline*, a column), and on its own views under the
+common corruptions. It shows
+
+- :func:`plot_matrix`: the train × test heatmap of the fold-mean metric, each cell
+  annotated ``mean`` and ``±std`` over folds, the in-distribution cells outlined;
+- :func:`plot_corruptions`: train pipeline × corruption, averaged over severities and
+  folds, on the same colour scale as the matrix so the two compare side by side;
+- :func:`plot_worst_pair`: one test image through the train and the test pipeline of
+  the pair with the largest drop, and their per-channel absolute difference;
+- :func:`write_report`: the figures as PNGs under ``run_dir/figures/`` and
+  ``run_dir/report.html``, a single file (images as base64 data URIs, inline CSS, no
+  external resources, no JavaScript) with the headline numbers of
+  :meth:`SynthesisResults.summary <ispkit.drift.results.SynthesisResults.summary>`,
+  the figures, the ranking table of each train pipeline (as the paper's Tables 7–11),
+  a corruption × severity table and the run's configuration.
+
+Figures are built on :class:`matplotlib.figure.Figure` with an Agg canvas, without
+pyplot, so no global state is touched.
+
+Examples
+--------
+>>> import numpy as np
+>>> from ispkit.drift.results import SynthesisResults
+>>> r = SynthesisResults(
+...     task="classification", metric="accuracy",
+...     train_pipelines=["a", "b"], test_pipelines=["a", "b"], folds=1,
+...     metrics={"accuracy": np.array([[[0.9], [0.7]], [[0.7], [0.8]]])})
+>>> ax = plot_matrix(r).axes[0]
+>>> ax.get_ylabel(), ax.get_xlabel(), ax.texts[1].get_text()
+('trained on', 'tested on', '0.70\\n±0.00')
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.patches import Rectangle
+
+from ..errors import InputError, close_matches
+from ..io import atomic_write, atomic_write_text
+from .results import SynthesisResults
+
+__all__ = ["plot_matrix", "plot_corruptions", "plot_worst_pair", "write_report"]
+
+DPI = 110
+CMAP = "viridis"
+DIFF_CMAP = "magma"
+OUTLINE = "#e4572e"
+CELL_W, CELL_H = 0.8, 0.55  # inches per heatmap cell: room for two lines of annotation
+MARGIN_W, MARGIN_H = 2.4, 2.0  # inches for tick labels, axis labels, title and colour bar
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.2em; }
+.meta { color: #666; margin-top: 0; }
+.figures { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
+figure { margin: 0; }
+img { max-width: 100%; height: auto; }
+.tables { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
+table { border-collapse: collapse; font-size: 0.9em; }
+caption { font-weight: bold; text-align: left; padding-bottom: 0.3em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.own td { font-weight: bold; background: #fdf0ec; }
+pre { background: #f5f5f5; padding: 1em; overflow-x: auto; }
+"""
+
+
+# -- figures --------------------------------------------------------------------------
+
+
+def plot_matrix(results: SynthesisResults, metric: str | None = None) -> Figure:
+    """Heatmap of the fold-mean metric, train pipelines (rows) × test pipelines (columns).
+
+    Parameters
+    ----------
+    results
+        The study.
+    metric
+        A key of ``results.metrics``; the primary metric when omitted.
+
+    Returns
+    -------
+    Figure
+        One heatmap axes and its colour bar; cells read ``mean`` over ``±std`` across
+        folds (2 decimals) and each train pipeline's own (in-distribution) cell is
+        outlined. The colour scale is shared with :func:`plot_corruptions`.
+    """
+    metric = _checked_metric(results, metric, "plot_matrix")
+    p, q = len(results.train_pipelines), len(results.test_pipelines)
+    fig = _new_figure(MARGIN_W + CELL_W * q, MARGIN_H + CELL_H * p)
+    ax = fig.add_subplot()
+    image = _heatmap(ax, results.mean(metric), results.std(metric), _norm(results, metric))
+    _label_axes(ax, results.train_pipelines, results.test_pipelines, "tested on")
+    for row, train in enumerate(results.train_pipelines):
+        col = results.test_pipelines.index(train)
+        ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor=OUTLINE, linewidth=2.5))
+    ax.set_title(f"{metric} (mean ± std over {results.folds} folds)\noutlined: in-distribution", fontsize=10)
+    fig.colorbar(image, ax=ax, label=metric)
+    return fig
+
+
+def plot_corruptions(results: SynthesisResults, metric: str | None = None) -> Figure:
+    """Heatmap of the metric under each corruption, train pipelines (rows) × corruptions.
+
+    Parameters
+    ----------
+    results
+        The study.
+    metric
+        A key of ``results.corruption_metrics``; the primary metric when omitted.
+
+    Returns
+    -------
+    Figure
+        Cells hold the metric averaged over severities and folds (``±std`` over folds
+        of the severity mean), on the colour scale of :func:`plot_matrix`; a figure
+        saying "no corruptions evaluated" when the study has none.
+    """
+    metric = _checked_metric(results, metric, "plot_corruptions")
+    p, c = len(results.train_pipelines), len(results.corruptions)
+    if not _has_corruptions(results):
+        fig = _new_figure(MARGIN_W + CELL_W * 3, MARGIN_H + CELL_H * p)
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no corruptions evaluated", ha="center", va="center", fontsize=12, transform=ax.transAxes)
+        return fig
+    per_fold = _corruption_values(results, metric).mean(axis=2)  # (P, C, K)
+    fig = _new_figure(MARGIN_W + CELL_W * c, MARGIN_H + CELL_H * p)
+    ax = fig.add_subplot()
+    image = _heatmap(ax, per_fold.mean(axis=-1), per_fold.std(axis=-1), _norm(results, metric))
+    _label_axes(ax, results.train_pipelines, results.corruptions, "corruption")
+    severities = ", ".join(str(s) for s in results.severities)
+    ax.set_title(f"{metric} under corruptions\n(mean over severities {severities} and folds)", fontsize=10)
+    fig.colorbar(image, ax=ax, label=metric)
+    return fig
+
+
+WORST_PAIR_PERCENTILE = 99.5
+"""Where the colour scale of the difference panels ends (percentile of all differences)."""
+
+
+def plot_worst_pair(view_a: np.ndarray, view_b: np.ndarray, train: str, test: str, drop: float) -> Figure:
+    """The same test image through two pipelines and their per-channel difference.
+
+    Parameters
+    ----------
+    view_a, view_b
+        Float arrays ``(3, H, W)`` in [0, 1] of the same shape: the image through the
+        train pipeline (A) and through the test pipeline (B).
+    train, test
+        The two pipelines' names.
+    drop
+        The fold-mean drop of the metric from A to B.
+
+    Returns
+    -------
+    Figure
+        One row of panels: A, B and ``|A − B|`` of the R, G and B channels, each
+        difference panel with its own colour bar on a scale shared by the three. The
+        scale ends at the 99.5th percentile of the differences so that a few extreme
+        pixels (image borders) do not hide the structure; the maximum is in the title.
+    """
+    a = _checked_view(view_a, "view_a")
+    b = _checked_view(view_b, "view_b")
+    if a.shape != b.shape:
+        raise InputError(f"plot_worst_pair: view_a and view_b must have the same shape; got {a.shape} and {b.shape}")
+    diff = np.abs(a - b)
+    vmax = float(np.percentile(diff, WORST_PAIR_PERCENTILE)) or float(diff.max()) or 1.0  # identical views: all black
+    _, h, w = a.shape
+    panel = 2.6
+    fig = _new_figure(5 * panel * 1.15, panel * h / w + 1.0)
+    axes = fig.subplots(1, 5)
+    for ax, view, name, label in ((axes[0], a, train, "A"), (axes[1], b, test, "B")):
+        ax.imshow(np.clip(view.transpose(1, 2, 0), 0.0, 1.0), interpolation="nearest")
+        ax.set_title(f"{label}: through {name}", fontsize=9)
+    for ax, channel, values in zip(axes[2:], "RGB", diff):
+        image = ax.imshow(values, cmap=DIFF_CMAP, vmin=0.0, vmax=vmax, interpolation="nearest")
+        ax.set_title(f"|A − B|, {channel} (max {values.max():.3f})", fontsize=9)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"worst pair: trained on {train}, tested on {test}; drop {_fmt(drop)}", fontsize=11)
+    return fig
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _heatmap(ax: Axes, mean: np.ndarray, std: np.ndarray, norm: Normalize) -> AxesImage:
+    """Draw ``mean`` and annotate every cell ``mean`` over ``±std`` in a contrasting colour."""
+    image = ax.imshow(mean, cmap=CMAP, norm=norm, aspect="auto", interpolation="nearest")
+    for (row, col), value in np.ndenumerate(mean):
+        ax.text(col, row, _cell(value, std[row, col]), ha="center", va="center", fontsize=8,
+                color=_text_colour(image, value))
+    return image
+
+
+def _label_axes(ax: Axes, rows: Sequence[str], columns: Sequence[str], xlabel: str) -> None:
+    ax.set_xticks(range(len(columns)), labels=list(columns), rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(len(rows)), labels=list(rows))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("trained on")
+
+
+def _cell(mean: float, std: float) -> str:
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:.2f}\n±{std:.2f}"
+
+
+def _text_colour(image: AxesImage, value: float) -> str:
+    """Black on light cells, white on dark ones (relative luminance of the cell colour)."""
+    if not np.isfinite(value):
+        return "black"
+    r, g, b, _ = image.cmap(image.norm(value))
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5 else "white"
+
+
+def _norm(results: SynthesisResults, metric: str) -> Normalize:
+    """The colour scale shared by the matrix and the corruption heatmap of ``metric``."""
+    values = [results.mean(metric).ravel()]
+    if _has_corruptions(results):
+        values.append(_corruption_values(results, metric).mean(axis=(2, 3)).ravel())
+    finite = np.concatenate(values)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return Normalize(0.0, 1.0)
+    low, high = float(finite.min()), float(finite.max())
+    if low == high:
+        pad = 0.05 * max(abs(low), 1.0)
+        low, high = low - pad, high + pad
+    return Normalize(low, high)
+
+
+def _has_corruptions(results: SynthesisResults) -> bool:
+    return bool(results.corruptions) and bool(results.severities)
+
+
+def _corruption_values(results: SynthesisResults, metric: str) -> np.ndarray:
+    if metric not in results.corruption_metrics:
+        raise InputError(
+            f"metric {metric!r} was not recorded under corruptions; "
+            f"{close_matches(metric, results.corruption_metrics)}"
+        )
+    return results.corruption_metrics[metric]
+
+
+def _checked_metric(results: SynthesisResults, metric: str | None, where: str) -> str:
+    metric = metric or results.metric
+    if metric not in results.metrics:
+        raise InputError(f"{where}: unknown metric {metric!r}; {close_matches(metric, results.metrics)}")
+    if not results.train_pipelines or not results.test_pipelines:
+        raise InputError(f"{where}: the results hold no train or no test pipelines; nothing to plot")
+    return metric
+
+
+def _checked_view(view: object, name: str) -> np.ndarray:
+    expected = "a numpy float array (3, H, W) in [0, 1]"
+    if not isinstance(view, np.ndarray):
+        raise InputError(f"plot_worst_pair: {name} must be {expected}; got {type(view).__name__}")
+    if not np.issubdtype(view.dtype, np.floating):
+        raise InputError(f"plot_worst_pair: {name} must be {expected}; got dtype {view.dtype}")
+    if view.ndim != 3 or view.shape[0] != 3 or 0 in view.shape:
+        raise InputError(f"plot_worst_pair: {name} must be {expected} (channels first); got shape {view.shape}")
+    return view
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+def write_report(
+    run_dir: str | os.PathLike[str],
+    results: SynthesisResults,
+    *,
+    worst_views: tuple[np.ndarray, np.ndarray] | None = None,
+    config_text: str | None = None,
+    title: str = "Drift synthesis report",
+) -> Path:
+    """Write the figures and a self-contained ``report.html`` into ``run_dir``.
+
+    Parameters
+    ----------
+    run_dir
+        Folder of the run; created if missing. The figures go to ``run_dir/figures/``
+        (``matrix.png``, ``corruptions.png`` and, with ``worst_views``,
+        ``worst_pair.png``; a ``worst_pair.png`` left by an earlier call is removed
+        otherwise), each written atomically.
+    results
+        The study; the report uses its primary metric.
+    worst_views
+        ``(view_a, view_b)``: one test image through the train and the test pipeline
+        of :meth:`~ispkit.drift.results.SynthesisResults.worst_pair` (see
+        :func:`plot_worst_pair`).
+    config_text
+        The run's configuration (e.g. its YAML), shown verbatim.
+    title
+        Heading and ``<title>`` of the page.
+
+    Returns
+    -------
+    Path
+        ``run_dir/report.html``.
+    """
+    figures = Path(run_dir) / "figures"
+    summary = results.summary()
+    images = {
+        "matrix": _save_png(plot_matrix(results), figures / "matrix.png"),
+        "corruptions": _save_png(plot_corruptions(results), figures / "corruptions.png"),
+    }
+    worst = figures / "worst_pair.png"
+    if worst_views is None:
+        worst.unlink(missing_ok=True)
+    else:
+        images["worst_pair"] = _save_png(_worst_figure(summary, worst_views), worst)
+    page = _page(results, summary, images, config_text, title)
+    return atomic_write_text(Path(run_dir) / "report.html", page)
+
+
+def _worst_figure(summary: dict[str, Any], worst_views: tuple[np.ndarray, np.ndarray]) -> Figure:
+    if not isinstance(worst_views, (tuple, list)) or len(worst_views) != 2:
+        raise InputError("write_report: worst_views must be a pair (view_a, view_b) of float arrays (3, H, W)")
+    pair = summary["worst_pair"]
+    if pair["train"] is None:
+        raise InputError("write_report: worst_views given, but the results have no pair of different pipelines")
+    return plot_worst_pair(*worst_views, pair["train"], pair["test"], pair["drop"])
+
+
+def _save_png(fig: Figure, path: Path) -> bytes:
+    """Render ``fig`` once, write it to ``path`` atomically and return the PNG bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    data = buffer.getvalue()
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    return data
+
+
+def _page(
+    results: SynthesisResults, summary: dict[str, Any], images: dict[str, bytes], config_text: str | None, title: str
+) -> str:
+    parts = [
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="meta">{_meta(results)}</p>',
+        "<h2>Summary</h2>",
+        f"<p>{_summary_text(summary)}</p>",
+        "<h2>Train × test matrix and corruptions</h2>",
+        '<div class="figures">',
+        _figure(images["matrix"], "train × test matrix: fold-mean metric, in-distribution cells outlined"),
+        _figure(images["corruptions"], "under corruptions: mean over severities and folds, same colour scale"),
+        "</div>",
+    ]
+    if "worst_pair" in images:
+        parts += ["<h2>Worst pair</h2>", _figure(images["worst_pair"], "one test image through the worst pair")]
+    parts += ["<h2>Rankings</h2>", _rankings(results), "<h2>Corruptions</h2>", _corruption_table(results)]
+    if config_text is not None:
+        parts += ["<h2>Configuration</h2>", f"<pre>{_e(config_text)}</pre>"]
+    body = "\n".join(parts)
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def _meta(results: SynthesisResults) -> str:
+    others = [m for m in results.metrics if m != results.metric]
+    also = f" (also recorded: {_e(', '.join(others))})" if others else ""
+    corruptions = (
+        f"{len(results.corruptions)} corruptions × {len(results.severities)} severities"
+        if _has_corruptions(results) else "no corruptions"
+    )
+    return (
+        f"task: {_e(results.task)} · metric: {_e(results.metric)}{also} · "
+        f"{len(results.train_pipelines)} train × {len(results.test_pipelines)} test pipelines · "
+        f"{results.folds} folds · {corruptions}"
+    )
+
+
+def _summary_text(summary: dict[str, Any]) -> str:
+    pair = summary["worst_pair"]
+    worst = (
+        f"trained on <code>{_e(pair['train'])}</code>, tested on <code>{_e(pair['test'])}</code> "
+        f"(drop {_fmt(pair['drop'])})"
+        if pair["train"] is not None else "n/a"
+    )
+    return (
+        f"Mean {_e(summary['metric'])} in distribution: {_fmt(summary['in_distribution'])}; "
+        f"under ISP drift: {_fmt(summary['under_isp_drift'])}; "
+        f"under corruptions: {_fmt(summary['under_corruptions'])}. "
+        f"Drop under ISP drift: {_fmt(summary['isp_drop'])}; "
+        f"under corruptions: {_fmt(summary['corruption_drop'])}; "
+        f"ratio ISP / corruptions: {_fmt(summary['drop_ratio'])}. "
+        f"Worst pair: {worst}."
+    )
+
+
+def _figure(png: bytes, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_e(caption)}">'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
+
+
+def _rankings(results: SynthesisResults) -> str:
+    tables = []
+    for train, rows in results.rankings().items():
+        body = "".join(_ranking_row(rank, row.test, row.mean, row.std, row.test == train)
+                       for rank, row in enumerate(rows, start=1))
+        tables.append(
+            f"<table><caption>trained on {_e(train)}</caption>"
+            f"<thead><tr><th>#</th><th>tested on</th><th>{_e(results.metric)}</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>"
+        )
+    note = "<p>Bold: the train pipeline's own views (in distribution).</p>"
+    return f'{note}<div class="tables">{"".join(tables)}</div>'
+
+
+def _ranking_row(rank: int, test: str, mean: float, std: float, own: bool) -> str:
+    attribute = ' class="own"' if own else ""
+    return (
+        f'<tr{attribute}><td class="num">{rank}</td><td>{_e(test)}</td>'
+        f'<td class="num">{_fmt(mean)} ± {_fmt(std)}</td></tr>'
+    )
+
+
+def _corruption_table(results: SynthesisResults) -> str:
+    if not _has_corruptions(results):
+        return "<p>No corruptions were evaluated.</p>"
+    table = _corruption_values(results, results.metric).mean(axis=(0, 3))  # (C, S)
+    head = "".join(f"<th>severity {_e(str(s))}</th>" for s in results.severities)
+    body = "".join(
+        f"<tr><td>{_e(name)}</td>{''.join(_number_cell(v) for v in row)}</tr>"
+        for name, row in zip(results.corruptions, table)
+    )
+    return (
+        f"<table><caption>{_e(results.metric)} under corruptions, mean over train pipelines and folds</caption>"
+        f"<thead><tr><th>corruption</th>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _number_cell(value: float) -> str:
+    return f'<td class="num">{_fmt(value)}</td>'
+
+
+def _fmt(value: float | None) -> str:
+    """Three decimals, or ``n/a`` for a missing or non-finite number."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return f"{value:.3f}"
+
+
+def _e(text: str) -> str:
+    return html.escape(str(text))

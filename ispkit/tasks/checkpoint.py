@@ -1,0 +1,80 @@
+"""Task-model checkpoints: a trained :class:`~ispkit.tasks.TaskNetwork` and what it was trained on.
+
+A checkpoint is a ``torch.save`` file of plain values (loadable with
+``weights_only=True``): the registry name and options of the model, its task, number
+of outputs, class names, input downsampling, normalisation and weights, plus the YAML
+of the pipeline whose views it was trained on and free-form metadata. The napari
+plugin and :func:`load_checkpoint` rebuild the network from it alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+from ..io import atomic_write
+from .base import TaskNetwork
+
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "FORMAT"]
+
+FORMAT = "ispkit-task-model/1"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the network (in eval mode) and its provenance."""
+
+    network: TaskNetwork
+    pipeline_yaml: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    network: TaskNetwork,
+    *,
+    pipeline_yaml: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    overwrite: bool = True,
+) -> Path:
+    """Write ``network`` (atomically) with the pipeline YAML and ``metadata``."""
+    payload = {
+        "format": FORMAT,
+        "model": network.name,
+        "task": network.task,
+        "outputs": network.outputs,
+        "options": network.options,
+        "downsample": network.downsample,
+        "classes": network.classes,
+        "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
+        "pipeline_yaml": pipeline_yaml,
+        "metadata": dict(metadata or {}),
+    }
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp), overwrite=overwrite)
+
+
+def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Rebuild the network saved by :func:`save_checkpoint` (model from the registry)."""
+    from .registry import build_network
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"task-model checkpoint {path} not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise InputError(f"{path} is not a readable ispkit task-model checkpoint: {type(exc).__name__}: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise InputError(f"{path} is not an ispkit task-model checkpoint (expected format {FORMAT!r}, found {found!r})")
+    network = build_network(
+        payload["model"], payload["outputs"], options=payload["options"], downsample=payload["downsample"], classes=payload["classes"]
+    )
+    network.load_state_dict(payload["state_dict"])
+    network.to(map_location).eval()
+    return Checkpoint(network, payload["pipeline_yaml"], payload["metadata"])
