@@ -284,10 +284,11 @@ def test_bad_name_shape_dtype_scale():
 
 # ------------------------------------------------------------------ imagecorruptions
 def test_cross_check_with_imagecorruptions_package():
-    ic = pytest.importorskip("imagecorruptions")
+    ic = pytest.importorskip("imagecorruptions")  # 1.1.2 needs pkg_resources (setuptools < 81) and OpenCV
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     x = chw(img.astype(np.float64) / 255)[None]
+    compared = set()
     for name in ("contrast", "brightness", "saturate", "gaussian_blur", "zoom_blur"):
         for severity in (1, 3, 5):
             try:
@@ -296,6 +297,8 @@ def test_cross_check_with_imagecorruptions_package():
                 continue
             ours = hwc(CORRUPTIONS[name](x, severity)[0])
             np.testing.assert_allclose(ours, ref, atol=1.5 / 255, err_msg=f"{name} {severity}")
+            compared.add(name)
+    assert {"contrast", "brightness", "saturate", "zoom_blur"} <= compared  # gaussian_blur fails there on current scikit-image
     for name, sigma in (("gaussian_noise", C.GAUSSIAN_NOISE[0]),):
         flat = np.full((64, 64, 3), 128, np.uint8)
         ref = np.asarray(ic.corrupt(flat, corruption_name=name, severity=1), dtype=np.float64) / 255
