@@ -1,4 +1,4 @@
-"""ispkit's own stages, cameras and task models, registered as a plugin exactly like third-party ones."""
+"""ispkit's own stages, cameras, task models and distances, registered as a plugin exactly like third-party ones."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .stages import all_stages
 from .stages.base import Stage
 from .tasks.base import TaskModel
 
-__all__ = ["ispkit_stages", "ispkit_cameras", "ispkit_task_models"]
+__all__ = ["ispkit_stages", "ispkit_cameras", "ispkit_task_models", "ispkit_distances"]
 
 
 @hookimpl
@@ -34,3 +34,11 @@ def ispkit_task_models() -> list[TaskModel]:
     from .tasks.unetplusplus import UNETPLUSPLUS
 
     return [RESNET18, UNETPLUSPLUS, SMALL_CNN, SMALL_UNET]
+
+
+@hookimpl
+def ispkit_distances() -> list:
+    """``l2`` and ``ssim`` (1 − SSIM) for drift forensics."""
+    from .drift.distances import L2, SSIM
+
+    return [L2, SSIM]

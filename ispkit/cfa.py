@@ -4,6 +4,10 @@ A layout is named by the colours of its top-left 2×2 block read row by row, as 
 colour-demosaicing: ``RGGB`` has red at (0, 0), green at (0, 1) and (1, 0), blue at
 (1, 1). (Kornia's ``CFA.BG`` is ``RGGB`` in this naming.) The layout belongs to the
 camera, not to a stage.
+
+:func:`pack_bayer` turns a mosaic into four half-resolution planes (one per 2×2 site)
+for task models trained directly on raw data (Oala et al., TMLR 2023, §5.3);
+:func:`unpack_bayer` is its inverse.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ __all__ = [
     "masks_torch",
     "site_map_numpy",
     "site_map_torch",
+    "pack_bayer",
+    "unpack_bayer",
 ]
 
 Pattern = Literal["RGGB", "BGGR", "GRBG", "GBRG"]
@@ -84,3 +90,88 @@ def site_map_torch(values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor
     h, w = shape
     return values.reshape(2, 2).repeat(h // 2, w // 2)
 
+
+
+def pack_bayer(raw: torch.Tensor) -> torch.Tensor:
+    """Pack a Bayer mosaic ``(N, 1, H, W)`` or ``(N, H, W)`` into planes ``(N, 4, H/2, W/2)``.
+
+    Plane ``k`` holds the samples of 2×2 site ``k`` in row-major order: (0, 0), (0, 1),
+    (1, 0), (1, 1). The order does not depend on the CFA layout; the pattern string
+    tells which plane is which colour (plane ``k`` has colour ``pattern[k]``, channel
+    ``site_channels(pattern)[k]``), so an ``RGGB`` mosaic packs to R, G, G, B and a
+    ``GRBG`` one to G, R, B, G. Pure slicing and stacking: differentiable, any dtype
+    and device, no rescaling. :func:`unpack_bayer` is the inverse.
+
+    Parameters
+    ----------
+    raw
+        Mosaic batch ``(N, 1, H, W)`` or ``(N, H, W)`` with even ``H`` and ``W``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, 4, H/2, W/2)``, same dtype and device as ``raw``.
+
+    Raises
+    ------
+    InputError
+        If ``raw`` is not a tensor of rank 3 or 4 with one channel, or ``H`` or ``W``
+        is odd or zero.
+
+    Examples
+    --------
+    >>> packed = pack_bayer(torch.arange(16.0).reshape(1, 1, 4, 4))
+    >>> packed.shape
+    torch.Size([1, 4, 2, 2])
+    >>> packed[0].tolist()
+    [[[0.0, 2.0], [8.0, 10.0]], [[1.0, 3.0], [9.0, 11.0]], [[4.0, 6.0], [12.0, 14.0]], [[5.0, 7.0], [13.0, 15.0]]]
+    >>> torch.equal(unpack_bayer(packed), torch.arange(16.0).reshape(1, 1, 4, 4))
+    True
+    """
+    if not isinstance(raw, torch.Tensor):
+        raise InputError(f"pack_bayer: expected a torch.Tensor mosaic, got {type(raw).__name__}")
+    if raw.ndim == 4:
+        if raw.shape[1] != 1:
+            raise InputError(f"pack_bayer: expected a mosaic (N, 1, H, W) with one channel, got shape {tuple(raw.shape)}")
+        raw = raw[:, 0]
+    elif raw.ndim != 3:
+        raise InputError(f"pack_bayer: expected a mosaic (N, 1, H, W) or (N, H, W), got shape {tuple(raw.shape)}")
+    h, w = raw.shape[-2:]
+    if h % 2 or w % 2 or h == 0 or w == 0:
+        raise InputError(f"pack_bayer: mosaic height and width must be even and positive, got {h}×{w}")
+    return torch.stack([raw[:, i::2, j::2] for i in (0, 1) for j in (0, 1)], dim=1)
+
+
+def unpack_bayer(packed: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`pack_bayer`: planes ``(N, 4, h, w)`` to a mosaic ``(N, 1, 2h, 2w)``.
+
+    Plane ``k`` goes to 2×2 site ``k`` in row-major order, (0, 0), (0, 1), (1, 0), (1, 1).
+    Differentiable (an interleaving reshape).
+
+    Parameters
+    ----------
+    packed
+        Planes ``(N, 4, h, w)``.
+
+    Returns
+    -------
+    torch.Tensor
+        Mosaic ``(N, 1, 2h, 2w)``, same dtype and device as ``packed``.
+
+    Raises
+    ------
+    InputError
+        If ``packed`` is not a tensor of shape ``(N, 4, h, w)``.
+
+    Examples
+    --------
+    >>> unpack_bayer(torch.tensor([[[[1.0]], [[2.0]], [[3.0]], [[4.0]]]]))[0, 0].tolist()
+    [[1.0, 2.0], [3.0, 4.0]]
+    """
+    if not isinstance(packed, torch.Tensor):
+        raise InputError(f"unpack_bayer: expected a torch.Tensor, got {type(packed).__name__}")
+    if packed.ndim != 4 or packed.shape[1] != 4:
+        raise InputError(f"unpack_bayer: expected packed planes (N, 4, h, w), got shape {tuple(packed.shape)}")
+    n, _, h, w = packed.shape
+    # (N, i, j, h, w) -> (N, h, i, w, j) -> (N, 1, 2h, 2w): row 2y + i, column 2x + j.
+    return packed.reshape(n, 2, 2, h, w).permute(0, 3, 1, 4, 2).reshape(n, 1, 2 * h, 2 * w)

@@ -14,6 +14,10 @@ Commands
 ``ispkit models``   list registered task models
 ``ispkit synthesis run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking]``
                     run (or resume) a drift-synthesis study and write its report
+``ispkit forensics run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking]``
+                    run (or resume) a drift-forensics sweep: signature, operating specification, report
+``ispkit adjust run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking]``
+                    run (or resume) a drift-adjustment study: learned vs frozen pipeline vs raw
 """
 
 from __future__ import annotations
@@ -135,6 +139,39 @@ def _synthesis(args: argparse.Namespace) -> int:
     return 0
 
 
+def _forensics(args: argparse.Namespace) -> int:
+    from .drift.config import ForensicsConfig
+    from .drift.forensics import run_forensics
+
+    config = ForensicsConfig.from_yaml(args.config)
+    out = args.out or Path("runs") / config.name
+    print(f"ispkit forensics: {args.config} → {out} (interrupt at any time; the same command resumes)", flush=True)
+    results = run_forensics(config, out, tracking=not args.no_tracking, tracking_uri=args.tracking_uri, progress=lambda line: print(line, flush=True))
+    worst = min(results.runs, key=lambda r: r.metric)
+    print(f"{results.metric}: baseline {results.baseline:.3f}; lowest {worst.metric:.3f} ({worst.subset}, λ = {worst.lam:g}, d = {worst.distance:.4g})")
+    print(f"operating specification: {out / 'operating_spec.yaml'}")
+    return 0
+
+
+def _adjust(args: argparse.Namespace) -> int:
+    from .drift.adjustment import run_adjustment
+    from .drift.config import AdjustmentConfig
+
+    config = AdjustmentConfig.from_yaml(args.config)
+    out = args.out or Path("runs") / config.name
+    print(f"ispkit adjust: {args.config} → {out} (interrupt at any time; the same command resumes)", flush=True)
+    results = run_adjustment(config, out, tracking=not args.no_tracking, tracking_uri=args.tracking_uri, progress=lambda line: print(line, flush=True))
+    for intensity, arms in results.final().items():
+        print(f"intensity {intensity}: " + ", ".join(f"{arm} {mean:.3f} ± {std:.3f}" for arm, (mean, std) in arms.items()))
+    return 0
+
+
+def _tracking_options(parser: argparse.ArgumentParser) -> None:
+    track = parser.add_mutually_exclusive_group()
+    track.add_argument("--tracking-uri", help="MLflow tracking server (default: a local store inside the run folder)")
+    track.add_argument("--no-tracking", action="store_true", help="do not track with MLflow")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ispkit", description="Differentiable ISP data models for dataset-drift controls.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,10 +205,20 @@ def build_parser() -> argparse.ArgumentParser:
     run = synthesis.add_parser("run", help="run (or resume) a drift-synthesis study from a YAML experiment")
     run.add_argument("config", help="experiment YAML (see experiments/)")
     run.add_argument("--out", type=Path, help="run folder (default: runs/<experiment name>); an existing one is resumed")
-    track = run.add_mutually_exclusive_group()
-    track.add_argument("--tracking-uri", help="MLflow tracking server (default: a local store inside the run folder)")
-    track.add_argument("--no-tracking", action="store_true", help="do not track with MLflow")
+    _tracking_options(run)
     run.set_defaults(func=_synthesis)
+    forensics = sub.add_parser("forensics", help="drift forensics: find processing settings under which a model fails").add_subparsers(dest="forensics_command", required=True)
+    frun = forensics.add_parser("run", help="run (or resume) a forensic sweep from a YAML experiment")
+    frun.add_argument("config", help="experiment YAML (see experiments/)")
+    frun.add_argument("--out", type=Path, help="run folder (default: runs/<experiment name>); an existing one is resumed")
+    _tracking_options(frun)
+    frun.set_defaults(func=_forensics)
+    adjust = sub.add_parser("adjust", help="drift adjustment: train pipeline parameters jointly with the task model").add_subparsers(dest="adjust_command", required=True)
+    arun = adjust.add_parser("run", help="run (or resume) an adjustment study from a YAML experiment")
+    arun.add_argument("config", help="experiment YAML (see experiments/)")
+    arun.add_argument("--out", type=Path, help="run folder (default: runs/<experiment name>); an existing one is resumed")
+    _tracking_options(arun)
+    arun.set_defaults(func=_adjust)
     return parser
 
 

@@ -6,7 +6,7 @@ distributions expose it through an entry point in the group ``ispkit``::
     [project.entry-points.ispkit]
     optics = "ispkit_plugin_optics.plugin"
 
-ispkit's own stages, cameras and task models are registered through these same hooks
+ispkit's own stages, cameras, task models and distances are registered through these same hooks
 (:mod:`ispkit.builtins`).
 """
 
@@ -20,9 +20,10 @@ import pluggy
 if TYPE_CHECKING:
     from .camera import Camera
     from .stages.base import Stage
+    from .drift.distances import Distance
     from .tasks.base import TaskModel
 
-__all__ = ["hookspec", "hookimpl", "ispkit_stages", "ispkit_cameras", "ispkit_task_models"]
+__all__ = ["hookspec", "hookimpl", "ispkit_stages", "ispkit_cameras", "ispkit_task_models", "ispkit_distances"]
 
 hookspec = pluggy.HookspecMarker("ispkit")
 hookimpl = pluggy.HookimplMarker("ispkit")
@@ -45,3 +46,8 @@ def ispkit_cameras() -> Iterable[Camera]:
 @hookspec
 def ispkit_task_models() -> Iterable[TaskModel]:
     """Return the :class:`ispkit.tasks.TaskModel` objects a plugin provides, registered by name."""
+
+
+@hookspec
+def ispkit_distances() -> Iterable[Distance]:
+    """Return the :class:`ispkit.drift.distances.Distance` objects a plugin provides (forensics), by name."""

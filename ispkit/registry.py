@@ -1,4 +1,4 @@
-"""The plugin registry: one pluggy ``PluginManager("ispkit")`` for stages, cameras and task models.
+"""The plugin registry: one pluggy ``PluginManager("ispkit")`` for stages, cameras, task models and distances.
 
 Plugins are discovered from the entry-point group ``ispkit``. Unlike pluggy's
 ``load_setuptools_entrypoints``, which stops at the first plugin that fails to import,
@@ -72,6 +72,7 @@ class Registry:
         self._stages: dict[tuple[str, str], StageEntry] | None = None
         self._cameras: dict[str, Any] | None = None
         self._task_models: dict[str, Any] | None = None
+        self._distances: dict[str, Any] | None = None
         from . import builtins
 
         self.register(builtins, name=BUILTIN, provider=BUILTIN)
@@ -120,6 +121,7 @@ class Registry:
         self._stages = None
         self._cameras = None
         self._task_models = None
+        self._distances = None
 
     def _collect(self, hook_name: str) -> Iterable[tuple[str, str, Any]]:
         """Call ``hook_name`` plugin by plugin, yielding ``(plugin, provider, item)``; failures are recorded."""
@@ -197,10 +199,21 @@ class Registry:
 
     def task_model(self, name: str) -> Any:
         """The task model ``name``; an unknown name is an :class:`InputError` naming close matches."""
-        models = self.task_models()
-        if name not in models:
-            raise InputError(f"unknown task model {name!r}: {close_matches(str(name), sorted(models))}")
-        return models[name]
+        return _named(self.task_models(), name, "task model")
+
+    # -- distances ----------------------------------------------------------------------
+
+    def distances(self) -> dict[str, Any]:
+        """Registered :class:`~ispkit.drift.distances.Distance` objects by name (forensics)."""
+        if self._distances is None:
+            from .drift.distances import Distance
+
+            self._distances = self._by_name("ispkit_distances", "distance", Distance)
+        return self._distances
+
+    def distance(self, name: str) -> Any:
+        """The distance ``name``; an unknown name is an :class:`InputError` naming close matches."""
+        return _named(self.distances(), name, "distance")
 
     def _by_name(self, hook_name: str, what: str, kind: type | None = None) -> dict[str, Any]:
         """Items of ``hook_name`` keyed by ``.name``; a name claimed twice is an error naming both providers."""
@@ -214,6 +227,12 @@ class Registry:
                 raise PluginError(f"{what} {item.name!r} is provided twice: by {owner[item.name]!r} and by {provider!r}")
             found[item.name], owner[item.name] = item, provider
         return found
+
+
+def _named(items: dict[str, Any], name: str, what: str) -> Any:
+    if name not in items:
+        raise InputError(f"unknown {what} {name!r}: {close_matches(str(name), sorted(items))}")
+    return items[name]
 
 
 def _stage_problem(stage: Any) -> str | None:

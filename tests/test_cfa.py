@@ -13,9 +13,11 @@ from ispkit.cfa import (
     check_pattern,
     masks_numpy,
     masks_torch,
+    pack_bayer,
     site_channels,
     site_map_numpy,
     site_map_torch,
+    unpack_bayer,
 )
 from ispkit.errors import InputError
 
@@ -141,3 +143,84 @@ class TestSiteMap:
         assert torch.autograd.gradcheck(lambda v: site_map_torch(v, (4, 6)), (values,))
         site_map_torch(values, (4, 6)).sum().backward()
         assert values.grad.tolist() == [6.0, 6.0, 6.0, 6.0]
+
+
+class TestPackBayer:
+    def test_known_values_4x4_arange(self):
+        raw = torch.arange(16.0).reshape(1, 1, 4, 4)
+        packed = pack_bayer(raw)
+        assert packed.shape == (1, 4, 2, 2)
+        assert packed[0].tolist() == [
+            [[0.0, 2.0], [8.0, 10.0]],  # site (0, 0)
+            [[1.0, 3.0], [9.0, 11.0]],  # site (0, 1)
+            [[4.0, 6.0], [12.0, 14.0]],  # site (1, 0)
+            [[5.0, 7.0], [13.0, 15.0]],  # site (1, 1)
+        ]
+
+    def test_three_dimensional_input(self):
+        raw = torch.rand(2, 6, 8, generator=torch.Generator().manual_seed(0))
+        assert torch.equal(pack_bayer(raw), pack_bayer(raw[:, None]))
+        assert pack_bayer(raw).shape == (2, 4, 3, 4)
+
+    @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+    def test_planes_follow_site_order_and_masks(self, pattern):
+        masks = masks_numpy((4, 6), pattern)
+        raw = torch.arange(24.0).reshape(1, 1, 4, 6)
+        packed = pack_bayer(raw)
+        for site, channel in enumerate(site_channels(pattern)):
+            expected = raw[0, 0].numpy()[site // 2 :: 2, site % 2 :: 2]
+            np.testing.assert_array_equal(packed[0, site].numpy(), expected)
+            assert masks[channel, site // 2 :: 2, site % 2 :: 2].all()  # plane k has colour pattern[k]
+
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int32])
+    def test_keeps_dtype_and_values(self, dtype):
+        raw = torch.arange(2 * 4 * 8).reshape(2, 1, 4, 8).to(dtype)
+        packed = pack_bayer(raw)
+        assert packed.dtype == dtype
+        assert sorted(packed.flatten().tolist()) == sorted(raw.flatten().tolist())
+
+    @pytest.mark.parametrize("shape", [(1, 1, 2, 2), (3, 1, 4, 6), (2, 1, 10, 4)])
+    def test_round_trip(self, shape):
+        raw = torch.rand(shape, generator=torch.Generator().manual_seed(2))
+        assert torch.equal(unpack_bayer(pack_bayer(raw)), raw)
+        packed = torch.rand(shape[0], 4, shape[2] // 2, shape[3] // 2, generator=torch.Generator().manual_seed(3))
+        assert torch.equal(pack_bayer(unpack_bayer(packed)), packed)
+
+    def test_unpack_known_values(self):
+        packed = torch.tensor([[[[1.0]], [[2.0]], [[3.0]], [[4.0]]]])
+        assert unpack_bayer(packed).tolist() == [[[[1.0, 2.0], [3.0, 4.0]]]]
+
+    @pytest.mark.parametrize("shape", [(1, 1, 3, 4), (1, 1, 4, 5), (1, 5, 5), (1, 1, 0, 4)])
+    def test_rejects_odd_or_empty_sizes(self, shape):
+        with pytest.raises(InputError, match="pack_bayer: mosaic height and width must be even"):
+            pack_bayer(torch.zeros(shape))
+
+    @pytest.mark.parametrize("shape", [(4, 4), (1, 1, 1, 4, 4), (4,)])
+    def test_rejects_wrong_rank(self, shape):
+        with pytest.raises(InputError, match=r"pack_bayer: expected a mosaic \(N, 1, H, W\) or \(N, H, W\)"):
+            pack_bayer(torch.zeros(shape))
+
+    def test_rejects_several_channels(self):
+        with pytest.raises(InputError, match=r"with one channel, got shape \(1, 3, 4, 4\)"):
+            pack_bayer(torch.zeros(1, 3, 4, 4))
+
+    def test_rejects_non_tensor(self):
+        with pytest.raises(InputError, match="expected a torch.Tensor mosaic, got ndarray"):
+            pack_bayer(np.zeros((1, 1, 4, 4)))
+
+    @pytest.mark.parametrize("shape", [(1, 3, 2, 2), (4, 2, 2), (1, 1, 4, 2, 2)])
+    def test_unpack_rejects_wrong_shape(self, shape):
+        with pytest.raises(InputError, match=r"unpack_bayer: expected packed planes \(N, 4, h, w\)"):
+            unpack_bayer(torch.zeros(shape))
+
+    def test_gradient_flows(self):
+        raw = torch.rand(2, 1, 4, 6, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(pack_bayer, (raw,))
+        weights = torch.arange(4.0, dtype=torch.float64)[None, :, None, None]
+        (pack_bayer(raw) * weights).sum().backward()
+        expected = site_map_torch(torch.arange(4.0, dtype=torch.float64), (4, 6))
+        assert torch.equal(raw.grad[0, 0], expected) and torch.equal(raw.grad[1, 0], expected)
+
+    def test_unpack_gradient_flows(self):
+        packed = torch.rand(1, 4, 2, 3, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(unpack_bayer, (packed,))

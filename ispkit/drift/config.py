@@ -24,6 +24,7 @@ file, line and column and the closest valid key.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from ..errors import ISPKitError, close_matches
 from ..pipeline import Pipeline, presets
 from ..tasks.training import TrainConfig
 
-__all__ = ["DATASET_KINDS", "DatasetConfig", "ModelConfig", "CorruptionConfig", "SynthesisConfig"]
+__all__ = ["DATASET_KINDS", "DatasetConfig", "ModelConfig", "CorruptionConfig", "SynthesisConfig", "ForensicsConfig", "AdjustmentConfig", "ARMS"]
 
 DATASET_KINDS = {"microscopy": "classification", "drone": "segmentation", "drone-classification": "classification"}
 """Dataset kinds and the task each one poses."""
@@ -89,8 +90,7 @@ class SynthesisConfig:
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> SynthesisConfig:
         data, loc = load_yaml(path_or_text)
-        base = Path(loc.source).parent if loc.source != "<string>" else Path.cwd()
-        text = Path(loc.source).read_text(encoding="utf-8") if loc.source != "<string>" else str(path_or_text)
+        base, text = _origin(loc, path_or_text)
         return _parse(data, loc, base, text)
 
     def pipeline(self, label: str, camera: Any) -> Pipeline:
@@ -98,6 +98,88 @@ class SynthesisConfig:
         if label in self.pipeline_files:
             return Pipeline.from_yaml(self.pipeline_files[label])
         return Pipeline.preset(label, camera=camera)
+
+
+@dataclass(frozen=True)
+class ForensicsConfig:
+    """A parsed drift-forensics experiment (see :mod:`ispkit.drift.forensics` for the YAML)."""
+
+    name: str
+    dataset: DatasetConfig
+    pipeline_label: str
+    pipeline_files: dict[str, Path]
+    checkpoint: Path | None
+    model: ModelConfig | None
+    training: TrainConfig
+    folds: int
+    fold: int
+    samples: int | None
+    subsets: tuple[str, ...]
+    lambdas: tuple[float, ...]
+    distance: str
+    steps: int
+    lr: float
+    batch_size: int
+    tolerance: float
+    seed: int = 0
+    device: str = "auto"
+    text: str = ""
+
+    @classmethod
+    def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> ForensicsConfig:
+        data, loc = load_yaml(path_or_text)
+        base, text = _origin(loc, path_or_text)
+        return _parse_forensics(data, loc, base, text)
+
+    def pipeline(self, camera: Any) -> Pipeline:
+        """The reference pipeline (a preset, or a YAML file)."""
+        if self.pipeline_label in self.pipeline_files:
+            return Pipeline.from_yaml(self.pipeline_files[self.pipeline_label])
+        return Pipeline.preset(self.pipeline_label, camera=camera)
+
+
+ARMS = ("learned", "frozen", "raw")
+"""Drift-adjustment arms: pipeline trained jointly, pipeline frozen, model on the packed raw mosaic."""
+
+
+@dataclass(frozen=True)
+class AdjustmentConfig:
+    """A parsed drift-adjustment experiment (see :mod:`ispkit.drift.adjustment` for the YAML)."""
+
+    name: str
+    dataset: DatasetConfig
+    pipeline_label: str
+    pipeline_files: dict[str, Path]
+    intensities: tuple[float, ...]
+    gain: float | None
+    read_noise: float | None
+    arms: tuple[str, ...]
+    model: ModelConfig
+    training: TrainConfig
+    pipeline_lr: float
+    folds: int
+    seed: int = 0
+    device: str = "auto"
+    text: str = ""
+
+    @classmethod
+    def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> AdjustmentConfig:
+        data, loc = load_yaml(path_or_text)
+        base, text = _origin(loc, path_or_text)
+        return _parse_adjustment(data, loc, base, text)
+
+    def pipeline(self, camera: Any) -> Pipeline:
+        """The starting pipeline of the learned arm (and the frozen arm's pipeline)."""
+        if self.pipeline_label in self.pipeline_files:
+            return Pipeline.from_yaml(self.pipeline_files[self.pipeline_label])
+        return Pipeline.preset(self.pipeline_label, camera=camera)
+
+
+def _origin(loc: Locator, path_or_text: Any) -> tuple[Path, str]:
+    """The folder relative paths are resolved against, and the document's text."""
+    if loc.source == "<string>":
+        return Path.cwd(), str(path_or_text)
+    return Path(loc.source).parent, Path(loc.source).read_text(encoding="utf-8")
 
 
 _TOP = ("name", "seed", "device", "dataset", "pipelines", "model", "training", "folds", "corruptions")
@@ -154,22 +236,26 @@ def _pipelines(value: Any, loc: Locator, path: tuple, base: Path, files: dict[st
     return tuple(labels)
 
 
-def _parse(data: Any, loc: Locator, base: Path, text: str) -> SynthesisConfig:
+def _header(data: Any, loc: Locator, allowed: tuple[str, ...], default_name: str) -> tuple[dict[str, Any], str, int, str]:
+    """The top mapping, checked against ``allowed``, and its name, seed and device."""
     top = _mapping(data, loc, (), "the experiment")
-    loc.check_keys(top, _TOP, (), "unknown experiment key")
-    name = str(top.get("name", Path(loc.source).stem if loc.source != "<string>" else "synthesis"))
+    loc.check_keys(top, allowed, (), "unknown experiment key")
+    name = str(top.get("name", Path(loc.source).stem if loc.source != "<string>" else default_name))
     seed = _int(top.get("seed", 0), loc, ("seed",), 0)
     device = top.get("device", "auto")
     if device not in ("auto", "cpu") and not str(device).startswith("cuda"):
         loc.error(("device",), f"expected 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    return top, name, seed, str(device)
+
+
+def _dataset(top: dict[str, Any], loc: Locator, base: Path) -> DatasetConfig:
+    from ..data.published import intensity_folder
 
     ds = _mapping(_require(top, "dataset", loc, ()), loc, ("dataset",), "dataset")
     loc.check_keys(ds, ("kind", "root", "intensity", "camera", "synthetic"), ("dataset",), "unknown dataset key")
     kind = _require(ds, "kind", loc, ("dataset",))
     if kind not in DATASET_KINDS:
         loc.error(("dataset", "kind"), f"expected one of {sorted(DATASET_KINDS)}, got {kind!r}")
-    from ..data.published import intensity_folder
-
     intensity = ds.get("intensity", 1.0)
     try:
         intensity_folder(intensity)
@@ -179,8 +265,34 @@ def _parse(data: Any, loc: Locator, base: Path, text: str) -> SynthesisConfig:
     allowed = ("n", "seed", "size") if kind == "microscopy" else ("n_frames", "seed", "height", "width", "cars_per_frame")
     if synthetic is not None:
         loc.check_keys(synthetic, allowed, ("dataset", "synthetic"), f"unknown synthetic {kind} setting")
-    dataset = DatasetConfig(kind, (base / str(_require(ds, "root", loc, ("dataset",)))).resolve(), float(intensity), ds.get("camera"), synthetic)
+    return DatasetConfig(kind, (base / str(_require(ds, "root", loc, ("dataset",)))).resolve(), float(intensity), ds.get("camera"), synthetic)
 
+
+def _model(md: dict[str, Any], loc: Locator, task: str, kind: str, extra: tuple[str, ...] = ()) -> ModelConfig:
+    from ..tasks.registry import task_models
+
+    loc.check_keys(md, ("name", "downsample", "options", *extra), ("model",), "unknown model key")
+    models = task_models()
+    model_name = _require(md, "name", loc, ("model",))
+    if model_name not in models:
+        loc.error(("model", "name"), f"unknown task model {model_name!r}: {close_matches(str(model_name), sorted(models))}")
+    if models[model_name].task != task:
+        loc.error(("model", "name"), f"{model_name!r} is a {models[model_name].task} model but dataset kind {kind!r} is a {task} task")
+    return ModelConfig(model_name, _int(md.get("downsample", 1), loc, ("model", "downsample"), 1), dict(_mapping(md.get("options"), loc, ("model", "options"), "model.options")))
+
+
+def _training(top: dict[str, Any], loc: Locator, seed: int) -> TrainConfig:
+    tr = _mapping(top.get("training"), loc, ("training",), "training")
+    loc.check_keys(tr, ("epochs", "batch_size", "lr", "weight_decay", "augment"), ("training",), "unknown training key")
+    try:
+        return TrainConfig(seed=seed, **tr)
+    except (ISPKitError, TypeError) as exc:
+        loc.error(("training",), str(exc))
+
+
+def _parse(data: Any, loc: Locator, base: Path, text: str) -> SynthesisConfig:
+    top, name, seed, device = _header(data, loc, _TOP, "synthesis")
+    dataset = _dataset(top, loc, base)
     pl = _mapping(_require(top, "pipelines", loc, ()), loc, ("pipelines",), "pipelines")
     loc.check_keys(pl, ("train", "test"), ("pipelines",), "unknown pipelines key")
     files: dict[str, Path] = {}
@@ -189,26 +301,8 @@ def _parse(data: Any, loc: Locator, base: Path, text: str) -> SynthesisConfig:
     missing = [p for p in train if p not in test]
     if missing:
         loc.error(("pipelines", "test"), f"every train pipeline must also be a test pipeline (for its in-distribution score); missing {missing}")
-
-    md = _mapping(_require(top, "model", loc, ()), loc, ("model",), "model")
-    loc.check_keys(md, ("name", "downsample", "options"), ("model",), "unknown model key")
-    from ..tasks.registry import task_models
-
-    models = task_models()
-    model_name = _require(md, "name", loc, ("model",))
-    if model_name not in models:
-        loc.error(("model", "name"), f"unknown task model {model_name!r}: {close_matches(str(model_name), sorted(models))}")
-    if models[model_name].task != dataset.task:
-        loc.error(("model", "name"), f"{model_name!r} is a {models[model_name].task} model but dataset kind {kind!r} is a {dataset.task} task")
-    model = ModelConfig(model_name, _int(md.get("downsample", 1), loc, ("model", "downsample"), 1), dict(_mapping(md.get("options"), loc, ("model", "options"), "model.options")))
-
-    tr = _mapping(top.get("training"), loc, ("training",), "training")
-    loc.check_keys(tr, ("epochs", "batch_size", "lr", "weight_decay", "augment"), ("training",), "unknown training key")
-    try:
-        training = TrainConfig(seed=seed, **tr)
-    except (ISPKitError, TypeError) as exc:
-        loc.error(("training",), str(exc))
-
+    model = _model(_mapping(_require(top, "model", loc, ()), loc, ("model",), "model"), loc, dataset.task, dataset.kind)
+    training = _training(top, loc, seed)
     folds = _int(top.get("folds", 5), loc, ("folds",), 2)
 
     cr = _mapping(top.get("corruptions"), loc, ("corruptions",), "corruptions")
@@ -224,5 +318,104 @@ def _parse(data: Any, loc: Locator, base: Path, text: str) -> SynthesisConfig:
     if scale != "auto" and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0):
         loc.error(("corruptions", "scale"), f"expected 'auto' or a positive number, got {scale!r}")
     corruptions = CorruptionConfig(tuple(names), tuple(severities), None if scale == "auto" else float(scale))
-    return SynthesisConfig(name, dataset, train, test, files, model, training, folds, corruptions, seed, str(device), text)
+    return SynthesisConfig(name, dataset, train, test, files, model, training, folds, corruptions, seed, device, text)
 
+
+_FORENSICS_TOP = ("name", "seed", "device", "dataset", "pipeline", "model", "training", "split", "samples", "subsets", "lambdas", "distance", "optimisation", "tolerance")
+
+
+def _number(value: Any, loc: Locator, path: tuple, *, low: float, high: float = math.inf, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        loc.error(path, f"expected {what}, got {value!r}")
+    return float(value)
+
+
+def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> ForensicsConfig:
+    from ..registry import get_registry
+
+    top, name, seed, device = _header(data, loc, _FORENSICS_TOP, "forensics")
+    dataset = _dataset(top, loc, base)
+    files: dict[str, Path] = {}
+    label = _pipelines([_require(top, "pipeline", loc, ())], loc, ("pipeline",), base, files)[0]
+    camera = dataset.camera or ("microscopy" if dataset.kind == "microscopy" else "drone")
+    reference = Pipeline.from_yaml(files[label]) if label in files else Pipeline.preset(label, camera=camera)
+
+    md = _mapping(_require(top, "model", loc, ()), loc, ("model",), "model")
+    checkpoint, model = None, None
+    if "checkpoint" in md:
+        loc.check_keys(md, ("checkpoint",), ("model",), "with a checkpoint, unexpected model key")
+        checkpoint = (base / str(md["checkpoint"])).resolve()  # may be written by a study run before this one
+    else:
+        model = _model(md, loc, dataset.task, dataset.kind)
+    training = _training(top, loc, seed)
+
+    sp = _mapping(top.get("split"), loc, ("split",), "split")
+    loc.check_keys(sp, ("folds", "fold"), ("split",), "unknown split key")
+    folds = _int(sp.get("folds", 5), loc, ("split", "folds"), 2)
+    fold = _int(sp.get("fold", 0), loc, ("split", "fold"), 0)
+    if fold >= folds:
+        loc.error(("split", "fold"), f"fold {fold} does not exist with {folds} folds (folds are numbered from 0)")
+    samples = top.get("samples")
+    if samples is not None:
+        samples = _int(samples, loc, ("samples",), 1)
+
+    trainable = {s.name for s in reference.stages if any(p.differentiable and p.dtype is float for p in s.stage.params)}
+    subsets = top.get("subsets", "all")
+    if subsets == "all":
+        subsets = ["all", *[s.name for s in reference.stages if s.name in trainable]]
+    if not isinstance(subsets, list) or not subsets:
+        loc.error(("subsets",), f"expected 'all' or a list of 'all' and stage names, got {subsets!r}")
+    for i, subset in enumerate(subsets):
+        if subset != "all" and subset not in trainable:
+            names = [s.name for s in reference.stages]
+            why = "has no differentiable parameters" if subset in names else f"is not a stage of {label!r} ({', '.join(names)})"
+            loc.error(("subsets", i), f"subset {subset!r} {why}")
+
+    lambdas = top.get("lambdas", [0.0, 0.1, 1.0, 10.0, 100.0])
+    if not isinstance(lambdas, list) or not lambdas:
+        loc.error(("lambdas",), f"expected a non-empty list of λ >= 0 (.inf allowed), got {lambdas!r}")
+    lambdas = [_number(v, loc, ("lambdas", i), low=0.0, what="λ >= 0 (.inf allowed)") for i, v in enumerate(lambdas)]
+
+    distance = top.get("distance", "l2")
+    found = get_registry().distances()
+    if distance not in found:
+        loc.error(("distance",), f"unknown distance {distance!r}: {close_matches(str(distance), sorted(found))}")
+
+    op = _mapping(top.get("optimisation"), loc, ("optimisation",), "optimisation")
+    loc.check_keys(op, ("steps", "lr", "batch_size"), ("optimisation",), "unknown optimisation key")
+    steps = _int(op.get("steps", 50), loc, ("optimisation", "steps"), 1)
+    lr = _number(op.get("lr", 0.01), loc, ("optimisation", "lr"), low=1e-12, high=1e6, what="a learning rate > 0")
+    batch = _int(op.get("batch_size", 32), loc, ("optimisation", "batch_size"), 1)
+    tolerance = _number(top.get("tolerance", 0.05), loc, ("tolerance",), low=0.0, high=1.0, what="a tolerance in [0, 1]")
+    return ForensicsConfig(
+        name, dataset, label, files, checkpoint, model, training, folds, fold, samples, tuple(subsets), tuple(lambdas),
+        distance, steps, lr, batch, tolerance, seed, device, text,
+    )  # fmt: skip
+
+
+_ADJUSTMENT_TOP = ("name", "seed", "device", "dataset", "pipeline", "intensities", "sensor", "arms", "model", "training", "pipeline_lr", "folds")
+
+
+def _parse_adjustment(data: Any, loc: Locator, base: Path, text: str) -> AdjustmentConfig:
+    top, name, seed, device = _header(data, loc, _ADJUSTMENT_TOP, "adjustment")
+    dataset = _dataset(top, loc, base)
+    files: dict[str, Path] = {}
+    label = _pipelines([_require(top, "pipeline", loc, ())], loc, ("pipeline",), base, files)[0]
+    intensities = top.get("intensities", [0.001, 1.0])
+    if not isinstance(intensities, list) or not intensities:
+        loc.error(("intensities",), f"expected a non-empty list of intensity factors in (0, 1], got {intensities!r}")
+    intensities = [_number(v, loc, ("intensities", i), low=1e-9, high=1.0, what="an intensity factor in (0, 1]") for i, v in enumerate(intensities)]
+    sensor = _mapping(top.get("sensor"), loc, ("sensor",), "sensor")
+    loc.check_keys(sensor, ("gain", "read_noise"), ("sensor",), "unknown sensor key")
+    gain = _number(sensor["gain"], loc, ("sensor", "gain"), low=1e-9, what="a gain > 0 (DN per electron)") if "gain" in sensor else None
+    read_noise = _number(sensor["read_noise"], loc, ("sensor", "read_noise"), low=0.0, what="a read noise >= 0 (electrons)") if "read_noise" in sensor else None
+    arms = top.get("arms", list(ARMS))
+    if not isinstance(arms, list) or not arms or any(a not in ARMS for a in arms) or len(set(arms)) != len(arms):
+        loc.error(("arms",), f"expected a list of distinct arms from {list(ARMS)}, got {arms!r}")
+    model = _model(_mapping(_require(top, "model", loc, ()), loc, ("model",), "model"), loc, dataset.task, dataset.kind)
+    if "raw" in arms and model.downsample > 1 and model.downsample % 2:
+        loc.error(("model", "downsample"), f"the raw arm packs the mosaic to half resolution, so downsample must be 1 or even, got {model.downsample}")
+    training = _training(top, loc, seed)
+    pipeline_lr = _number(top.get("pipeline_lr", 0.01), loc, ("pipeline_lr",), low=1e-12, high=1e6, what="a learning rate > 0")
+    folds = _int(top.get("folds", 5), loc, ("folds",), 2)
+    return AdjustmentConfig(name, dataset, label, files, tuple(intensities), gain, read_noise, tuple(arms), model, training, pipeline_lr, folds, seed, device, text)

@@ -374,10 +374,17 @@ def _page(
     parts += ["<h2>Rankings</h2>", _rankings(results), "<h2>Corruptions</h2>", _corruption_table(results)]
     if config_text is not None:
         parts += ["<h2>Configuration</h2>", f"<pre>{_e(config_text)}</pre>"]
-    body = "\n".join(parts)
+    return _html_document(title, "\n".join(parts))
+
+
+def _html_document(title: str, body: str, extra_css: str = "") -> str:
+    """A complete HTML page: doctype, ``<head>`` with the escaped ``title`` and the inline CSS, ``body`` as is.
+
+    ``extra_css`` is appended to the shared stylesheet; ``body`` must already be escaped.
+    """
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+        f"<title>{_e(title)}</title>\n<style>{_CSS}{extra_css}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
 
 

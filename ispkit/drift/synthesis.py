@@ -41,7 +41,7 @@ from ..data.splits import grouped_stratified_kfold
 from ..errors import InputError
 from ..io import atomic_write_text
 from ..pipeline import Pipeline
-from ..tasks.base import downsample_views
+from ..tasks.base import TaskNetwork, downsample_views
 from ..tasks.checkpoint import save_checkpoint
 from ..tasks.metrics import PRIMARY_METRIC
 from ..tasks.registry import build_network
@@ -50,7 +50,7 @@ from .config import DatasetConfig, SynthesisConfig
 from .results import SynthesisResults
 from .tracking import make_tracker
 
-__all__ = ["RawSet", "load_raw_set", "ViewBank", "run_synthesis", "resolve_device"]
+__all__ = ["RawSet", "load_raw_set", "ViewBank", "run_synthesis", "resolve_device", "seeded_network"]
 
 Progress = Callable[[str], None]
 
@@ -219,13 +219,21 @@ def _evaluate_unit(network: torch.nn.Module, bank: ViewBank, data: RawSet, confi
     return {"pipelines": scores, "corruptions": corrupted}
 
 
-def _train_unit(unit_dir: Path, bank: ViewBank, data: RawSet, config: SynthesisConfig, label: str, fold: int, train: np.ndarray, test: np.ndarray, device: torch.device, clock: _Clock, tracker: Any, units: tuple[int, int]) -> dict[str, Any]:
-    p = config.train_pipelines.index(label)
-    seed = _unit_seed(config.seed, p, fold)
+def seeded_network(model: Any, data: RawSet, seed: int, device: torch.device, *, downsample: int | None = None, in_channels: int = 3) -> TaskNetwork:
+    """Build ``model`` (a :class:`~ispkit.drift.config.ModelConfig`) for ``data``'s task, initialised from ``seed``
+    without touching the global random state."""
     outputs = len(data.classes) if data.classes is not None else 1
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        network = build_network(config.model.name, outputs, options=config.model.options, downsample=config.model.downsample, classes=data.classes).to(device)
+        network = build_network(model.name, outputs, options=model.options, downsample=model.downsample if downsample is None else downsample,
+                                classes=data.classes, in_channels=in_channels)  # fmt: skip
+    return network.to(device)
+
+
+def _train_unit(unit_dir: Path, bank: ViewBank, data: RawSet, config: SynthesisConfig, label: str, fold: int, train: np.ndarray, test: np.ndarray, device: torch.device, clock: _Clock, tracker: Any, units: tuple[int, int]) -> dict[str, Any]:
+    p = config.train_pipelines.index(label)
+    seed = _unit_seed(config.seed, p, fold)
+    network = seeded_network(config.model, data, seed, device)
     metric = PRIMARY_METRIC[data.task]
     name = f"{label} fold {fold + 1}/{config.folds}"
     tracker.start_unit(f"{label}/fold{fold}", {"train_pipeline": label, "fold": fold, "seed": seed, "train_size": len(train), "test_size": len(test)})

@@ -2,8 +2,13 @@
 
 A task model is registered as a :class:`TaskModel` (``ispkit_task_models`` hook): a
 name, the task it solves and a ``build(outputs, **options)`` factory returning a plain
-:class:`torch.nn.Module` that maps a normalised view batch ``(N, 3, H, W)`` to logits,
-``(N, outputs)`` for classification or ``(N, outputs, H, W)`` for segmentation.
+:class:`torch.nn.Module` that maps a normalised view batch ``(N, C, H, W)`` to logits,
+``(N, outputs)`` for classification or ``(N, outputs, H, W)`` for segmentation. ``C`` is
+the model's number of input channels: 3 for RGB views (the default), 4 for a packed
+Bayer mosaic (:func:`ispkit.cfa.pack_bayer`, the raw arm of drift adjustment, Oala et
+al., TMLR 2023, §5.3). Factories that support other channel counts take an
+``in_channels`` keyword (all built-ins do); it is only passed when it is not 3, so a
+factory without it still builds RGB models.
 
 :class:`TaskNetwork` puts that module behind the two things a view needs before a
 model sees it and that must travel with the trained weights: the spatial downsampling
@@ -24,7 +29,7 @@ from torch import nn
 
 from ..errors import InputError, ParameterError
 
-__all__ = ["TASKS", "TaskModel", "TaskNetwork", "downsample_views", "load_weights"]
+__all__ = ["TASKS", "TaskModel", "TaskNetwork", "check_in_channels", "downsample_views", "load_weights"]
 
 TASKS = ("classification", "segmentation")
 
@@ -42,7 +47,8 @@ class TaskModel:
     build
         ``build(outputs, **options) -> nn.Module``; ``outputs`` is the number of
         classes (classification) or of output channels (segmentation, 1 for a
-        binary mask).
+        binary mask). A factory that accepts ``in_channels=`` (default 3) can build
+        models for inputs other than RGB views.
     summary
         One line for listings (``ispkit models``).
     """
@@ -67,6 +73,17 @@ def downsample_views(views: torch.Tensor, factor: int) -> torch.Tensor:
     return views if _check_factor(factor) == 1 else nn.functional.avg_pool2d(views, factor)
 
 
+def check_in_channels(in_channels: Any, *, what: str = "task model") -> int:
+    """Return ``in_channels`` if it is a positive integer, else raise :class:`InputError`.
+
+    >>> check_in_channels(4)
+    4
+    """
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+        raise InputError(f"{what}: in_channels must be a positive integer, got {in_channels!r}")
+    return in_channels
+
+
 def _check_factor(factor: Any) -> int:
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
         raise ParameterError(f"downsample factor must be an integer >= 1, got {factor!r}")
@@ -86,6 +103,16 @@ class TaskNetwork(nn.Module):
         Integer average-pooling factor applied to views by :meth:`prepare`.
     classes
         Class names (classification) for readable predictions.
+    in_channels
+        Number of channels of the prepared views (3 for RGB views, 4 for packed
+        Bayer mosaics); sizes the ``mean`` and ``std`` buffers and is checked in
+        :meth:`forward`. It must match what ``net`` expects.
+
+    Examples
+    --------
+    >>> network = TaskNetwork(nn.Identity(), name="id", task="classification", outputs=2, in_channels=4)
+    >>> network.mean.shape, network(torch.zeros(1, 4, 2, 2)).shape
+    (torch.Size([4]), torch.Size([1, 4, 2, 2]))
     """
 
     def __init__(
@@ -98,6 +125,7 @@ class TaskNetwork(nn.Module):
         options: dict[str, Any] | None = None,
         downsample: int = 1,
         classes: list[str] | None = None,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
         self.net = net
@@ -105,8 +133,9 @@ class TaskNetwork(nn.Module):
         self.options = dict(options or {})
         self.downsample = _check_factor(downsample)
         self.classes = list(classes) if classes is not None else None
-        self.register_buffer("mean", torch.zeros(3))
-        self.register_buffer("std", torch.ones(3))
+        self.in_channels = check_in_channels(in_channels, what=f"task network {name!r}")
+        self.register_buffer("mean", torch.zeros(self.in_channels))
+        self.register_buffer("std", torch.ones(self.in_channels))
 
     def prepare(self, views: torch.Tensor) -> torch.Tensor:
         """Downsample full-resolution views to the network's input resolution."""
@@ -114,15 +143,23 @@ class TaskNetwork(nn.Module):
 
     @torch.no_grad()
     def fit_normalization(self, prepared: torch.Tensor) -> None:
-        """Set the per-channel mean and std from prepared training views ``(N, 3, h, w)``."""
+        """Set the per-channel mean and std from prepared training views ``(N, C, h, w)``."""
+        self._check_prepared(prepared)
         self.mean.copy_(prepared.mean(dim=(0, 2, 3)))
         self.std.copy_(prepared.std(dim=(0, 2, 3)).clamp_min(1e-6))
 
     def forward(self, prepared: torch.Tensor) -> torch.Tensor:
-        """Logits for prepared views ``(N, 3, h, w)``."""
-        if prepared.ndim != 4 or prepared.shape[1] != 3:
-            raise InputError(f"{self.name}: expected prepared views (N, 3, H, W), got shape {tuple(prepared.shape)}")
+        """Logits for prepared views ``(N, C, h, w)`` with ``C = in_channels``."""
+        self._check_prepared(prepared)
         return self.net((prepared - self.mean[:, None, None]) / self.std[:, None, None])
+
+    def _check_prepared(self, prepared: torch.Tensor) -> None:
+        c = self.in_channels
+        if prepared.ndim != 4 or prepared.shape[1] != c:
+            got = f"{prepared.shape[1]} channels, " if prepared.ndim == 4 else ""
+            raise InputError(
+                f"{self.name}: expected prepared views (N, {c}, H, W) with {c} channels, got {got}shape {tuple(prepared.shape)}"
+            )
 
     def predict(self, views: torch.Tensor) -> torch.Tensor:
         """Logits for full-resolution views: ``forward(prepare(views))``."""

@@ -2,7 +2,8 @@
 
 A checkpoint is a ``torch.save`` file of plain values (loadable with
 ``weights_only=True``): the registry name and options of the model, its task, number
-of outputs, class names, input downsampling, normalisation and weights, plus the YAML
+of outputs, class names, number of input channels (3 for RGB views, 4 for packed
+Bayer mosaics), input downsampling, normalisation and weights, plus the YAML
 of the pipeline whose views it was trained on and free-form metadata. The napari
 plugin and :func:`load_checkpoint` rebuild the network from it alone.
 """
@@ -23,6 +24,7 @@ from .base import TaskNetwork
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "FORMAT"]
 
 FORMAT = "ispkit-task-model/1"
+_KEYS = ("model", "outputs", "options", "in_channels", "downsample", "classes", "state_dict", "pipeline_yaml", "metadata")
 
 
 @dataclass
@@ -49,6 +51,7 @@ def save_checkpoint(
         "task": network.task,
         "outputs": network.outputs,
         "options": network.options,
+        "in_channels": network.in_channels,
         "downsample": network.downsample,
         "classes": network.classes,
         "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
@@ -72,8 +75,16 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise InputError(f"{path} is not an ispkit task-model checkpoint (expected format {FORMAT!r}, found {found!r})")
+    missing = [key for key in _KEYS if key not in payload]
+    if missing:
+        raise InputError(f"{path}: task-model checkpoint lacks {', '.join(map(repr, missing))}")
     network = build_network(
-        payload["model"], payload["outputs"], options=payload["options"], downsample=payload["downsample"], classes=payload["classes"]
+        payload["model"],
+        payload["outputs"],
+        options=payload["options"],
+        downsample=payload["downsample"],
+        classes=payload["classes"],
+        in_channels=payload["in_channels"],
     )
     network.load_state_dict(payload["state_dict"])
     network.to(map_location).eval()

@@ -95,7 +95,7 @@ def fit(
     train_index: Sequence[int] | torch.Tensor,
     config: TrainConfig = TrainConfig(),
     *,
-    parameters: Iterable[torch.nn.Parameter] | None = None,
+    parameters: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]] | None = None,
     validation_index: Sequence[int] | torch.Tensor | None = None,
     on_epoch: Callable[[int, float, dict[str, float]], None] | None = None,
     state_path: str | os.PathLike[str] | None = None,
@@ -117,8 +117,9 @@ def fit(
     config
         :class:`TrainConfig`.
     parameters
-        What Adam optimises (default: the network's parameters); joint training passes
-        the pipeline's parameters too.
+        What Adam optimises (default: the network's parameters): parameters, or Adam
+        parameter groups (dicts with ``params`` and e.g. their own ``lr``); joint
+        training passes the pipeline's parameters too.
     validation_index
         If given, evaluated after every epoch (recorded in the history).
     on_epoch

@@ -114,6 +114,62 @@ class TestTaskNetwork:
         assert torch.autograd.gradcheck(network, (x,))
 
 
+class TestTaskNetworkChannels:
+    def test_buffers_sized_by_in_channels(self):
+        network = _network(in_channels=4)
+        assert network.in_channels == 4
+        assert torch.equal(network.mean, torch.zeros(4)) and torch.equal(network.std, torch.ones(4))
+        assert _network().in_channels == 3
+
+    def test_four_channels_normalise_per_channel(self):
+        g = torch.Generator().manual_seed(0)
+        scale, shift = torch.tensor([1.0, 2.0, 4.0, 0.5]), torch.tensor([0.0, 1.0, -3.0, 2.0])
+        prepared = torch.rand(4, 4, 5, 6, generator=g) * scale[:, None, None] + shift[:, None, None]
+        network = _network(in_channels=4)
+        network.fit_normalization(prepared)
+        for c in range(4):
+            assert network.mean[c].item() == pytest.approx(prepared[:, c].mean().item(), rel=1e-6)
+            assert network.std[c].item() == pytest.approx(prepared[:, c].std().item(), rel=1e-6)
+        out = network(prepared)
+        assert torch.equal(out, (prepared - network.mean.view(1, 4, 1, 1)) / network.std.view(1, 4, 1, 1))
+        assert torch.allclose(out.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-5)
+        assert torch.allclose(out.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-5)
+
+    @pytest.mark.parametrize("channels", [1, 2, 6])
+    def test_any_channel_count(self, channels):
+        network = _network(in_channels=channels)
+        network.fit_normalization(torch.rand(2, channels, 3, 3) * 2 + 1)
+        assert network.mean.shape == network.std.shape == (channels,)
+        assert network.predict(torch.rand(1, channels, 3, 3)).shape == (1, channels, 3, 3)
+
+    def test_rejects_three_channels_naming_expected_and_got(self):
+        network = _network(in_channels=4)
+        with pytest.raises(InputError, match=r"identity: expected prepared views \(N, 4, H, W\) with 4 channels, got 3 channels, shape \(2, 3, 8, 8\)"):
+            network(torch.zeros(2, 3, 8, 8))
+        with pytest.raises(InputError, match="with 4 channels, got 3 channels"):
+            network.predict(torch.zeros(1, 3, 8, 8))
+
+    def test_fit_normalization_checks_channels(self):
+        network = _network(in_channels=4)
+        with pytest.raises(InputError, match="with 4 channels, got 3 channels"):
+            network.fit_normalization(torch.rand(2, 3, 4, 4))
+        assert torch.equal(network.mean, torch.zeros(4))
+
+    @pytest.mark.parametrize("channels", [0, -1, True, 4.0, "4", None])
+    def test_bad_in_channels(self, channels):
+        with pytest.raises(InputError, match=r"task network 'identity': in_channels must be a positive integer"):
+            _network(in_channels=channels)
+
+    def test_state_dict_loads_only_into_same_channel_count(self):
+        source = _network(in_channels=4)
+        source.mean.copy_(torch.arange(4.0))
+        target = _network(in_channels=4)
+        target.load_state_dict(source.state_dict())
+        assert torch.equal(target.mean, torch.arange(4.0))
+        with pytest.raises(RuntimeError, match="size mismatch"):
+            _network().load_state_dict(source.state_dict())
+
+
 class _Backbone(nn.Module):
     def __init__(self, outputs: int) -> None:
         super().__init__()

@@ -66,6 +66,41 @@ class TestRoundTrip:
         assert payload["format"] == FORMAT == "ispkit-task-model/1"
         assert payload["model"] == "small_cnn" and payload["classes"] == ["a", "b", "c"]
 
+    def test_payload_records_in_channels(self, trained, tmp_path):
+        network, _ = trained
+        payload = torch.load(save_checkpoint(tmp_path / "m.pt", network), weights_only=True)
+        assert payload["in_channels"] == 3 and payload["format"] == FORMAT
+
+
+class TestFourChannels:
+    def test_round_trip_reproduces_predictions(self, tmp_path):
+        torch.manual_seed(0)
+        packed = torch.rand(8, 4, 16, 16, generator=torch.Generator().manual_seed(2))
+        labels = torch.arange(8) % 2
+        network = build_network("small_cnn", 2, options={"widths": (4, 8)}, in_channels=4, classes=["x", "y"])
+        fit(network, lambda index: network.prepare(packed[index]), labels, torch.arange(8), TrainConfig(epochs=1, batch_size=4, seed=0))
+        network.eval()
+        assert network.mean.shape == (4,) and not torch.equal(network.std, torch.ones(4))
+        path = save_checkpoint(tmp_path / "raw.pt", network, metadata={"arm": "raw"})
+        assert torch.load(path, weights_only=True)["in_channels"] == 4
+        loaded = load_checkpoint(path).network
+        assert loaded.in_channels == 4 and loaded.net[0].in_channels == 4
+        assert torch.equal(loaded.mean, network.mean) and torch.equal(loaded.std, network.std)
+        with torch.no_grad():
+            assert torch.equal(loaded.predict(packed), network.predict(packed))
+        with pytest.raises(InputError, match="with 4 channels, got 3 channels"):
+            loaded.predict(torch.rand(1, 3, 16, 16))
+
+    def test_segmentation_round_trip(self, tmp_path):
+        torch.manual_seed(0)
+        network = build_network("small_unet", 1, options={"width": 4}, in_channels=4).eval()
+        network.mean.copy_(torch.tensor([0.1, 0.2, 0.3, 0.4]))
+        loaded = load_checkpoint(save_checkpoint(tmp_path / "seg.pt", network)).network
+        x = torch.rand(1, 4, 16, 16)
+        with torch.no_grad():
+            assert torch.equal(loaded(x), network(x))
+
+
 
 class TestErrors:
     def test_missing_file(self, tmp_path):
@@ -96,6 +131,15 @@ class TestErrors:
         torch.save(torch.zeros(3), tmp_path / "tensor.pt")
         with pytest.raises(InputError, match="found 'Tensor'"):
             load_checkpoint(tmp_path / "tensor.pt")
+
+    def test_missing_in_channels(self, trained, tmp_path):
+        network, _ = trained
+        path = save_checkpoint(tmp_path / "m.pt", network)
+        payload = torch.load(path, weights_only=True)
+        del payload["in_channels"]
+        torch.save(payload, path)
+        with pytest.raises(InputError, match="task-model checkpoint lacks 'in_channels'"):
+            load_checkpoint(path)
 
     def test_overwrite_false_keeps_existing_file(self, trained, tmp_path):
         network, _ = trained

@@ -111,6 +111,61 @@ class TestBuildNetwork:
             build_network("small_cnn", 2, options={"depth": 3})
 
 
+class TestInChannels:
+    def test_small_cnn(self, registry):
+        network = build_network("small_cnn", 5, in_channels=4, options={"widths": (4, 8)}).eval()
+        assert network.in_channels == 4 and network.options == {"widths": (4, 8)}
+        assert network.net[0].in_channels == 4 and network.mean.shape == (4,)
+        assert network(torch.rand(2, 4, 16, 16)).shape == (2, 5)
+
+    def test_small_unet(self, registry):
+        network = build_network("small_unet", 2, in_channels=4, options={"width": 4}).eval()
+        assert network.net.enc1[0].in_channels == 4
+        assert network(torch.rand(2, 4, 16, 16)).shape == (2, 2, 16, 16)
+
+    def test_resnet18(self, registry):
+        network = build_network("resnet18", 9, in_channels=4).eval()
+        conv1 = network.net.conv1
+        assert (conv1.in_channels, conv1.out_channels, conv1.kernel_size, conv1.stride, conv1.padding) == (4, 64, (7, 7), (2, 2), (3, 3))
+        assert conv1.bias is None
+        with torch.no_grad():
+            assert network(torch.rand(1, 4, 64, 64)).shape == (1, 9)
+
+    def test_unetplusplus(self, registry):
+        network = build_network("unetplusplus", 1, in_channels=4, options={"encoder": "resnet18"}).eval()
+        assert network.net.encoder.conv1.in_channels == 4
+        with torch.no_grad():
+            assert network(torch.rand(1, 4, 64, 64)).shape == (1, 1, 64, 64)
+
+    def test_default_is_three(self, registry):
+        network = build_network("small_cnn", 2, options={"widths": (4,)})
+        assert network.in_channels == 3 and network.net[0].in_channels == 3
+
+    def test_resnet18_weights_skip_three_channel_conv1(self, registry, tmp_path):
+        torch.manual_seed(0)
+        source = build_network("resnet18", 1000).net
+        torch.save(source.state_dict(), tmp_path / "imagenet.pt")
+        network = build_network("resnet18", 9, in_channels=4, options={"weights": str(tmp_path / "imagenet.pt")})
+        assert network.net.conv1.weight.shape == (64, 4, 7, 7)
+        assert torch.equal(network.net.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
+        assert torch.equal(network.net.bn1.weight, source.bn1.weight)
+
+    @pytest.mark.parametrize("channels", [0, -3, True, False, 4.0, "4", None])
+    def test_bad_in_channels(self, registry, channels):
+        with pytest.raises(InputError, match=r"task model 'small_cnn': in_channels must be a positive integer"):
+            build_network("small_cnn", 2, in_channels=channels)
+
+    def test_in_channels_in_options_is_rejected(self, registry):
+        with pytest.raises(InputError, match="give in_channels as build_network's argument, not in options"):
+            build_network("small_cnn", 2, options={"in_channels": 4})
+
+    def test_plugin_without_in_channels(self, registry):
+        registry.register(ToyPlugin(), name="toy")
+        assert build_network("toy_linear", 4).in_channels == 3  # not passed when 3
+        with pytest.raises(InputError, match=r"task model 'toy_linear': bad options \{\} \(in_channels=4\).*in_channels"):
+            build_network("toy_linear", 4, in_channels=4)
+
+
 class TestPlugins:
     def test_third_party_model(self):
         registry = Registry(entry_points=False)

@@ -1,0 +1,248 @@
+"""Drift adjustment: train the pipeline's parameters together with the task model.
+
+Oala et al., TMLR 2023, §5.3 (Figure 7). Three arms are trained on the same raw data,
+for each intensity and fold:
+
+``learned``
+    the reference pipeline as a differentiable module whose every continuous parameter
+    is optimised jointly with the task model (its own learning rate ``pipeline_lr``;
+    parameters projected onto their physical bounds after each step);
+``frozen``
+    the same pipeline with its parameters fixed (views computed once);
+``raw``
+    no pipeline: the task model sees the packed raw mosaic, four half-resolution
+    planes (:func:`ispkit.cfa.pack_bayer`).
+
+Low-light data are made with the sensor model from the dataset's raws
+(:func:`ispkit.sensor.scale_exposure`: binomial thinning of the photo-electrons, fresh
+read noise, re-quantisation), e.g. intensity 0.001 as in the paper. The outcome is the
+validation metric per epoch, mean ± std over folds, for every arm and intensity, and
+the final views of the learned pipelines.
+
+An experiment file::
+
+    name: adjustment-microscopy-small
+    dataset: {kind: microscopy, root: ../out/data/synthetic, synthetic: {n: 360}}
+    pipeline: "bi,s,me"              # the start of the learned arm, and the frozen arm
+    intensities: [0.001, 1.0]        # factors applied to the intensity-1.0 raws
+    sensor: {gain: 2.2, read_noise: 1.5}   # default: the camera's (or the synthetic data's)
+    arms: [learned, frozen, raw]
+    model: {name: small_cnn, downsample: 4}
+    training: {epochs: 12, batch_size: 32, lr: 0.003}
+    pipeline_lr: 0.01
+    folds: 3
+
+The run folder holds ``config.yaml``, ``folds.json``,
+``units/<intensity>/<arm>/fold<k>/`` (``result.json`` with the curves, ``model.pt``,
+``pipeline.yaml`` of the learned arm, ``train_state.pt`` while unfinished),
+``results.json``, ``figures/`` and ``report.html``. A rerun skips finished units and
+continues an unfinished one from its last epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..cfa import pack_bayer
+from ..errors import InputError
+from ..io import atomic_write_text
+from ..sensor import scale_exposure
+from ..tasks.base import downsample_views
+from ..tasks.checkpoint import save_checkpoint
+from ..tasks.metrics import PRIMARY_METRIC
+from ..tasks.training import fit
+from .config import AdjustmentConfig
+from .synthesis import RawSet, ViewBank, _Clock, _folds, _prepare_run_dir, _unit_seed, load_raw_set, resolve_device, seeded_network
+from .tracking import make_tracker
+
+__all__ = ["AdjustmentResults", "low_light", "run_adjustment"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class AdjustmentResults:
+    """Validation curves ``curves[intensity][arm]``: array ``(folds, epochs)`` of the primary metric."""
+
+    task: str
+    metric: str
+    pipeline: str
+    intensities: list[float]
+    arms: list[str]
+    folds: int
+    epochs: int
+    curves: dict[str, dict[str, np.ndarray]]
+
+    def final(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """Last-epoch mean and std over folds, per intensity and arm."""
+        return {i: {a: (float(c[:, -1].mean()), float(c[:, -1].std())) for a, c in arms.items()} for i, arms in self.curves.items()}
+
+    def best(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """Mean and std over folds of each fold's best epoch, per intensity and arm."""
+        return {i: {a: (float(c.max(1).mean()), float(c.max(1).std())) for a, c in arms.items()} for i, arms in self.curves.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "curves"}
+        data["curves"] = {i: {a: c.tolist() for a, c in arms.items()} for i, arms in self.curves.items()}
+        data["final"] = self.final()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdjustmentResults:
+        fields = {k: v for k, v in data.items() if k != "final"}
+        fields["curves"] = {i: {a: np.asarray(c, dtype=float) for a, c in arms.items()} for i, arms in data["curves"].items()}
+        return cls(**fields)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> AdjustmentResults:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _intensity_key(intensity: float) -> str:
+    """Folder and dictionary key of an intensity, e.g. ``0.001`` → ``"0.001"``."""
+    return f"{intensity:g}"
+
+
+def _sensor_noise(config: AdjustmentConfig, data: RawSet) -> tuple[float, float]:
+    """Gain and read noise: the config's, else the camera's, else what the synthetic data were made with."""
+    from ..data.synthesize import DRONE_READ_NOISE, MICROSCOPY_NOISE
+
+    gain = config.gain if config.gain is not None else data.camera.gain
+    read_noise = config.read_noise if config.read_noise is not None else data.camera.read_noise
+    marker = config.dataset.root / ("microscopy" if config.dataset.kind == "microscopy" else "drone") / "SYNTHETIC.txt"
+    if marker.exists() and config.dataset.kind == "microscopy":
+        gain = MICROSCOPY_NOISE["gain"] if gain is None else gain
+        read_noise = MICROSCOPY_NOISE["read_noise"] if read_noise is None else read_noise
+    elif marker.exists():
+        read_noise = DRONE_READ_NOISE if read_noise is None else read_noise
+    if gain is None or read_noise is None:
+        raise InputError(
+            f"camera {data.camera.name!r} has no {'gain' if gain is None else 'read noise'}; "
+            "give sensor: {gain: DN per electron, read_noise: electrons} in the experiment"
+        )
+    return float(gain), float(read_noise)
+
+
+def low_light(raws: torch.Tensor, intensity: float, camera: Any, *, gain: float, read_noise: float, seed: int) -> torch.Tensor:
+    """Raws ``(N, 1, H, W)`` as acquired with ``intensity`` times the light (sensor model, seeded)."""
+    if intensity == 1.0:
+        return raws
+    dim = scale_exposure(raws[:, 0].double().numpy(), intensity, camera, seed=seed, gain=gain, read_noise=read_noise)
+    return torch.from_numpy(dim).float()[:, None]
+
+
+def _source(arm: str, raws: torch.Tensor, bank: ViewBank, label: str, module: torch.nn.Module | None, downsample: int, device: torch.device):
+    if arm == "frozen":
+        return bank.source(label)
+    if arm == "raw":
+        packed = downsample_views(pack_bayer(raws), max(downsample // 2, 1)).to(device)
+        return lambda index: packed[torch.as_tensor(index, device=device)]
+    return lambda index: downsample_views(module(raws[torch.as_tensor(index)].to(device)), downsample)
+
+
+def _train_unit(config: AdjustmentConfig, unit: Path, arm: str, intensity: float, fold: int, raws: torch.Tensor, data: RawSet, bank: ViewBank,
+                train: np.ndarray, test: np.ndarray, device: torch.device, clock: _Clock, tracker: Any, number: tuple[int, int]) -> dict[str, Any]:  # fmt: skip
+    seed = _unit_seed(config.seed, config.arms.index(arm), config.intensities.index(intensity), fold)
+    pipeline = bank.pipelines[config.pipeline_label]
+    # the view source prepares the views; the network records the factor for use on full views later
+    downsample = max(config.model.downsample // 2, 1) if arm == "raw" else config.model.downsample
+    network = seeded_network(config.model, data, seed, device, downsample=downsample, in_channels=4 if arm == "raw" else 3)
+    module = pipeline.to_torch(trainable="all").to(device) if arm == "learned" else None
+    parameters: list[Any] = [{"params": list(network.parameters())}]
+    if module is not None:
+        parameters.append({"params": list(module.parameters()), "lr": config.pipeline_lr})
+    source = _source(arm, raws, bank, config.pipeline_label, module, config.model.downsample, device)
+    metric = PRIMARY_METRIC[data.task]
+    name = f"{_intensity_key(intensity)}/{arm}/fold{fold}"
+    tracker.start_unit(name, {"arm": arm, "intensity": intensity, "fold": fold, "seed": seed})
+
+    def on_epoch(epoch: int, loss: float, scores: dict[str, float]) -> None:
+        tracker.log_metrics({"loss": loss, **{f"val_{k}": v for k, v in scores.items()}}, step=epoch)
+        clock.epoch(f"[{number[0]}/{number[1]}] intensity {_intensity_key(intensity)} {arm:7s} fold {fold + 1}/{config.folds}  epoch {epoch}/{config.training.epochs}  loss {loss:.3f}  {metric} {scores[metric]:.3f}")
+
+    training = type(config.training)(**{**config.training.__dict__, "seed": seed})
+    state = unit / "train_state.pt"
+    history = fit(network, source, data.targets, train, training, parameters=parameters, validation_index=test, on_epoch=on_epoch, state_path=state,
+                  after_step=module.project_ if module is not None else None)  # fmt: skip
+    result: dict[str, Any] = {"loss": history.loss, "validation": history.validation}
+    learned_yaml = None
+    if module is not None:
+        learned_yaml = module.to_pipeline().to_yaml()
+        atomic_write_text(unit / "pipeline.yaml", learned_yaml)
+    save_checkpoint(unit / "model.pt", network, pipeline_yaml=learned_yaml if arm == "learned" else (pipeline.to_yaml() if arm == "frozen" else None),
+                    metadata={"experiment": config.name, "arm": arm, "intensity": intensity, "fold": fold, "downsample": config.model.downsample})  # fmt: skip
+    atomic_write_text(unit / "result.json", json.dumps(result))
+    tracker.end_unit()
+    state.unlink(missing_ok=True)
+    return result
+
+
+def run_adjustment(config: AdjustmentConfig, run_dir: str | os.PathLike[str], *, tracking: bool = True, tracking_uri: str | None = None,
+                   progress: Progress | None = None) -> AdjustmentResults:  # fmt: skip
+    """Run (or resume) the adjustment study ``config`` in ``run_dir``; write results, figures and report."""
+    from .adjustment_report import write_adjustment_report
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_run_dir(run_dir, config)
+    device = resolve_device(config.device)
+    data = load_raw_set(config.dataset, progress)
+    if data.task == "segmentation":
+        data.targets = downsample_views(data.targets, config.model.downsample)
+    folds = _folds(run_dir, data, config)
+    gain, read_noise = _sensor_noise(config, data)
+    pipeline = config.pipeline(data.camera)
+    units = [(i, a, k) for i in config.intensities for a in config.arms for k in range(config.folds)]
+    clock = _Clock(progress, len(units) * config.training.epochs)
+    clock.say(f"{config.name}: {len(data.raws)} samples, arms {', '.join(config.arms)}, intensities {', '.join(map(_intensity_key, config.intensities))}, {config.folds} folds, on {device}")
+    params = {"name": config.name, "dataset": config.dataset.__dict__, "pipeline": config.pipeline_label, "model": config.model.__dict__,
+              "training": config.training.__dict__, "pipeline_lr": config.pipeline_lr, "folds": config.folds, "seed": config.seed, "gain": gain, "read_noise": read_noise}  # fmt: skip
+    tracker = make_tracker(run_dir, config.name, params, tracking_uri=tracking_uri, enabled=tracking)
+    curves: dict[str, dict[str, list[list[float]]]] = {}
+    samples: dict[str, torch.Tensor] = {}
+    start = time.perf_counter()
+    try:
+        for intensity in config.intensities:
+            raws = low_light(data.raws, intensity, data.camera, gain=gain, read_noise=read_noise, seed=_unit_seed(config.seed, 10**6, config.intensities.index(intensity)))
+            samples[_intensity_key(intensity)] = raws[folds[0][1][:4]]
+            bank = ViewBank(raws, {config.pipeline_label: pipeline}, downsample=config.model.downsample, device=device, batch_size=config.training.batch_size)
+            for arm in config.arms:
+                for k, (train, test) in enumerate(folds):
+                    number = (units.index((intensity, arm, k)) + 1, len(units))
+                    unit = run_dir / "units" / _intensity_key(intensity) / arm / f"fold{k}"
+                    if (unit / "result.json").exists():
+                        result = json.loads((unit / "result.json").read_text(encoding="utf-8"))
+                        clock.skip(config.training.epochs)
+                    else:
+                        result = _train_unit(config, unit, arm, intensity, k, raws, data, bank, train, test, device, clock, tracker, number)
+                    metric = PRIMARY_METRIC[data.task]
+                    curves.setdefault(_intensity_key(intensity), {}).setdefault(arm, []).append([v[metric] for v in result["validation"]])
+    except BaseException:
+        tracker.end_study("KILLED")
+        raise
+    results = AdjustmentResults(
+        task=data.task, metric=PRIMARY_METRIC[data.task], pipeline=config.pipeline_label, intensities=list(config.intensities), arms=list(config.arms),
+        folds=config.folds, epochs=config.training.epochs, curves={i: {a: np.asarray(c) for a, c in arms.items()} for i, arms in curves.items()},
+    )  # fmt: skip
+    results.save(run_dir / "results.json")
+    report = write_adjustment_report(run_dir, results, pipeline=pipeline, samples=samples, config_text=config.text)
+    final = results.final()
+    tracker.log_metrics({f"final_{metric}/{i}/{a}": m for i, arms in final.items() for a, (m, _) in arms.items() if math.isfinite(m)})
+    for path in (run_dir / "results.json", report, *sorted((run_dir / "figures").glob("*.png"))):
+        tracker.log_artifact(path)
+    tracker.end_study()
+    clock.say(f"done in {time.perf_counter() - start:.0f} s: report at {report}")
+    return results
