@@ -330,6 +330,32 @@ class PipelineModule(nn.Module):
         return x[0] if single else x
 
     @torch.no_grad()
+    def parameter_groups(self, lr: float, *, floor: float = 1e-3) -> list[dict[str, Any]]:
+        """Optimiser parameter groups whose learning rates are relative to each parameter's scale.
+
+        Pipeline parameters live on very different scales (a black level near 1e-5, a
+        colour matrix near 1, a gamma near 2); Adam moves every element by about its
+        learning rate per step whatever the gradient's size, so one learning rate for
+        all of them either freezes the large ones or throws the small ones around.
+        Each trainable parameter gets ``lr × scale`` with ``scale = max(mean |θ₀|,
+        floor × (high − low))`` (``floor`` alone without bounds), ``θ₀`` its current
+        value.
+
+        >>> module = Pipeline.preset("bi,s,ga").to_torch(trainable=["gamma", "black_level"])
+        >>> [(g["name"], round(g["lr"], 6)) for g in module.parameter_groups(0.01)]
+        [('black_level.level', 2e-05), ('gamma.gamma', 0.022)]
+        """
+        groups = []
+        for name, module in self.named_children():
+            for p in module.stage.params:
+                value = getattr(module, p.name, None)
+                if isinstance(value, nn.Parameter):
+                    width = floor * (p.bounds[1] - p.bounds[0]) if p.bounds is not None else floor
+                    scale = max(value.abs().mean().item(), width)
+                    groups.append({"params": [value], "lr": lr * scale, "name": f"{name}.{p.name}"})
+        return groups
+
+    @torch.no_grad()
     def project_(self) -> None:
         """Clamp every trainable parameter into its declared physical bounds."""
         for module in self.children():

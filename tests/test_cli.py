@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -113,3 +114,38 @@ def test_synthesis_run_reports_config_errors(tmp_path, capsys):
     config.write_text("dataset: {kind: microscopy, root: data}\npipelines: {train: all}\nmodel: {name: resnet81}\n")
     assert main(["synthesis", "run", str(config), "--no-tracking"]) == 2
     assert "did you mean 'resnet18'" in capsys.readouterr().err
+
+
+def _tiny_dataset_yaml() -> str:
+    return "dataset: {kind: microscopy, root: data, synthetic: {n: 30, size: 64}}\n"
+
+
+def test_forensics_run_writes_the_operating_specification(tmp_path, capsys):
+    config = tmp_path / "forensics.yaml"
+    config.write_text(
+        "name: cli-forensics\n" + _tiny_dataset_yaml() + 'pipeline: "bi,s,ga"\nmodel: {name: small_cnn, downsample: 2}\n'
+        "training: {epochs: 1, batch_size: 8}\nsplit: {folds: 2, fold: 0}\nsubsets: [gamma]\nlambdas: [0, .inf]\n"
+        "optimisation: {steps: 2, batch_size: 8}\n"
+    )
+    out = tmp_path / "run"
+    assert main(["forensics", "run", str(config), "--out", str(out), "--no-tracking"]) == 0
+    text = capsys.readouterr().out
+    assert "[1/2] gamma" in text and "operating specification" in text
+    assert (out / "operating_spec.yaml").is_file() and (out / "report.html").is_file()
+
+
+def test_adjust_run_prints_the_final_scores(tmp_path, capsys):
+    config = tmp_path / "adjust.yaml"
+    config.write_text(
+        "name: cli-adjust\n" + _tiny_dataset_yaml() + 'pipeline: "bi,s,me"\nintensities: [1.0]\narms: [frozen, raw]\n'
+        "model: {name: small_cnn, downsample: 2}\ntraining: {epochs: 1, batch_size: 8}\nfolds: 2\n"
+    )
+    assert main(["adjust", "run", str(config), "--out", str(tmp_path / "run"), "--no-tracking"]) == 0
+    assert re.search(r"intensity 1: frozen 0\.\d{3} ± 0\.\d{3}, raw 0\.\d{3} ± 0\.\d{3}", capsys.readouterr().out)
+
+
+def test_forensics_config_errors_exit_2(tmp_path, capsys):
+    config = tmp_path / "forensics.yaml"
+    config.write_text(_tiny_dataset_yaml() + 'pipeline: "ma,s,me"\nmodel: {name: small_cnn}\nsubsets: [denoise]\n')
+    assert main(["forensics", "run", str(config)]) == 2
+    assert "'denoise' has no differentiable parameters" in capsys.readouterr().err

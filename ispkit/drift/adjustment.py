@@ -5,8 +5,10 @@ for each intensity and fold:
 
 ``learned``
     the reference pipeline as a differentiable module whose every continuous parameter
-    is optimised jointly with the task model (its own learning rate ``pipeline_lr``;
-    parameters projected onto their physical bounds after each step);
+    is optimised jointly with the task model, with learning rates ``pipeline_lr`` relative
+    to each parameter's scale (:meth:`ispkit.PipelineModule.parameter_groups`; one
+    learning rate for a black level near 1e-5 and a colour matrix near 1 destroys the
+    former) and a projection onto the physical bounds after each step;
 ``frozen``
     the same pipeline with its parameters fixed (views computed once);
 ``raw``
@@ -29,7 +31,7 @@ An experiment file::
     arms: [learned, frozen, raw]
     model: {name: small_cnn, downsample: 4}
     training: {epochs: 12, batch_size: 32, lr: 0.003}
-    pipeline_lr: 0.01
+    pipeline_lr: 0.01                # relative: × each parameter's scale
     folds: 3
 
 The run folder holds ``config.yaml``, ``folds.json``,
@@ -162,8 +164,8 @@ def _train_unit(config: AdjustmentConfig, unit: Path, arm: str, intensity: float
     network = seeded_network(config.model, data, seed, device, downsample=downsample, in_channels=4 if arm == "raw" else 3)
     module = pipeline.to_torch(trainable="all").to(device) if arm == "learned" else None
     parameters: list[Any] = [{"params": list(network.parameters())}]
-    if module is not None:
-        parameters.append({"params": list(module.parameters()), "lr": config.pipeline_lr})
+    if module is not None:  # step sizes relative to each parameter's scale (see PipelineModule.parameter_groups)
+        parameters += module.parameter_groups(config.pipeline_lr)
     source = _source(arm, raws, bank, config.pipeline_label, module, config.model.downsample, device)
     metric = PRIMARY_METRIC[data.task]
     name = f"{_intensity_key(intensity)}/{arm}/fold{fold}"

@@ -89,9 +89,7 @@ class SynthesisConfig:
 
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> SynthesisConfig:
-        data, loc = load_yaml(path_or_text)
-        base, text = _origin(loc, path_or_text)
-        return _parse(data, loc, base, text)
+        return _read(path_or_text, _parse)
 
     def pipeline(self, label: str, camera: Any) -> Pipeline:
         """The :class:`~ispkit.Pipeline` a label stands for (a preset, or a YAML file)."""
@@ -100,8 +98,21 @@ class SynthesisConfig:
         return Pipeline.preset(label, camera=camera)
 
 
+class _ReferencePipeline:
+    """For experiments built around one pipeline: ``pipeline_label`` (a preset or a YAML file's stem)."""
+
+    pipeline_label: str
+    pipeline_files: dict[str, Path]
+
+    def pipeline(self, camera: Any) -> Pipeline:
+        """The experiment's pipeline (the reference of forensics, the start of the learned arm)."""
+        if self.pipeline_label in self.pipeline_files:
+            return Pipeline.from_yaml(self.pipeline_files[self.pipeline_label])
+        return Pipeline.preset(self.pipeline_label, camera=camera)
+
+
 @dataclass(frozen=True)
-class ForensicsConfig:
+class ForensicsConfig(_ReferencePipeline):
     """A parsed drift-forensics experiment (see :mod:`ispkit.drift.forensics` for the YAML)."""
 
     name: str
@@ -127,15 +138,8 @@ class ForensicsConfig:
 
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> ForensicsConfig:
-        data, loc = load_yaml(path_or_text)
-        base, text = _origin(loc, path_or_text)
-        return _parse_forensics(data, loc, base, text)
+        return _read(path_or_text, _parse_forensics)
 
-    def pipeline(self, camera: Any) -> Pipeline:
-        """The reference pipeline (a preset, or a YAML file)."""
-        if self.pipeline_label in self.pipeline_files:
-            return Pipeline.from_yaml(self.pipeline_files[self.pipeline_label])
-        return Pipeline.preset(self.pipeline_label, camera=camera)
 
 
 ARMS = ("learned", "frozen", "raw")
@@ -143,7 +147,7 @@ ARMS = ("learned", "frozen", "raw")
 
 
 @dataclass(frozen=True)
-class AdjustmentConfig:
+class AdjustmentConfig(_ReferencePipeline):
     """A parsed drift-adjustment experiment (see :mod:`ispkit.drift.adjustment` for the YAML)."""
 
     name: str
@@ -164,22 +168,16 @@ class AdjustmentConfig:
 
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> AdjustmentConfig:
-        data, loc = load_yaml(path_or_text)
-        base, text = _origin(loc, path_or_text)
-        return _parse_adjustment(data, loc, base, text)
-
-    def pipeline(self, camera: Any) -> Pipeline:
-        """The starting pipeline of the learned arm (and the frozen arm's pipeline)."""
-        if self.pipeline_label in self.pipeline_files:
-            return Pipeline.from_yaml(self.pipeline_files[self.pipeline_label])
-        return Pipeline.preset(self.pipeline_label, camera=camera)
+        return _read(path_or_text, _parse_adjustment)
 
 
-def _origin(loc: Locator, path_or_text: Any) -> tuple[Path, str]:
-    """The folder relative paths are resolved against, and the document's text."""
+
+def _read(path_or_text: str | os.PathLike[str], parse: Any) -> Any:
+    """Load the YAML document and hand it to ``parse(data, locator, base folder, text)``."""
+    data, loc = load_yaml(path_or_text)
     if loc.source == "<string>":
-        return Path.cwd(), str(path_or_text)
-    return Path(loc.source).parent, Path(loc.source).read_text(encoding="utf-8")
+        return parse(data, loc, Path.cwd(), str(path_or_text))
+    return parse(data, loc, Path(loc.source).parent, Path(loc.source).read_text(encoding="utf-8"))
 
 
 _TOP = ("name", "seed", "device", "dataset", "pipelines", "model", "training", "folds", "corruptions")
@@ -383,8 +381,8 @@ def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> Forensic
 
     op = _mapping(top.get("optimisation"), loc, ("optimisation",), "optimisation")
     loc.check_keys(op, ("steps", "lr", "batch_size"), ("optimisation",), "unknown optimisation key")
-    steps = _int(op.get("steps", 50), loc, ("optimisation", "steps"), 1)
-    lr = _number(op.get("lr", 0.01), loc, ("optimisation", "lr"), low=1e-12, high=1e6, what="a learning rate > 0")
+    steps = _int(op.get("steps", 60), loc, ("optimisation", "steps"), 1)
+    lr = _number(op.get("lr", 0.02), loc, ("optimisation", "lr"), low=1e-12, high=1e6, what="a relative learning rate > 0")
     batch = _int(op.get("batch_size", 32), loc, ("optimisation", "batch_size"), 1)
     tolerance = _number(top.get("tolerance", 0.05), loc, ("tolerance",), low=0.0, high=1.0, what="a tolerance in [0, 1]")
     return ForensicsConfig(

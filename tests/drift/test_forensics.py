@@ -153,3 +153,21 @@ optimisation: {{steps: 3, batch_size: 8}}
     again: list[str] = []
     assert run_forensics(config, run, tracking=False, progress=again.append).to_dict() == results.to_dict()
     assert any("trained earlier" in line for line in again) and not any(line.startswith("[") for line in again)
+
+
+def test_run_forensics_for_segmentation(drone_root, tmp_path):
+    config = ForensicsConfig.from_yaml(f"""
+dataset: {{kind: drone, root: {drone_root}}}
+pipeline: "bi,s,ga"
+model: {{name: small_unet, downsample: 2}}
+training: {{epochs: 1, batch_size: 4}}
+split: {{folds: 2, fold: 0}}
+subsets: [black_level]
+lambdas: [0, .inf]
+optimisation: {{steps: 3, batch_size: 4, lr: 0.05}}
+""")
+    results = run_forensics(config, tmp_path / "run", tracking=False)
+    assert results.task == "segmentation" and results.metric == "iou"
+    attacked, reference = results.run("black_level", 0.0), results.run("black_level", math.inf)
+    assert 0 <= attacked.metric <= 1 and reference.metric == pytest.approx(results.baseline)
+    assert attacked.loss >= reference.loss and attacked.distance > 0
