@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
-# Install everything, then run the whole test suite (unit, property, doctest, CLI).
+# Install everything, then run the whole test suite (unit, property, doctest, CLI, and the
+# napari plugin's widget tests under a virtual X display).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+bash scripts/install_display.sh
 PY=${PYTHON:-python3}
-"$PY" -m pytest "$@"
+if [ $# -eq 0 ]; then
+    set -- tests ispkit apps/napari_drift/tests
+fi
+if command -v xvfb-run >/dev/null; then
+    env -u QT_QPA_PLATFORM xvfb-run -a "$PY" -m pytest "$@"
+else
+    "$PY" -m pytest "$@"
+fi

@@ -1,0 +1,188 @@
+"""Drift view: the selected raw layer through the twelve presets (or a subset), as a stack.
+
+Two layers, replaced on every *Compute*: ``drift: <layer>`` (N, H, W, 3) with one slice per
+preset and ``drift |Δ <reference>|: <layer>``, the per-pixel absolute difference to the
+reference preset's view. Both carry the preset names in ``metadata["ispkit_presets"]``;
+the viewer's first axis is labelled ``preset`` and a text overlay names the preset of the
+current slice. Computed in a napari ``thread_worker`` (see :mod:`napari_drift.logic.drift_view`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from napari.qt.threading import thread_worker
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+
+from ..logic.composer import ComposerModel
+from ..logic.drift_view import METADATA_PRESETS, METADATA_REFERENCE, drift_stack
+from ..logic.raw_layer import mosaic_from_layer
+from ._common import RawLayerCombo, guarded, notify_error
+
+__all__ = ["DriftViewWidget", "STACK_PREFIX", "DIFF_PREFIX"]
+
+STACK_PREFIX = "drift: "
+DIFF_PREFIX = "drift |Δ ref|: "
+
+
+class DriftViewWidget(QWidget):
+    """Dock widget: raw layer, preset checklist, reference preset, Compute."""
+
+    computed = Signal(object, object)  # (stack layer, difference layer)
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.stack_layer: Any = None
+        self.diff_layer: Any = None
+        self._worker: Any = None
+        self._names: tuple[str, ...] = ()
+
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Raw layer"))
+        self.layer_combo = RawLayerCombo(napari_viewer, self)
+        row.addWidget(self.layer_combo, 1)
+        layout.addLayout(row)
+
+        layout.addWidget(QLabel("Presets (demosaic,sharpen,denoise)"))
+        self.preset_list = QListWidget(self)
+        for name in ComposerModel.presets():
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+            item.setCheckState(Qt.Checked)
+            self.preset_list.addItem(item)
+        layout.addWidget(self.preset_list, 1)
+        buttons = QHBoxLayout()
+        self.all_button = QPushButton("All")
+        self.none_button = QPushButton("None")
+        buttons.addWidget(self.all_button)
+        buttons.addWidget(self.none_button)
+        layout.addLayout(buttons)
+
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Reference"))
+        self.reference_combo = QComboBox(self)
+        self.reference_combo.addItems(ComposerModel.presets())
+        self.reference_combo.setToolTip("The difference stack shows |view − this preset's view|")
+        row.addWidget(self.reference_combo, 1)
+        row.addWidget(QLabel("Backend"))
+        self.backend_combo = QComboBox(self)
+        self.backend_combo.addItems(["numpy", "torch"])
+        row.addWidget(self.backend_combo)
+        layout.addLayout(row)
+
+        self.compute_button = QPushButton("Compute drift stack")
+        layout.addWidget(self.compute_button)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+
+        self.all_button.clicked.connect(lambda *_: self.set_presets(ComposerModel.presets()))
+        self.none_button.clicked.connect(lambda *_: self.set_presets([]))
+        self.compute_button.clicked.connect(self._on_compute)
+        self.viewer.dims.events.current_step.connect(self._update_overlay)
+
+    # -- public API ---------------------------------------------------------------------
+
+    def set_presets(self, names: Any) -> None:
+        wanted = set(names)
+        for i in range(self.preset_list.count()):
+            item = self.preset_list.item(i)
+            item.setCheckState(Qt.Checked if item.text() in wanted else Qt.Unchecked)
+
+    def presets(self) -> list[str]:
+        return [self.preset_list.item(i).text() for i in range(self.preset_list.count()) if self.preset_list.item(i).checkState() == Qt.Checked]
+
+    def is_idle(self) -> bool:
+        return self._worker is None
+
+    def compute(self) -> bool:
+        """Start the computation for the current choices; False (and a notification) if it cannot start."""
+        if self._worker is not None:
+            notify_error("A drift stack is already being computed; wait for it to finish.")
+            return False
+        layer = self.layer_combo.layer()
+        if layer is None:
+            notify_error("No raw layer: open a raw TIFF/DNG with napari-drift or load a napari-drift sample.")
+            return False
+        names = self.presets()
+        if not names:
+            notify_error("Tick at least one preset.")
+            return False
+        reference = self.reference_combo.currentText()
+        if reference not in names:
+            names = [reference, *names]  # the reference must be computed too
+        mosaic, camera = mosaic_from_layer(layer)
+        backend = self.backend_combo.currentText()
+
+        def work() -> tuple:
+            stack = drift_stack(mosaic, camera, names, backend=backend)
+            return stack, stack.difference(reference)
+
+        worker = thread_worker(work, start_thread=False)()
+        worker.returned.connect(lambda result: self._show(layer.name, reference, *result))
+        worker.errored.connect(lambda exc: notify_error(f"Drift stack failed: {type(exc).__name__}: {exc}"))
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self.compute_button.setEnabled(False)
+        self.status.setText(f"computing {len(names)} views of {layer.name}…")
+        worker.start()
+        return True
+
+    # -- slots --------------------------------------------------------------------------
+
+    @guarded
+    def _on_compute(self, *_: Any) -> None:
+        self.compute()
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self.compute_button.setEnabled(True)
+
+    @guarded
+    def _show(self, source: str, reference: str, stack: Any, difference: Any) -> None:
+        self._names = stack.names
+        metadata = {METADATA_PRESETS: list(stack.names), METADATA_REFERENCE: reference, "ispkit_drift_of": source}
+        self.stack_layer = self._put(self.stack_layer, STACK_PREFIX + source, stack.data, metadata, {})
+        self.diff_layer = self._put(self.diff_layer, DIFF_PREFIX.replace("ref", reference) + source, difference, metadata, {"visible": False})
+        try:
+            labels = list(self.viewer.dims.axis_labels)
+            if len(labels) == 3:
+                labels[0] = "preset"
+                self.viewer.dims.axis_labels = labels
+        except Exception:  # noqa: BLE001 - cosmetic
+            pass
+        self.status.setText(f"{len(stack.names)} presets; reference {reference}. Move the 'preset' slider to flip through them.")
+        self._update_overlay()
+        self.computed.emit(self.stack_layer, self.diff_layer)
+
+    def _put(self, layer: Any, name: str, data: Any, metadata: dict, kwargs: dict) -> Any:
+        if layer is not None and layer in self.viewer.layers:
+            layer.data = data
+            layer.name = name
+            layer.metadata = metadata
+            return layer
+        return self.viewer.add_image(data, name=name, rgb=True, metadata=metadata, **kwargs)
+
+    def current_preset(self) -> str | None:
+        """The preset of the slice the viewer shows (None before a stack exists)."""
+        if not self._names or self.stack_layer is None:
+            return None
+        try:
+            index = int(self.viewer.dims.current_step[0])
+        except Exception:  # noqa: BLE001
+            return None
+        return self._names[min(max(index, 0), len(self._names) - 1)]
+
+    def _update_overlay(self, *_: Any) -> None:
+        try:
+            name = self.current_preset()
+            overlay = self.viewer.text_overlay
+            if name is None:
+                return
+            overlay.text = f"preset: {name}"
+            overlay.visible = True
+        except Exception:  # noqa: BLE001 - cosmetic, never raise into Qt
+            pass

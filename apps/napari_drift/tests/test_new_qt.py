@@ -1,0 +1,135 @@
+"""Qt tests of the drift view, classifier and jobs widgets (run under xvfb-run -a)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ispkit import Pipeline
+
+from napari_drift.logic.composer import to_view
+
+pytestmark = pytest.mark.qt  # skipped without Qt or a display (conftest.py)
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    seen: list[str] = []
+    from napari_drift.widgets import _common
+
+    monkeypatch.setattr(_common.notifications, "show_error", lambda msg: seen.append(msg))
+    return seen
+
+
+@pytest.fixture
+def crop_tiff(tmp_path):
+    from ispkit.io import write_raw
+
+    mosaic = np.random.default_rng(3).random((128, 128)) * 0.8 + 0.1
+    return write_raw(tmp_path / "crop.tiff", mosaic, "microscopy")
+
+
+def test_drift_view_stack(viewer, qtbot, raw_tiff, errors):
+    from napari_drift.widgets.drift_view import DriftViewWidget
+
+    viewer.open(str(raw_tiff), plugin="napari-drift")
+    widget = DriftViewWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_presets(["bi,s,me", "ma,s,ga", "me,u,me"])
+    widget.reference_combo.setCurrentText("ma,s,ga")
+    with qtbot.waitSignal(widget.computed, timeout=30000):
+        widget.compute_button.click()
+    source = np.asarray(viewer.layers["cells"].data, dtype=np.float64)
+    stack, diff = widget.stack_layer, widget.diff_layer
+    assert stack.metadata["ispkit_presets"] == ["bi,s,me", "ma,s,ga", "me,u,me"]
+    assert stack.data.shape == (3, *source.shape, 3)
+    views = [to_view(Pipeline.preset(p, camera="microscopy")(source)) for p in stack.metadata["ispkit_presets"]]
+    np.testing.assert_array_equal(stack.data, np.stack(views))
+    np.testing.assert_array_equal(diff.data, np.abs(np.stack(views) - views[1]))
+    viewer.dims.set_current_step(0, 2)
+    assert widget.current_preset() == "me,u,me" and viewer.text_overlay.text == "preset: me,u,me"
+    assert not errors
+
+
+def test_drift_view_without_raw_layer_notifies(viewer, errors):
+    from napari_drift.widgets.drift_view import DriftViewWidget
+
+    widget = DriftViewWidget(viewer)
+    widget.compute_button.click()
+    assert errors and "raw layer" in errors[0]
+
+
+def test_classifier_follows_the_composer(viewer, qtbot, crop_tiff, errors):
+    from napari_drift.widgets.classifier import ClassifierWidget
+    from napari_drift.widgets.composer import ComposerWidget
+
+    viewer.open(str(crop_tiff), plugin="napari-drift")
+    composer = ComposerWidget(viewer)
+    viewer.window.add_dock_widget(composer)
+    qtbot.waitUntil(lambda: composer.is_idle() and composer.preview_layer is not None, timeout=15000)
+    widget = ClassifierWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    with qtbot.waitSignal(widget.predicted, timeout=15000):
+        assert widget.load_bundled()
+    assert widget.source_layer is composer.preview_layer
+    first = widget.prediction.probabilities.copy()
+    assert first.sum() == pytest.approx(1.0) and widget.table.rowCount() == 8
+    expected = widget.model.predict_view(np.asarray(composer.preview_layer.data)).probabilities
+    np.testing.assert_allclose(first, expected, rtol=1e-5)
+    assert widget.prediction.label in widget.prediction_label.text()
+    # an edit in the composer replaces the preview's data: the classifier re-runs on it
+    with qtbot.waitSignal(widget.predicted, timeout=15000):
+        composer.model.set_param("gamma", "gamma", 0.5)
+    qtbot.waitUntil(widget.is_idle, timeout=15000)
+    second = widget.prediction.probabilities
+    assert not np.allclose(first, second)
+    np.testing.assert_allclose(second, widget.model.predict_view(np.asarray(composer.preview_layer.data)).probabilities, rtol=1e-5)
+    assert not errors
+
+
+def test_classifier_bad_checkpoint_notifies(viewer, tmp_path, errors):
+    from napari_drift.widgets.classifier import ClassifierWidget
+
+    widget = ClassifierWidget(viewer)
+    assert not widget.load(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_text("nope")
+    assert not widget.load(bad)
+    assert len(errors) == 2 and widget.model is None
+
+
+def test_jobs_run_and_cancel(viewer, qtbot, tiny_forensics, tmp_path, errors):
+    from napari_drift.widgets.composer import ComposerWidget
+    from napari_drift.widgets.jobs import FIGURE_PREFIX, JobsWidget
+
+    widget = JobsWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.config_edit.setText(str(tiny_forensics))
+    widget.run_edit.setText(str(tmp_path / "run"))
+    with qtbot.waitSignal(widget.job_finished, timeout=60000) as blocker:
+        widget.start_button.click()
+    assert blocker.args == ["done"] and widget.progress_bar.value() == 1000
+    assert "[3/3]" in widget.log.toPlainText()
+    figures = [l for l in viewer.layers if l.name.startswith(FIGURE_PREFIX)]
+    assert figures and all(l.rgb and l.data.ndim == 3 for l in figures)
+    assert widget.pipeline_combo.count() == 3
+    label = next(t for t in widget.pipelines() if "λ=0" in t)
+    assert widget.load_pipeline(label)
+    composer = next(w for w in viewer.window._qt_window.findChildren(ComposerWidget))
+    expected = Pipeline.from_yaml(widget.pipelines()[label]).params()["gamma.gamma"]
+    assert composer.model.pipeline.params()["gamma.gamma"] == pytest.approx(expected)
+
+    # second job: cancel after the first finished unit
+    widget.run_edit.setText(str(tmp_path / "cancelled"))
+    widget.start_button.click()
+    qtbot.waitUntil(lambda: "[1/3]" in widget.log.toPlainText(), timeout=60000)
+    with qtbot.waitSignal(widget.job_finished, timeout=60000) as blocker:
+        widget.cancel_button.click()
+    assert blocker.args == ["cancelled"] and "cancelled" in widget.log.toPlainText()
+    assert "[3/3]" not in widget.log.toPlainText()
+    assert not (tmp_path / "cancelled" / "results.json").exists()
+    assert not errors
