@@ -110,3 +110,18 @@ def test_config_errors():
         AdjustmentConfig.from_yaml(base.replace("downsample: 3", "downsample: 2") + "intensities: [0, 1]\n")
     config = AdjustmentConfig.from_yaml(base.replace("downsample: 3", "downsample: 2"))
     assert config.arms == ("learned", "frozen", "raw") and config.intensities == (0.001, 1.0) and config.folds == 5
+
+
+def test_tracking_records_every_unit(microscopy_root, tmp_path):
+    import mlflow.tracking
+
+    config = AdjustmentConfig.from_yaml(
+        f'name: tracked\ndataset: {{kind: microscopy, root: {microscopy_root}}}\npipeline: "bi,s,me"\nintensities: [1.0]\n'
+        "arms: [learned, raw]\nmodel: {name: small_cnn, downsample: 2}\ntraining: {epochs: 1, batch_size: 8}\nfolds: 2\n"
+    )
+    run_adjustment(config, tmp_path / "run")
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
+    runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("tracked").experiment_id])}
+    assert sorted(runs) == ["1/learned/fold0", "1/learned/fold1", "1/raw/fold0", "1/raw/fold1", "tracked"]
+    assert [m.step for m in client.get_metric_history(runs["1/raw/fold1"].info.run_id, "val_accuracy")] == [1]
+    assert "final_accuracy/1/learned" in runs["tracked"].data.metrics

@@ -171,3 +171,27 @@ optimisation: {{steps: 3, batch_size: 4, lr: 0.05}}
     attacked, reference = results.run("black_level", 0.0), results.run("black_level", math.inf)
     assert 0 <= attacked.metric <= 1 and reference.metric == pytest.approx(results.baseline)
     assert attacked.loss >= reference.loss and attacked.distance > 0
+
+
+def test_forensics_tracking_logs_the_trace(microscopy_root, tmp_path):
+    import mlflow.tracking
+
+    config = ForensicsConfig.from_yaml(f"""
+name: tracked-forensics
+dataset: {{kind: microscopy, root: {microscopy_root}}}
+pipeline: "bi,s,ga"
+model: {{name: small_cnn, downsample: 2}}
+training: {{epochs: 1, batch_size: 8}}
+split: {{folds: 2, fold: 0}}
+samples: 8
+subsets: [gamma]
+lambdas: [0, .inf]
+optimisation: {{steps: 4, batch_size: 8}}
+""")
+    run_forensics(config, tmp_path / "run")
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
+    runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("tracked-forensics").experiment_id])}
+    assert sorted(runs) == ["gamma/lambda_0.0", "gamma/lambda_inf", "tracked-forensics"]
+    assert [m.step for m in client.get_metric_history(runs["gamma/lambda_0.0"].info.run_id, "task_loss")] == [1, 2, 3, 4]
+    assert "baseline_accuracy" in runs["tracked-forensics"].data.metrics
+    assert {"results.json", "operating_spec.yaml"} <= {a.path for a in client.list_artifacts(runs["tracked-forensics"].info.run_id)}
