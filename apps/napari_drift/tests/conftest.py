@@ -95,3 +95,19 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if item.get_closest_marker("qt"):
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    """A napari viewer (Qt tests only)."""
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """The messages of the error notifications shown during a test."""
+    seen: list[str] = []
+    from napari_drift.widgets import _common
+
+    monkeypatch.setattr(_common.notifications, "show_error", lambda msg: seen.append(msg))
+    return seen

@@ -12,20 +12,6 @@ pytestmark = pytest.mark.qt  # skipped without Qt or a display (conftest.py)
 
 
 @pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
-def errors(monkeypatch):
-    seen: list[str] = []
-    from napari_drift.widgets import _common
-
-    monkeypatch.setattr(_common.notifications, "show_error", lambda msg: seen.append(msg))
-    return seen
-
-
-@pytest.fixture
 def crop_tiff(tmp_path):
     from ispkit.io import write_raw
 
