@@ -211,6 +211,18 @@ class Pipeline:
         """All parameter values keyed ``<stage>.<param>``."""
         return {f"{s.name}.{k}": v for s in self.stages for k, v in s.values.items()}
 
+    def with_camera(self, camera: Camera | str | Mapping[str, Any]) -> Pipeline:
+        """The same stages for another camera: explicit parameters kept, camera-derived ones re-read.
+
+        >>> p = Pipeline.preset("bi,s,me", camera="microscopy").with_params({"gamma.gamma": 2.0})
+        >>> q = p.with_camera("drone")
+        >>> q.camera.name, float(q.params()["gamma.gamma"])
+        ('drone', 2.0)
+        >>> bool(np.all(q.params()["white_balance.gains"] == Camera.get("drone").white_balance))
+        True
+        """
+        return Pipeline([s.to_dict() for s in self.stages], camera, self.name)
+
     def with_params(self, values: Mapping[str, Any]) -> Pipeline:
         """A copy with parameters ``{"<stage>.<param>": value}`` replaced (validated)."""
         by_stage: dict[str, dict[str, Any]] = {}

@@ -121,7 +121,7 @@ class ClassifierModel:
             raise InputError("this checkpoint carries no pipeline YAML: give it an RGB view (e.g. the composer's preview) instead of a raw layer")
         pipeline = Pipeline.from_yaml(self.pipeline_yaml)
         if camera is not None:
-            pipeline = Pipeline([s.to_dict() for s in pipeline.stages], Camera.get(camera), pipeline.name)
+            pipeline = pipeline.with_camera(camera)
         return pipeline
 
     def describe(self) -> str:

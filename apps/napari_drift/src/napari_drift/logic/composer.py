@@ -118,7 +118,7 @@ class ComposerModel:
         if pipeline is None:
             pipeline = Pipeline.preset(DEFAULT_PRESET, camera=camera or "microscopy")
         elif camera is not None:
-            pipeline = _rebuild(pipeline, Camera.get(camera), pipeline.name)
+            pipeline = pipeline.with_camera(camera)
         self._pipeline = pipeline
         self._listeners: list[Callable[[ComposerModel], None]] = []
 
@@ -178,7 +178,7 @@ class ComposerModel:
 
     def set_camera(self, camera: Camera | str | Mapping[str, Any]) -> None:
         """Use ``camera``: parameters not set explicitly are re-read from it."""
-        self._set(_rebuild(self._pipeline, Camera.get(camera), self._pipeline.name))
+        self._set(self._pipeline.with_camera(camera))
 
     def set_method(self, stage: str, method: str) -> None:
         """Switch stage ``stage`` to ``method`` with that method's defaults (camera kept)."""
@@ -215,7 +215,7 @@ class ComposerModel:
 
     def set_pipeline(self, pipeline: Pipeline, *, keep_camera: bool = True) -> None:
         """Replace the pipeline; with ``keep_camera`` its stages are rebuilt for the current camera."""
-        self._set(_rebuild(pipeline, self.camera, pipeline.name) if keep_camera else pipeline)
+        self._set(pipeline.with_camera(self.camera) if keep_camera else pipeline)
 
     def load_yaml(self, path: str | os.PathLike[str], *, keep_camera: bool = True) -> None:
         """Load a pipeline YAML (``Pipeline.from_yaml``). With ``keep_camera`` (default) the
@@ -264,11 +264,6 @@ class ComposerModel:
     @staticmethod
     def presets() -> list[str]:
         return presets()
-
-
-def _rebuild(pipeline: Pipeline, camera: Camera, name: str | None) -> Pipeline:
-    """The same stages (explicit parameters kept, camera-derived ones re-read) for ``camera``."""
-    return Pipeline([s.to_dict() for s in pipeline.stages], camera, name)
 
 
 def _renamed(pipeline: Pipeline, name: str | None) -> Pipeline:
