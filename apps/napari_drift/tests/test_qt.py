@@ -93,6 +93,11 @@ def test_preset_menu_switches_pipeline(viewer, qtbot, raw_tiff):
     _wait_idle(qtbot, widget)
     index = widget.preset_combo.findText("me,u,ga")
     widget.preset_combo.activated.emit(index)
+    # the rows of the previous pipeline are gone at once, not left painted under the new ones
+    from qtpy.QtWidgets import QGroupBox
+
+    boxes = [b for b in widget._stages_box.findChildren(QGroupBox) if b.isVisibleTo(widget)]
+    assert [b.title() for b in boxes] == [s.name for s in widget.model.pipeline.stages]
     assert widget.model.pipeline == Pipeline.preset("me,u,ga", camera="microscopy")
     assert widget.editor("demosaic:method").currentText() == "menon2007"
     qtbot.waitUntil(lambda: widget.preview_layer.name == "preview: me,u,ga", timeout=15000)

@@ -245,8 +245,11 @@ class ComposerWidget(QWidget):
     def _rebuild_rows(self) -> None:
         while self._stages_layout.count():
             item = self._stages_layout.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget()
+            if widget is not None:  # hide and detach now: deleteLater alone leaves it painted until the next loop
+                widget.hide()
+                widget.setParent(None)
+                widget.deleteLater()
         self._editors = {}
         for row in self.model.rows():
             box = QGroupBox(row.name if row.name == row.kind else f"{row.name} ({row.kind})")
