@@ -177,6 +177,8 @@ class RawImage:
 def sidecar_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """The two sidecar names :func:`read_raw` looks for, in the order it tries them.
 
+    Examples
+    --------
     >>> [p.name for p in sidecar_paths("data/img.tiff")]
     ['img.tiff.camera.yaml', 'img.camera.yaml']
     """

@@ -353,6 +353,8 @@ class PipelineModule(nn.Module):
         floor × (high − low))`` (``floor`` alone without bounds), ``θ₀`` its current
         value.
 
+        Examples
+        --------
         >>> module = Pipeline.preset("bi,s,ga").to_torch(trainable=["gamma", "black_level"])
         >>> [(g["name"], round(g["lr"], 6)) for g in module.parameter_groups(0.01)]
         [('black_level.level', 2e-05), ('gamma.gamma', 0.022)]

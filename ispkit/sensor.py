@@ -105,6 +105,8 @@ def batch_seeds(seed: SeedLike, n: int) -> list[np.random.SeedSequence] | list[n
     children are built from its entropy and spawn key); a
     :class:`~numpy.random.Generator` is split with ``Generator.spawn(n)``, which advances it.
 
+    Examples
+    --------
     >>> [s.spawn_key for s in batch_seeds(7, 2)]
     [(0,), (1,)]
     """

@@ -331,10 +331,16 @@ def download_record(
     timeout
         Seconds to wait for the server on each request.
 
-    Returns the paths of the record's files in ``root``. Raises
-    :class:`~ispkit.errors.DownloadError` when the server cannot be reached, a file fails
-    its checksum, an archive holds unsafe members, or the record changed since the
-    checksums were pinned in the ledger.
+    Returns
+    -------
+    list of Path
+        The paths of the record's files in ``root``.
+
+    Raises
+    ------
+    DownloadError
+        When the server cannot be reached, a file fails its checksum, an archive holds
+        unsafe members, or the record changed since the checksums were pinned in the ledger.
     """
     root = Path(root)
     record = str(record)
