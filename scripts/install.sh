@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install ispkit with its test dependencies, and the napari plugin (apps/napari_drift) with a
-# Qt binding, into the current Python environment.
+# Install ispkit with its test dependencies, the napari plugin (apps/napari_drift) with a Qt
+# binding, and the third-party plugins in plugins/ into the current Python environment.
 # torch and torchvision are installed first as a matching pair (torch 2.14.1, torchvision
 # 0.29.1): an unpinned torchvision would pull whatever torch it was built for. A working
 # torch + torchvision pair that is already installed (e.g. a CUDA build) is kept.
@@ -10,4 +10,5 @@ PY=${PYTHON:-python3}
 if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
     "$PY" -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
 fi
-"$PY" -m pip install --quiet -e ".[test]" -e "apps/napari_drift[testing]"
+"$PY" -m pip install --quiet -e ".[test]" -e "apps/napari_drift[testing]" \
+    -e plugins/ispkit-plugin-optics -e plugins/ispkit-plugin-denoise
