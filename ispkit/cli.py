@@ -18,6 +18,8 @@ Commands
                     run (or resume) a drift-forensics sweep: signature, operating specification, report
 ``ispkit adjust run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking]``
                     run (or resume) a drift-adjustment study: learned vs frozen pipeline vs raw
+``ispkit bulk SRC STORE --pipelines P [P ...] [--backend torch] [--scheduler tcp://host:8786]``
+                    a folder of raw files through pipelines into a Zarr store with Dask (resumable)
 """
 
 from __future__ import annotations
@@ -166,6 +168,17 @@ def _adjust(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bulk(args: argparse.Namespace) -> int:
+    from .scale import raw_archive, synthesize_bulk
+
+    archive = raw_archive(args.src, camera=args.camera)
+    print(f"ispkit bulk: {len(archive)} raw files {archive.shape} → {args.store} through {', '.join(args.pipelines)} (a rerun writes only what is missing)", flush=True)
+    written = synthesize_bulk(archive, list(args.pipelines), args.store, scheduler=args.scheduler, backend=args.backend, overwrite=args.overwrite)
+    for label, array in written.items():
+        print(f"{label}: {array.shape} {array.dtype}")
+    return 0
+
+
 def _tracking_options(parser: argparse.ArgumentParser) -> None:
     track = parser.add_mutually_exclusive_group()
     track.add_argument("--tracking-uri", help="MLflow tracking server (default: a local store inside the run folder)")
@@ -219,6 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     arun.add_argument("--out", type=Path, help="run folder (default: runs/<experiment name>); an existing one is resumed")
     _tracking_options(arun)
     arun.set_defaults(func=_adjust)
+    bulk = sub.add_parser("bulk", help="process a folder of raw files through pipelines into a Zarr store with Dask")
+    bulk.add_argument("src", help="folder (or file) of raw TIFF/DNG files of one shape and camera")
+    bulk.add_argument("store", help="Zarr store to write (one array per pipeline; an existing one is resumed)")
+    bulk.add_argument("--pipelines", nargs="+", required=True, metavar="PRESET", choices=PRESETS, help="presets to apply")
+    bulk.add_argument("--camera", help="camera of the raw files (default: the files' own)")
+    bulk.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    bulk.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://host:8786 (default: in-process threads)")
+    bulk.add_argument("--overwrite", action="store_true", help="replace arrays made with other settings")
+    bulk.set_defaults(func=_bulk)
     return parser
 
 

@@ -149,3 +149,19 @@ def test_forensics_config_errors_exit_2(tmp_path, capsys):
     config.write_text(_tiny_dataset_yaml() + 'pipeline: "ma,s,me"\nmodel: {name: small_cnn}\nsubsets: [denoise]\n')
     assert main(["forensics", "run", str(config)]) == 2
     assert "'denoise' has no differentiable parameters" in capsys.readouterr().err
+
+
+def test_bulk_writes_a_zarr_store_and_resumes(tmp_path, capsys):
+    pytest.importorskip("zarr")
+    from ispkit.data import synthesize_microscopy
+    from ispkit.scale import open_bulk
+
+    root = synthesize_microscopy(tmp_path / "data", n=4, seed=0, size=32, intensities=(1.0,), workers=1)
+    src = root / "microscopy" / "images" / "raw_scale100"
+    assert main(["bulk", str(src), str(tmp_path / "views.zarr"), "--pipelines", "bi,s,me", "me,u,ga"]) == 0
+    assert "bi,s,me: (4, 3, 32, 32) float32" in capsys.readouterr().out
+    arrays = open_bulk(tmp_path / "views.zarr")
+    first = sorted(src.glob("*.tiff"))[0]
+    expected = Pipeline.preset("me,u,ga", camera="microscopy")(ispkit.io.read_raw(first).mosaic)
+    np.testing.assert_allclose(arrays["me,u,ga"][0].compute(), expected.astype(np.float32))
+    assert main(["bulk", str(src), str(tmp_path / "views.zarr"), "--pipelines", "bi,s,me"]) == 0

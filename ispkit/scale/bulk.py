@@ -1,0 +1,445 @@
+"""Bulk drift synthesis: a raw archive through a set of pipelines, lazily, into Zarr.
+
+A :class:`RawArchive` is a sorted list of raw files (TIFF or DNG, read with
+:func:`ispkit.io.read_raw`) of one shape and one camera; :meth:`RawArchive.to_dask`
+is a lazy ``(N, H, W)`` dask array with one chunk per file. :func:`bulk_views` maps a
+pipeline over it (``(N, 3, H, W)``, one chunk per image), and :func:`synthesize_bulk`
+writes the views of several pipelines to a Zarr group, one array per pipeline::
+
+    store.zarr/
+      zarr.json                 group
+      ma,s,me/                  float32 (N, 3, H, W), chunks (1, 3, H, W)
+                                attrs: label, pipeline (YAML), camera (YAML), sources
+      bi,u,ga/                  ...
+      _done/ma,s,me             bool (N,), chunks (1,): image i is written
+      _done/bi,u,ga             ...
+
+**Resumable.** Every image is one task that computes its views, writes its chunk and
+only then sets its ``_done`` flag (a chunk of its own, so concurrent workers never
+rewrite each other's flags). Zarr's local store writes each chunk to a temporary file
+and renames it, so a worker killed mid-write leaves the old chunk (or none), never a
+half-written one marked done. A rerun computes only the images whose flag is unset.
+
+**Safety.** A store that already holds an array of the same label made by another
+pipeline, from other source files or of another shape raises
+:class:`~ispkit.errors.InputError`; pass ``overwrite=True`` to replace it.
+
+**Schedulers.** By default dask's local threaded scheduler runs the tasks in this
+process; a :class:`dask.distributed.Client` or a scheduler address (``"tcp://..."``)
+runs them on that cluster (the store must then be reachable from every worker, e.g. a
+shared file system path).
+
+:func:`open_bulk` reopens the result as lazy dask arrays (napari displays them lazily).
+
+Needs the optional dependencies ``dask[distributed]`` and ``zarr`` (version 3).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..camera import Camera
+from ..errors import InputError
+from ..io import read_raw
+from ..pipeline import Pipeline
+
+if TYPE_CHECKING:  # pragma: no cover
+    import dask.array
+    import zarr
+
+__all__ = ["RawArchive", "raw_archive", "bulk_views", "synthesize_bulk", "open_bulk", "DONE_GROUP", "RAW_SUFFIXES"]
+
+RAW_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".dng")
+"""File suffixes (any case) that :func:`raw_archive` picks up from a folder."""
+
+DONE_GROUP = "_done"
+"""Name of the Zarr group holding the per-image completion flags."""
+
+_BACKENDS = ("numpy", "torch")
+
+
+def _need(module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            f"ispkit.scale needs {module.split('.')[0]!r}: pip install 'dask[distributed]' zarr (or ispkit[scale])"
+        ) from exc
+
+
+# -- the archive ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawArchive:
+    """Raw files of one shape and one camera, in a fixed (sorted) order.
+
+    Parameters
+    ----------
+    paths
+        The files, sorted.
+    shape
+        ``(H, W)`` of every mosaic.
+    camera
+        The camera of every file (or the override given to :func:`raw_archive`).
+    override
+        Whether ``camera`` was given explicitly (then it is passed on to
+        :func:`~ispkit.io.read_raw` for every file).
+    """
+
+    paths: tuple[Path, ...]
+    shape: tuple[int, int]
+    camera: Camera
+    override: bool = False
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def read(self, index: int) -> np.ndarray:
+        """The mosaic of file ``index`` as float64 ``(H, W)``, checked against the archive."""
+        path = self.paths[index]
+        raw = read_raw(path, self.camera if self.override else None)
+        _check_member(path, raw.mosaic.shape, raw.camera, self.shape, self.camera)
+        return raw.mosaic
+
+    def to_dask(self, dtype: Any = np.float32) -> dask.array.Array:
+        """A lazy ``(N, H, W)`` array, one chunk per file, each chunk reading its file.
+
+        Parameters
+        ----------
+        dtype
+            Element type of the chunks (default float32; the values are the
+            :func:`~ispkit.io.read_raw` mosaics, in [0, 1]).
+        """
+        da = _need("dask.array")
+        h, w = self.shape
+        dtype = np.dtype(dtype)
+        return da.map_blocks(
+            _read_block,
+            archive=self,
+            out_dtype=dtype,
+            chunks=((1,) * len(self), (h,), (w,)),
+            dtype=dtype,
+            meta=np.empty((0, 0, 0), dtype),
+            name=f"raw-archive-{dtype.name}-{_token(self)}",
+        )
+
+
+def _read_block(archive: RawArchive, out_dtype: np.dtype, block_id: tuple[int, ...] | None = None) -> np.ndarray:
+    return archive.read(block_id[0])[None].astype(out_dtype, copy=False)
+
+
+def _token(archive: RawArchive) -> str:
+    tokenize = _need("dask.base").tokenize
+    return tokenize([str(p) for p in archive.paths], archive.shape, archive.camera.to_yaml(), archive.override)
+
+
+def _check_member(path: Path, shape: tuple[int, ...], camera: Camera, want_shape: tuple[int, ...], want_camera: Camera) -> None:
+    if tuple(shape) != tuple(want_shape):
+        raise InputError(f"raw archive: {path} has shape {tuple(shape)}, but the archive's images are {tuple(want_shape)}")
+    if camera != want_camera:
+        diffs = [
+            f"{f}={getattr(camera, f)!r} (archive: {getattr(want_camera, f)!r})"
+            for f in Camera.__dataclass_fields__
+            if getattr(camera, f) != getattr(want_camera, f)
+        ]
+        raise InputError(f"raw archive: {path} has another camera than the archive: {'; '.join(diffs)}; pass camera= to override")
+
+
+def raw_archive(
+    paths_or_folder: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    camera: Camera | str | Mapping[str, Any] | None = None,
+    *,
+    check: bool = True,
+) -> RawArchive:
+    """Collect raw files into a :class:`RawArchive`.
+
+    Parameters
+    ----------
+    paths_or_folder
+        A folder (its ``*.tif``, ``*.tiff`` and ``*.dng`` files, not recursive), one
+        file, or an iterable of files. The files are sorted by path.
+    camera
+        Camera override for every file (as in :func:`~ispkit.io.read_raw`); without it
+        each file's own camera is used and all must be equal.
+    check
+        Read every file now to check that shapes and cameras agree (default). If
+        false only the first file is read; the others are checked when their chunk
+        is read.
+
+    Returns
+    -------
+    RawArchive
+
+    Raises
+    ------
+    InputError
+        No raw files, or a file whose shape or camera differs from the first one's
+        (the message names the file and what differs).
+    FileNotFoundError
+        A path does not exist.
+    """
+    if isinstance(paths_or_folder, (str, os.PathLike)):
+        root = Path(paths_or_folder)
+        if root.is_dir():
+            files = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in RAW_SUFFIXES]
+            if not files:
+                raise InputError(f"raw archive: no {', '.join(RAW_SUFFIXES)} files in {root}")
+        else:
+            files = [root]
+    else:
+        files = [Path(p) for p in paths_or_folder]
+    if not files:
+        raise InputError("raw archive: no files given")
+    paths = tuple(sorted(files))
+    if len(set(paths)) != len(paths):
+        raise InputError("raw archive: a file is listed twice")
+    explicit = None if camera is None else Camera.get(camera)
+    first = read_raw(paths[0], explicit)
+    archive = RawArchive(paths, tuple(first.mosaic.shape), first.camera, explicit is not None)
+    if check:
+        for path in paths[1:]:
+            raw = read_raw(path, explicit)
+            _check_member(path, raw.mosaic.shape, raw.camera, archive.shape, archive.camera)
+    return archive
+
+
+# -- pipelines over the archive -----------------------------------------------------------------
+
+
+def _process_block(block: np.ndarray, pipeline: Pipeline, backend: str) -> np.ndarray:
+    """Views ``(n, 3, H, W)`` float32 of a raw block ``(n, H, W)`` (float64) through ``pipeline``."""
+    if backend == "torch":
+        import torch
+
+        with torch.no_grad():
+            out = pipeline.to_torch()(torch.as_tensor(np.asarray(block, dtype=np.float64))).numpy()
+    else:
+        out = pipeline(np.asarray(block, dtype=np.float64))
+    return out.astype(np.float32)
+
+
+def bulk_views(archive: RawArchive, pipeline: Pipeline, *, backend: str = "numpy") -> dask.array.Array:
+    """The views of ``archive`` through ``pipeline``, lazily: ``(N, 3, H, W)`` float32, chunks ``(1, 3, H, W)``.
+
+    The raw chunks are read as float64, so each image equals
+    ``pipeline(read_raw(path).mosaic).astype(np.float32)`` (numpy backend).
+    """
+    _check_backend(backend)
+    h, w = archive.shape
+    raw = archive.to_dask(np.float64)
+    return raw.map_blocks(
+        _call_process,
+        pipeline=pipeline,
+        backend=backend,
+        new_axis=1,
+        chunks=((1,) * len(archive), (3,), (h,), (w,)),
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0, 0), np.float32),
+    )
+
+
+def _call_process(block: np.ndarray, pipeline: Pipeline, backend: str) -> np.ndarray:
+    # looked up at call time, so that tests can count the per-image work
+    return _process_block(block, pipeline, backend)
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in _BACKENDS:
+        raise InputError(f"backend: expected one of {', '.join(_BACKENDS)}, got {backend!r}")
+
+
+def _pipelines(pipelines: Mapping[str, Pipeline | str] | Sequence[Pipeline | str], camera: Camera) -> dict[str, Pipeline]:
+    def build(p: Pipeline | str) -> Pipeline:
+        if isinstance(p, Pipeline):
+            return p
+        if isinstance(p, str):
+            return Pipeline.preset(p, camera=camera)
+        raise InputError(f"pipelines: expected Pipeline objects or preset names, got {type(p).__name__}")
+
+    if isinstance(pipelines, Mapping):
+        out = {str(label): build(p) for label, p in pipelines.items()}
+    elif isinstance(pipelines, (str, Pipeline)):
+        raise InputError("pipelines: expected a list or a {label: pipeline} mapping, not a single pipeline; wrap it in a list")
+    else:
+        out = {}
+        for p in pipelines:
+            q = build(p)
+            if not q.name:
+                raise InputError("pipelines: an unnamed Pipeline in a list has no label; pass a {label: pipeline} mapping")
+            if q.name in out:
+                raise InputError(f"pipelines: label {q.name!r} appears twice")
+            out[q.name] = q
+    if not out:
+        raise InputError("pipelines: none given")
+    for label, p in out.items():
+        if not label or "/" in label or label.startswith("__") or set(label) == {"."} or label == DONE_GROUP:
+            raise InputError(f"pipelines: label {label!r} cannot name a Zarr array (no '/', not empty, not '.', not starting '__', not {DONE_GROUP!r})")
+        if p.camera.pattern != camera.pattern:
+            raise InputError(
+                f"pipeline {label!r} is for CFA pattern {p.camera.pattern}, the archive's camera {camera.name!r} has {camera.pattern}; "
+                f"use pipeline.with_camera(archive.camera)"
+            )
+    return out
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+def _prepare(root: zarr.Group, label: str, pipeline: Pipeline, archive: RawArchive, overwrite: bool, store: str) -> None:
+    """Create (or check) the views array and done flags of ``label``."""
+    n, (h, w) = len(archive), archive.shape
+    attrs = {
+        "label": label,
+        "pipeline": pipeline.to_yaml(),
+        "camera": archive.camera.to_yaml(),
+        "sources": [str(p) for p in archive.paths],
+        "ispkit": "bulk views (N, 3, H, W) float32; see ispkit.scale.bulk",
+    }
+    done_group = root.require_group(DONE_GROUP)
+    exists = label in root.array_keys()
+    if exists and not overwrite:
+        old = root[label]
+        problem = _mismatch(old, attrs, pipeline, (n, 3, h, w))
+        if problem is None and label not in done_group.array_keys():
+            problem = f"its completion flags {DONE_GROUP}/{label} are missing"
+        if problem is not None:
+            raise InputError(f"bulk store {store}: array {label!r} exists and {problem}; pass overwrite=True to replace it")
+        return
+    root.create_array(label, shape=(n, 3, h, w), chunks=(1, 3, h, w), dtype="float32", fill_value=0.0, overwrite=True, attributes=attrs)
+    done_group.create_array(label, shape=(n,), chunks=(1,), dtype="bool", fill_value=False, overwrite=True)
+
+
+def _mismatch(old: Any, attrs: dict[str, Any], pipeline: Pipeline, shape: tuple[int, ...]) -> str | None:
+    if not hasattr(old, "shape") or not hasattr(old, "attrs") or hasattr(old, "array_keys"):
+        return "is not a bulk views array"
+    if tuple(old.shape) != shape:
+        return f"has shape {tuple(old.shape)}, this run needs {shape}"
+    stored = old.attrs.get("pipeline")
+    try:
+        same = stored is not None and Pipeline.from_yaml(stored) == pipeline
+    except Exception:  # noqa: BLE001 - an unreadable record is a mismatch
+        same = False
+    if not same:
+        return "was made by another pipeline (attrs['pipeline'] differs)"
+    if [Path(p).name for p in old.attrs.get("sources", [])] != [Path(p).name for p in attrs["sources"]]:
+        return "was made from other source files (attrs['sources'] differs)"
+    if old.attrs.get("camera") is not None and Camera.from_yaml(old.attrs["camera"]) != Camera.from_yaml(attrs["camera"]):
+        return "was made from raw files of another camera (attrs['camera'] differs)"
+    return None
+
+
+def _write_block(block: np.ndarray, store: str, label: str, index: int) -> int:
+    """Write image ``index`` of ``label`` and then, only then, flag it done."""
+    zarr = _need("zarr")
+    zarr.open_array(store, path=label, mode="r+")[index] = block[0]
+    zarr.open_array(store, path=f"{DONE_GROUP}/{label}", mode="r+")[index] = True
+    return index
+
+
+def synthesize_bulk(
+    archive: RawArchive,
+    pipelines: Mapping[str, Pipeline | str] | Sequence[Pipeline | str],
+    store: str | os.PathLike[str],
+    *,
+    scheduler: Any = None,
+    backend: str = "numpy",
+    overwrite: bool = False,
+) -> dict[str, zarr.Array]:
+    """Process every image of ``archive`` through every pipeline into the Zarr group ``store``.
+
+    Parameters
+    ----------
+    archive
+        The raw files (:func:`raw_archive`).
+    pipelines
+        ``{label: Pipeline}`` (a value may also be a preset name), or a list of preset
+        names / named pipelines (label = name). Preset names are built for
+        ``archive.camera``.
+    store
+        Path (or URL zarr understands) of the Zarr group; created if missing.
+    scheduler
+        ``None``: dask's local threaded scheduler, in this process. A
+        :class:`dask.distributed.Client`, or a scheduler address (``"tcp://host:8786"``,
+        connected to for this call and closed after), runs the tasks on that cluster.
+        Any other dask scheduler name (``"threads"``, ``"processes"``, ``"sync"``) is
+        passed to :func:`dask.compute`.
+    backend
+        ``"numpy"`` (``pipeline(raw)``) or ``"torch"`` (``pipeline.to_torch()``, float64
+        on the CPU; agrees to float rounding).
+    overwrite
+        Replace arrays of the same label that another pipeline, other sources or
+        another shape made (otherwise :class:`~ispkit.errors.InputError`), and recompute
+        everything for the given labels.
+
+    Returns
+    -------
+    dict[str, zarr.Array]
+        The views array of every label, ``(N, 3, H, W)`` float32.
+
+    Notes
+    -----
+    Only images not yet flagged done are computed; a rerun after an interruption
+    finishes the job. The raw file of an image is read once for all pipelines that
+    still need it.
+    """
+    zarr = _need("zarr")
+    dask = _need("dask")
+    if not isinstance(archive, RawArchive):
+        raise InputError(f"archive: expected a RawArchive (see raw_archive), got {type(archive).__name__}")
+    _check_backend(backend)
+    chosen = _pipelines(pipelines, archive.camera)
+    store = os.fspath(store)
+    root = zarr.open_group(store, mode="a")
+    for label, pipeline in chosen.items():
+        _prepare(root, label, pipeline, archive, overwrite, store)
+
+    tasks = []
+    for label, pipeline in chosen.items():
+        done = np.asarray(root[DONE_GROUP][label][:], dtype=bool)
+        missing = np.flatnonzero(~done)
+        if not len(missing):
+            continue
+        blocks = bulk_views(archive, pipeline, backend=backend).to_delayed().ravel()
+        write = dask.delayed(_write_block, pure=False)
+        tasks += [write(blocks[i], store, label, int(i), dask_key_name=f"bulk-write-{label}-{i}-{_token(archive)}") for i in missing]
+    if tasks:
+        _compute(tasks, scheduler)
+    return {label: zarr.open_array(store, path=label, mode="r") for label in chosen}
+
+
+def _compute(tasks: list[Any], scheduler: Any) -> list[Any]:
+    dask = _need("dask")
+    if scheduler is None:
+        return list(dask.compute(*tasks, scheduler="threads"))
+    if isinstance(scheduler, str) and "://" in scheduler:
+        distributed = _need("dask.distributed")
+        with distributed.Client(scheduler) as client:
+            return list(client.gather(client.compute(tasks)))
+    if hasattr(scheduler, "compute") and hasattr(scheduler, "gather"):
+        return list(scheduler.gather(scheduler.compute(tasks)))
+    return list(dask.compute(*tasks, scheduler=scheduler))
+
+
+def open_bulk(store: str | os.PathLike[str]) -> dict[str, dask.array.Array]:
+    """The views arrays of a bulk store as lazy dask arrays, ``{label: (N, 3, H, W)}``.
+
+    Images not yet written read as zeros; ``zarr.open_group(store)["_done"][label]``
+    says which are done, and each array's ``attrs`` hold its pipeline and camera YAML
+    and its source files.
+    """
+    zarr = _need("zarr")
+    da = _need("dask.array")
+    store = os.fspath(store)
+    if not Path(store).exists() and "://" not in store:
+        raise FileNotFoundError(f"no bulk store at {store}")
+    root = zarr.open_group(store, mode="r")
+    return {name: da.from_zarr(store, component=name) for name in sorted(root.array_keys())}
