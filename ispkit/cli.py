@@ -28,6 +28,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -125,15 +126,25 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _synthesis(args: argparse.Namespace) -> int:
-    from .drift.config import SynthesisConfig
-    from .drift.synthesis import run_synthesis
+def _run_experiment(args: argparse.Namespace, kind: str) -> tuple[Any, Path]:
+    """Parse the experiment YAML of ``kind`` and run (or resume) it with the command's options."""
+    from .drift import adjustment, forensics, synthesis
+    from .drift import config as configs
 
-    config = SynthesisConfig.from_yaml(args.config)
+    loader, run = {
+        "synthesis": (configs.SynthesisConfig, synthesis.run_synthesis),
+        "forensics": (configs.ForensicsConfig, forensics.run_forensics),
+        "adjust": (configs.AdjustmentConfig, adjustment.run_adjustment),
+    }[kind]
+    config = loader.from_yaml(args.config)
     out = args.out or Path("runs") / config.name
-    print(f"ispkit synthesis: {args.config} → {out} (interrupt at any time; the same command resumes)", flush=True)
-    results = run_synthesis(config, out, tracking=not args.no_tracking, tracking_uri=args.tracking_uri, progress=lambda line: print(line, flush=True))
-    s = results.summary()
+    print(f"ispkit {kind}: {args.config} → {out} (interrupt at any time; the same command resumes)", flush=True)
+    results = run(config, out, tracking=not args.no_tracking, tracking_uri=args.tracking_uri, progress=lambda line: print(line, flush=True))
+    return results, out
+
+
+def _synthesis(args: argparse.Namespace) -> int:
+    s = _run_experiment(args, "synthesis")[0].summary()
     print(
         f"{s['metric']}: {s['in_distribution']:.3f} in distribution, {s['under_isp_drift']:.3f} under ISP drift, "
         f"{s['under_corruptions']:.3f} under corruptions (drop ratio {s['drop_ratio']:.3f})"
@@ -142,13 +153,7 @@ def _synthesis(args: argparse.Namespace) -> int:
 
 
 def _forensics(args: argparse.Namespace) -> int:
-    from .drift.config import ForensicsConfig
-    from .drift.forensics import run_forensics
-
-    config = ForensicsConfig.from_yaml(args.config)
-    out = args.out or Path("runs") / config.name
-    print(f"ispkit forensics: {args.config} → {out} (interrupt at any time; the same command resumes)", flush=True)
-    results = run_forensics(config, out, tracking=not args.no_tracking, tracking_uri=args.tracking_uri, progress=lambda line: print(line, flush=True))
+    results, out = _run_experiment(args, "forensics")
     worst = min(results.runs, key=lambda r: r.metric)
     print(f"{results.metric}: baseline {results.baseline:.3f}; lowest {worst.metric:.3f} ({worst.subset}, λ = {worst.lam:g}, d = {worst.distance:.4g})")
     print(f"operating specification: {out / 'operating_spec.yaml'}")
@@ -156,14 +161,7 @@ def _forensics(args: argparse.Namespace) -> int:
 
 
 def _adjust(args: argparse.Namespace) -> int:
-    from .drift.adjustment import run_adjustment
-    from .drift.config import AdjustmentConfig
-
-    config = AdjustmentConfig.from_yaml(args.config)
-    out = args.out or Path("runs") / config.name
-    print(f"ispkit adjust: {args.config} → {out} (interrupt at any time; the same command resumes)", flush=True)
-    results = run_adjustment(config, out, tracking=not args.no_tracking, tracking_uri=args.tracking_uri, progress=lambda line: print(line, flush=True))
-    for intensity, arms in results.final().items():
+    for intensity, arms in _run_experiment(args, "adjust")[0].final().items():
         print(f"intensity {intensity}: " + ", ".join(f"{arm} {mean:.3f} ± {std:.3f}" for arm, (mean, std) in arms.items()))
     return 0
 
@@ -179,10 +177,17 @@ def _bulk(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tracking_options(parser: argparse.ArgumentParser) -> None:
-    track = parser.add_mutually_exclusive_group()
+def _experiment_command(sub: Any, kind: str, help: str, what: str, func: Any) -> None:
+    """``ispkit <kind> run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking]``."""
+    run = sub.add_parser(kind, help=help).add_subparsers(dest=f"{kind}_command", required=True).add_parser(
+        "run", help=f"run (or resume) {what} from a YAML experiment"
+    )
+    run.add_argument("config", help="experiment YAML (see experiments/)")
+    run.add_argument("--out", type=Path, help="run folder (default: runs/<experiment name>); an existing one is resumed")
+    track = run.add_mutually_exclusive_group()
     track.add_argument("--tracking-uri", help="MLflow tracking server (default: a local store inside the run folder)")
     track.add_argument("--no-tracking", action="store_true", help="do not track with MLflow")
+    run.set_defaults(func=func)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,24 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("presets", help="list the twelve paper presets").set_defaults(func=_presets)
     sub.add_parser("cameras", help="list registered cameras").set_defaults(func=_cameras)
     sub.add_parser("models", help="list registered task models").set_defaults(func=_models)
-    synthesis = sub.add_parser("synthesis", help="drift synthesis: train on one data model, test on all").add_subparsers(dest="synthesis_command", required=True)
-    run = synthesis.add_parser("run", help="run (or resume) a drift-synthesis study from a YAML experiment")
-    run.add_argument("config", help="experiment YAML (see experiments/)")
-    run.add_argument("--out", type=Path, help="run folder (default: runs/<experiment name>); an existing one is resumed")
-    _tracking_options(run)
-    run.set_defaults(func=_synthesis)
-    forensics = sub.add_parser("forensics", help="drift forensics: find processing settings under which a model fails").add_subparsers(dest="forensics_command", required=True)
-    frun = forensics.add_parser("run", help="run (or resume) a forensic sweep from a YAML experiment")
-    frun.add_argument("config", help="experiment YAML (see experiments/)")
-    frun.add_argument("--out", type=Path, help="run folder (default: runs/<experiment name>); an existing one is resumed")
-    _tracking_options(frun)
-    frun.set_defaults(func=_forensics)
-    adjust = sub.add_parser("adjust", help="drift adjustment: train pipeline parameters jointly with the task model").add_subparsers(dest="adjust_command", required=True)
-    arun = adjust.add_parser("run", help="run (or resume) an adjustment study from a YAML experiment")
-    arun.add_argument("config", help="experiment YAML (see experiments/)")
-    arun.add_argument("--out", type=Path, help="run folder (default: runs/<experiment name>); an existing one is resumed")
-    _tracking_options(arun)
-    arun.set_defaults(func=_adjust)
+    _experiment_command(sub, "synthesis", "drift synthesis: train on one data model, test on all", "a drift-synthesis study", _synthesis)
+    _experiment_command(sub, "forensics", "drift forensics: find processing settings under which a model fails", "a forensic sweep", _forensics)
+    _experiment_command(sub, "adjust", "drift adjustment: train pipeline parameters jointly with the task model", "an adjustment study", _adjust)
     bulk = sub.add_parser("bulk", help="process a folder of raw files through pipelines into a Zarr store with Dask")
     bulk.add_argument("src", help="folder (or file) of raw TIFF/DNG files of one shape and camera")
     bulk.add_argument("store", help="Zarr store to write (one array per pipeline; an existing one is resumed)")
