@@ -64,6 +64,7 @@ from ..tasks.checkpoint import save_checkpoint
 from ..tasks.metrics import PRIMARY_METRIC
 from ..tasks.training import fit
 from .config import AdjustmentConfig
+from .results import JsonResults
 from .synthesis import RawSet, ViewBank, _Clock, _folds, _prepare_run_dir, _unit_seed, load_raw_set, resolve_device, seeded_network
 from .tracking import make_tracker
 
@@ -73,7 +74,7 @@ Progress = Callable[[str], None]
 
 
 @dataclass
-class AdjustmentResults:
+class AdjustmentResults(JsonResults):
     """Validation curves ``curves[intensity][arm]``: array ``(folds, epochs)`` of the primary metric."""
 
     task: str
@@ -104,13 +105,6 @@ class AdjustmentResults:
         fields = {k: v for k, v in data.items() if k != "final"}
         fields["curves"] = {i: {a: np.asarray(c, dtype=float) for a, c in arms.items()} for i, arms in data["curves"].items()}
         return cls(**fields)
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> AdjustmentResults:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def _intensity_key(intensity: float) -> str:

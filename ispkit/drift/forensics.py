@@ -66,6 +66,7 @@ from ..tasks.metrics import PRIMARY_METRIC, task_loss, task_metrics
 from ..tasks.training import fit
 from .config import ForensicsConfig
 from .distances import distance as get_distance
+from .results import JsonResults
 from .synthesis import RawSet, ViewBank, _duration, _prepare_run_dir, _slug, _unit_seed, load_raw_set, resolve_device, seeded_network
 from .tracking import make_tracker
 
@@ -86,9 +87,17 @@ class ForensicsRun:
     params: dict[str, list]
     trace: list[dict[str, float]] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (λ = ∞ as ``"inf"``)."""
+        return {**self.__dict__, "lam": _plain_lambda(self.lam)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ForensicsRun:
+        return cls(**{**data, "lam": float(data["lam"])})
+
 
 @dataclass
-class ForensicsResults:
+class ForensicsResults(JsonResults):
     """The forensic sweep: baseline, one :class:`ForensicsRun` per (subset, λ), and the reference parameters."""
 
     task: str
@@ -156,22 +165,15 @@ class ForensicsResults:
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "runs"}
         data["lambdas"] = [_plain_lambda(v) for v in self.lambdas]
-        data["runs"] = [{**r.__dict__, "lam": _plain_lambda(r.lam)} for r in self.runs]
+        data["runs"] = [r.to_dict() for r in self.runs]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ForensicsResults:
         fields = dict(data)
         fields["lambdas"] = [float(v) for v in data["lambdas"]]
-        fields["runs"] = [ForensicsRun(**{**r, "lam": float(r["lam"])}) for r in data["runs"]]
+        fields["runs"] = [ForensicsRun.from_dict(r) for r in data["runs"]]
         return cls(**fields)
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ForensicsResults:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def _plain_lambda(lam: float) -> float | str:
@@ -316,8 +318,7 @@ def run_forensics(
         unit = run_dir / "units" / _slug(subset) / f"lambda_{_plain_lambda(lam)}"
         done = unit / "result.json"
         if done.exists():
-            record = json.loads(done.read_text(encoding="utf-8"))
-            runs.append(ForensicsRun(**{**record, "lam": float(record["lam"])}))
+            runs.append(ForensicsRun.from_dict(json.loads(done.read_text(encoding="utf-8"))))
             continue
         seed = _unit_seed(config.seed, config.subsets.index(subset), config.lambdas.index(lam))
         tracker.start_unit(f"{subset}/lambda_{_plain_lambda(lam)}", {"subset": subset, "lambda": lam, "seed": seed})
@@ -331,7 +332,7 @@ def run_forensics(
         tracker.log_metrics({PRIMARY_METRIC[data.task]: run.metric, "view_distance": run.distance})
         tracker.end_unit()
         atomic_write_text(unit / "pipeline.yaml", module.to_pipeline().to_yaml())
-        atomic_write_text(done, json.dumps({**run.__dict__, "lam": _plain_lambda(lam)}))
+        atomic_write_text(done, json.dumps(run.to_dict()))
         runs.append(run)
         say(f"[{number}/{len(units)}] {subset:18s} λ={lam:<8g} {PRIMARY_METRIC[data.task]} {run.metric:.3f}  d {run.distance:.4g}  elapsed {_duration(time.perf_counter() - start)}")
     baseline_run, _ = attack(network, pipeline, raws, targets, subset="all", lam=math.inf, distance=config.distance, batch_size=config.batch_size)

@@ -40,7 +40,20 @@ import numpy as np
 from ..errors import InputError
 from ..io import atomic_write_text
 
-__all__ = ["SynthesisResults", "Ranking"]
+__all__ = ["SynthesisResults", "Ranking", "JsonResults"]
+
+
+class JsonResults:
+    """``save``/``load`` as JSON for a results class with ``to_dict`` and ``from_dict``."""
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write JSON to ``path`` (atomically)."""
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1))  # type: ignore[attr-defined]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Any:
+        """Read what :meth:`save` wrote."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -53,7 +66,7 @@ class Ranking:
 
 
 @dataclass
-class SynthesisResults:
+class SynthesisResults(JsonResults):
     """The outcome of :func:`ispkit.drift.synthesis.run_synthesis` (see module docstring).
 
     ``metric`` names the primary metric (``"accuracy"`` for classification, ``"iou"``
@@ -202,14 +215,6 @@ class SynthesisResults:
         fields["metrics"] = {k: np.asarray(v, dtype=float) for k, v in data["metrics"].items()}
         fields["corruption_metrics"] = {k: np.asarray(v, dtype=float) for k, v in data.get("corruption_metrics", {}).items()}
         return cls(**fields)
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write JSON to ``path`` (atomically)."""
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> SynthesisResults:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """One row per (kind, train, test or corruption, severity, fold, metric, value)."""
