@@ -65,7 +65,7 @@ from ..tasks.metrics import PRIMARY_METRIC
 from ..tasks.training import fit
 from .config import AdjustmentConfig
 from .results import JsonResults
-from .synthesis import RawSet, ViewBank, _Clock, _folds, _prepare_run_dir, _unit_seed, load_raw_set, resolve_device, seeded_network
+from .synthesis import RawSet, ViewBank, _Clock, _folds, _unit_seed, open_run, seeded_network
 from .tracking import make_tracker
 
 __all__ = ["AdjustmentResults", "low_light", "run_adjustment"]
@@ -191,13 +191,7 @@ def run_adjustment(config: AdjustmentConfig, run_dir: str | os.PathLike[str], *,
     """Run (or resume) the adjustment study ``config`` in ``run_dir``; write results, figures and report."""
     from .adjustment_report import write_adjustment_report
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _prepare_run_dir(run_dir, config)
-    device = resolve_device(config.device)
-    data = load_raw_set(config.dataset, progress)
-    if data.task == "segmentation":
-        data.targets = downsample_views(data.targets, config.model.downsample)
+    run_dir, device, data = open_run(run_dir, config, progress, downsample=config.model.downsample)
     folds = _folds(run_dir, data, config)
     gain, read_noise = _sensor_noise(config, data)
     pipeline = config.pipeline(data.camera)

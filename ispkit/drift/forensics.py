@@ -67,7 +67,7 @@ from ..tasks.training import fit
 from .config import ForensicsConfig
 from .distances import distance as get_distance
 from .results import JsonResults
-from .synthesis import RawSet, ViewBank, _duration, _prepare_run_dir, _slug, _unit_seed, load_raw_set, resolve_device, seeded_network
+from .synthesis import RawSet, ViewBank, _duration, _slug, _unit_seed, open_run, seeded_network
 from .tracking import make_tracker
 
 __all__ = ["ForensicsRun", "ForensicsResults", "attack", "run_forensics"]
@@ -250,10 +250,8 @@ def attack(
     return run, module
 
 
-def _network(config: ForensicsConfig, run_dir: Path, data: RawSet, bank: ViewBank, train: np.ndarray, device: torch.device, say: Progress) -> TaskNetwork:
-    """The frozen task model: the given checkpoint, or one trained here on the reference views."""
-    if config.checkpoint is not None:
-        return load_checkpoint(config.checkpoint, map_location=device).network
+def _trained_network(config: ForensicsConfig, run_dir: Path, data: RawSet, bank: ViewBank, train: np.ndarray, device: torch.device, say: Progress) -> TaskNetwork:
+    """The task model trained here on the reference views (or read back from an earlier run)."""
     path = run_dir / "model.pt"
     if path.exists():
         say(f"task model: {path} (trained earlier)")
@@ -293,19 +291,13 @@ def run_forensics(
     from .forensics_report import write_forensics_report
 
     say = progress or (lambda _: None)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _prepare_run_dir(run_dir, config)
-    device = resolve_device(config.device)
-    data = load_raw_set(config.dataset, progress)
-    if data.task == "segmentation":
-        from ..tasks.base import downsample_views
-
-        data.targets = downsample_views(data.targets, config.model.downsample if config.model else 1)
+    given = load_checkpoint(config.checkpoint).network if config.checkpoint is not None else None
+    downsample = given.downsample if given is not None else config.model.downsample  # the frozen model's input resolution
+    run_dir, device, data = open_run(run_dir, config, progress, downsample=downsample)
     train, test = grouped_stratified_kfold(data.groups, data.labels, n_splits=config.folds, seed=config.seed)[config.fold]
     pipeline = config.pipeline(data.camera)
-    bank = ViewBank(data.raws, {config.pipeline_label: pipeline}, downsample=config.model.downsample if config.model else 1, device=device)
-    network = _network(config, run_dir, data, bank, train, device, say)
+    bank = ViewBank(data.raws, {config.pipeline_label: pipeline}, downsample=downsample, device=device)
+    network = given.to(device) if given is not None else _trained_network(config, run_dir, data, bank, train, device, say)
     samples = test[: config.samples] if config.samples else test
     raws, targets = data.raws[samples], data.targets[samples]
     units = [(s, lam) for s in config.subsets for lam in config.lambdas]

@@ -50,7 +50,7 @@ from .config import DatasetConfig, SynthesisConfig
 from .results import SynthesisResults
 from .tracking import make_tracker
 
-__all__ = ["RawSet", "load_raw_set", "ViewBank", "run_synthesis", "resolve_device", "seeded_network"]
+__all__ = ["RawSet", "load_raw_set", "ViewBank", "open_run", "run_synthesis", "resolve_device", "seeded_network"]
 
 Progress = Callable[[str], None]
 
@@ -160,6 +160,20 @@ def _prepare_run_dir(run_dir: Path, config: SynthesisConfig) -> None:
             )
     else:
         atomic_write_text(saved, config.text)
+
+
+def open_run(run_dir: str | os.PathLike[str], config: Any, progress: Progress | None, *, downsample: int) -> tuple[Path, torch.device, RawSet]:
+    """Start or resume a run of ``config``: the run folder (refusing one of another
+    experiment), the device, and the dataset, with segmentation masks brought to the
+    network's input resolution (area fractions after ``downsample``)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_run_dir(run_dir, config)
+    device = resolve_device(config.device)
+    data = load_raw_set(config.dataset, progress)
+    if data.task == "segmentation":
+        data.targets = downsample_views(data.targets, downsample)
+    return run_dir, device, data
 
 
 def _folds(run_dir: Path, data: RawSet, config: SynthesisConfig) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -316,13 +330,7 @@ def run_synthesis(
     """
     from .report import write_report
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _prepare_run_dir(run_dir, config)
-    device = resolve_device(config.device)
-    data = load_raw_set(config.dataset, progress)
-    if data.task == "segmentation":  # masks at the network's input resolution (area fractions)
-        data.targets = downsample_views(data.targets, config.model.downsample)
+    run_dir, device, data = open_run(run_dir, config, progress, downsample=config.model.downsample)
     folds = _folds(run_dir, data, config)
     labels = dict.fromkeys((*config.train_pipelines, *config.test_pipelines))
     pipelines = {label: config.pipeline(label, data.camera) for label in labels}

@@ -171,6 +171,10 @@ optimisation: {{steps: 3, batch_size: 4, lr: 0.05}}
     attacked, reference = results.run("black_level", 0.0), results.run("black_level", math.inf)
     assert 0 <= attacked.metric <= 1 and reference.metric == pytest.approx(results.baseline)
     assert attacked.loss >= reference.loss and attacked.distance > 0
+    # the same (downsampling) model given as a checkpoint: masks follow the checkpoint's input resolution
+    given = ForensicsConfig.from_yaml(config.text.replace("model: {name: small_unet, downsample: 2}", f'model: {{checkpoint: "{tmp_path / "run" / "model.pt"}"}}'))
+    again = run_forensics(given, tmp_path / "from-checkpoint", tracking=False)
+    assert again.baseline == pytest.approx(results.baseline)
 
 
 def test_forensics_tracking_logs_the_trace(microscopy_root, tmp_path):
