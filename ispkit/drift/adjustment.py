@@ -48,7 +48,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +169,7 @@ def _train_unit(config: AdjustmentConfig, unit: Path, arm: str, intensity: float
         tracker.log_metrics({"loss": loss, **{f"val_{k}": v for k, v in scores.items()}}, step=epoch)
         clock.epoch(f"[{number[0]}/{number[1]}] intensity {_intensity_key(intensity)} {arm:7s} fold {fold + 1}/{config.folds}  epoch {epoch}/{config.training.epochs}  loss {loss:.3f}  {metric} {scores[metric]:.3f}")
 
-    training = type(config.training)(**{**config.training.__dict__, "seed": seed})
+    training = replace(config.training, seed=seed)
     state = unit / "train_state.pt"
     history = fit(network, source, data.targets, train, training, parameters=parameters, validation_index=test, on_epoch=on_epoch, state_path=state,
                   after_step=module.project_ if module is not None else None)  # fmt: skip

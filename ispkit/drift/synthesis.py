@@ -28,7 +28,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -261,7 +261,7 @@ def _train_unit(unit_dir: Path, bank: ViewBank, data: RawSet, config: SynthesisC
         tracker.log_metrics({"loss": loss, **{f"val_{k}": v for k, v in scores.items()}}, step=epoch)
         clock.epoch(f"[{units[0]}/{units[1]}] {name}  epoch {epoch}/{config.training.epochs}  loss {loss:.3f}  {metric} {scores[metric]:.3f}")
 
-    training = type(config.training)(**{**config.training.__dict__, "seed": seed})
+    training = replace(config.training, seed=seed)
     history = fit(network, bank.source(label), data.targets, train, training, validation_index=test, on_epoch=on_epoch, state_path=state)
     result = _evaluate_unit(network, bank, data, config, test, label, seed)
     result["history"] = {"loss": history.loss, "validation": history.validation}
