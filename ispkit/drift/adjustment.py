@@ -38,7 +38,8 @@ The run folder holds ``config.yaml``, ``folds.json``,
 ``units/<intensity>/<arm>/fold<k>/`` (``result.json`` with the curves, ``model.pt``,
 ``pipeline.yaml`` of the learned arm, ``train_state.pt`` while unfinished),
 ``results.json``, ``figures/`` and ``report.html``. A rerun skips finished units and
-continues an unfinished one from its last epoch.
+continues an unfinished one from its last epoch. The units (intensity × arm × fold) run
+here or as Dask tasks (``scheduler=``, :mod:`ispkit.drift.execution`).
 """
 
 from __future__ import annotations
@@ -64,11 +65,12 @@ from ..tasks.checkpoint import save_checkpoint
 from ..tasks.metrics import PRIMARY_METRIC
 from ..tasks.training import fit
 from .config import AdjustmentConfig
+from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute
 from .results import JsonResults
-from .synthesis import RawSet, ViewBank, _Clock, _folds, _unit_seed, open_run, seeded_network
+from .synthesis import RawSet, ViewBank, _folds, _unit_seed, open_run, seeded_network
 from .tracking import make_tracker
 
-__all__ = ["AdjustmentResults", "low_light", "run_adjustment"]
+__all__ = ["AdjustmentResults", "AdjustmentStudy", "low_light", "run_adjustment"]
 
 Progress = Callable[[str], None]
 
@@ -140,7 +142,10 @@ def low_light(raws: torch.Tensor, intensity: float, camera: Any, *, gain: float,
     return torch.from_numpy(dim).float()[:, None]
 
 
-def _source(arm: str, raws: torch.Tensor, bank: ViewBank, label: str, module: torch.nn.Module | None, downsample: int, device: torch.device):
+def _source(arm: str, bank: ViewBank, label: str, module: torch.nn.Module | None, downsample: int, device: torch.device):
+    """The training views of ``arm``: the frozen pipeline's (made once), the packed raw
+    mosaics, or the learned pipeline's (made again for every batch, so gradients reach it)."""
+    raws = bank.raws
     if arm == "frozen":
         return bank.source(label)
     if arm == "raw":
@@ -149,86 +154,108 @@ def _source(arm: str, raws: torch.Tensor, bank: ViewBank, label: str, module: to
     return lambda index: downsample_views(module(raws[torch.as_tensor(index)].to(device)), downsample)
 
 
-def _train_unit(config: AdjustmentConfig, unit: Path, arm: str, intensity: float, fold: int, raws: torch.Tensor, data: RawSet, bank: ViewBank,
-                train: np.ndarray, test: np.ndarray, device: torch.device, clock: _Clock, tracker: Any, number: tuple[int, int]) -> dict[str, Any]:  # fmt: skip
-    seed = _unit_seed(config.seed, config.arms.index(arm), config.intensities.index(intensity), fold)
-    pipeline = bank.pipelines[config.pipeline_label]
-    # the view source prepares the views; the network records the factor for use on full views later
-    downsample = max(config.model.downsample // 2, 1) if arm == "raw" else config.model.downsample
-    network = seeded_network(config.model, data, seed, device, downsample=downsample, in_channels=4 if arm == "raw" else 3)
-    module = pipeline.to_torch(trainable="all").to(device) if arm == "learned" else None
-    parameters: list[Any] = [{"params": list(network.parameters())}]
-    if module is not None:  # step sizes relative to each parameter's scale (see PipelineModule.parameter_groups)
-        parameters += module.parameter_groups(config.pipeline_lr)
-    source = _source(arm, raws, bank, config.pipeline_label, module, config.model.downsample, device)
-    metric = PRIMARY_METRIC[data.task]
-    name = f"{_intensity_key(intensity)}/{arm}/fold{fold}"
-    tracker.start_unit(name, {"arm": arm, "intensity": intensity, "fold": fold, "seed": seed})
+class AdjustmentStudy(Study):
+    """The units of an adjustment study (intensity × arm × fold) and how to run one."""
 
-    def on_epoch(epoch: int, loss: float, scores: dict[str, float]) -> None:
-        tracker.log_metrics({"loss": loss, **{f"val_{k}": v for k, v in scores.items()}}, step=epoch)
-        clock.epoch(f"[{number[0]}/{number[1]}] intensity {_intensity_key(intensity)} {arm:7s} fold {fold + 1}/{config.folds}  epoch {epoch}/{config.training.epochs}  loss {loss:.3f}  {metric} {scores[metric]:.3f}")
+    def __init__(self, config: AdjustmentConfig, run_dir: Path, device: torch.device, data: RawSet, folds: list[tuple[np.ndarray, np.ndarray]], gain: float, read_noise: float) -> None:
+        self.config, self.run_dir, self.device, self.data, self.folds = config, run_dir, device, data, folds
+        self.gain, self.read_noise = gain, read_noise
+        self.pipeline = config.pipeline(data.camera)
+        self.device_name = config.device
+        self._banks: dict[float, ViewBank] = {}
 
-    training = replace(config.training, seed=seed)
-    state = unit / "train_state.pt"
-    history = fit(network, source, data.targets, train, training, parameters=parameters, validation_index=test, on_epoch=on_epoch, state_path=state,
-                  after_step=module.project_ if module is not None else None)  # fmt: skip
-    result: dict[str, Any] = {"loss": history.loss, "validation": history.validation}
-    learned_yaml = None
-    if module is not None:
-        learned_yaml = module.to_pipeline().to_yaml()
-        atomic_write_text(unit / "pipeline.yaml", learned_yaml)
-    save_checkpoint(unit / "model.pt", network, pipeline_yaml=learned_yaml if arm == "learned" else (pipeline.to_yaml() if arm == "frozen" else None),
-                    metadata={"experiment": config.name, "arm": arm, "intensity": intensity, "fold": fold, "downsample": config.model.downsample})  # fmt: skip
-    atomic_write_text(unit / "result.json", json.dumps(result))
-    tracker.end_unit()
-    state.unlink(missing_ok=True)
-    return result
+    @classmethod
+    def open(cls, config: AdjustmentConfig, run_dir: str | os.PathLike[str], *, progress: Progress | None = None, create: bool = True) -> AdjustmentStudy:
+        run_dir, device, data = open_run(run_dir, config, progress, downsample=config.model.downsample, create=create)
+        folds = _folds(run_dir, data, config)
+        return cls(config, run_dir, device, data, folds, *_sensor_noise(config, data))
+
+    def bank(self, intensity: float) -> ViewBank:
+        """The raws at ``intensity`` (seeded sensor model) with the frozen pipeline's views, made once."""
+        if intensity not in self._banks:
+            self._banks.clear()  # one intensity's raws at a time
+            seed = _unit_seed(self.config.seed, 10**6, self.config.intensities.index(intensity))
+            raws = low_light(self.data.raws, intensity, self.data.camera, gain=self.gain, read_noise=self.read_noise, seed=seed)
+            self._banks[intensity] = ViewBank(raws, {self.config.pipeline_label: self.pipeline}, downsample=self.config.model.downsample, device=self.device,
+                                              batch_size=self.config.training.batch_size)  # fmt: skip
+        return self._banks[intensity]
+
+    def units(self) -> list[Unit]:
+        config = self.config
+        keys = [(i, a, k) for i in config.intensities for a in config.arms for k in range(config.folds)]
+        return [
+            Unit(f"{_intensity_key(i)}/{a}/fold{k}", (i, a, k), self.run_dir / "units" / _intensity_key(i) / a / f"fold{k}",
+                 {"arm": a, "intensity": i, "fold": k, "seed": _unit_seed(config.seed, config.arms.index(a), config.intensities.index(i), k)},
+                 config.training.epochs, (n, len(keys)))
+            for n, (i, a, k) in enumerate(keys, 1)
+        ]  # fmt: skip
+
+    def run(self, unit: Unit, clock: Clock) -> dict[str, Any]:
+        config, data, device = self.config, self.data, self.device
+        (intensity, arm, fold), seed = unit.key, unit.params["seed"]
+        bank = self.bank(intensity)
+        train, test = self.folds[fold]
+        # the view source prepares the views; the network records the factor for use on full views later
+        downsample = max(config.model.downsample // 2, 1) if arm == "raw" else config.model.downsample
+        network = seeded_network(config.model, data, seed, device, downsample=downsample, in_channels=4 if arm == "raw" else 3)
+        module = self.pipeline.to_torch(trainable="all").to(device) if arm == "learned" else None
+        parameters: list[Any] = [{"params": list(network.parameters())}]
+        if module is not None:  # step sizes relative to each parameter's scale (see PipelineModule.parameter_groups)
+            parameters += module.parameter_groups(config.pipeline_lr)
+        source = _source(arm, bank, config.pipeline_label, module, config.model.downsample, device)
+        metric = PRIMARY_METRIC[data.task]
+
+        def on_epoch(epoch: int, loss: float, scores: dict[str, float]) -> None:
+            clock.step(f"{unit.tag} intensity {_intensity_key(intensity)} {arm:7s} fold {fold + 1}/{config.folds}  epoch {epoch}/{config.training.epochs}  loss {loss:.3f}  {metric} {scores[metric]:.3f}")
+
+        state = unit.folder / "train_state.pt"
+        history = fit(network, source, data.targets, train, replace(config.training, seed=seed), parameters=parameters, validation_index=test, on_epoch=on_epoch,
+                      state_path=state, after_step=module.project_ if module is not None else None)  # fmt: skip
+        result: dict[str, Any] = {"loss": history.loss, "validation": history.validation}
+        learned_yaml = None
+        if module is not None:
+            learned_yaml = module.to_pipeline().to_yaml()
+            atomic_write_text(unit.folder / "pipeline.yaml", learned_yaml)
+        save_checkpoint(unit.folder / "model.pt", network, pipeline_yaml=learned_yaml if arm == "learned" else (self.pipeline.to_yaml() if arm == "frozen" else None),
+                        metadata={"experiment": config.name, "arm": arm, "intensity": intensity, "fold": fold, "downsample": config.model.downsample})  # fmt: skip
+        atomic_write_text(unit.folder / "result.json", json.dumps(result))
+        state.unlink(missing_ok=True)
+        return result
+
+    def metrics(self, unit: Unit, result: dict[str, Any]) -> Metrics:
+        return epoch_metrics(result)
 
 
 def run_adjustment(config: AdjustmentConfig, run_dir: str | os.PathLike[str], *, tracking: bool = True, tracking_uri: str | None = None,
-                   progress: Progress | None = None) -> AdjustmentResults:  # fmt: skip
-    """Run (or resume) the adjustment study ``config`` in ``run_dir``; write results, figures and report."""
+                   progress: Progress | None = None, scheduler: Any = "local", workers: int = 1) -> AdjustmentResults:  # fmt: skip
+    """Run (or resume) the adjustment study ``config`` in ``run_dir``; write results, figures and report.
+
+    ``scheduler``/``workers`` say where the units run (:func:`ispkit.drift.execution.execute`).
+    """
     from .adjustment_report import write_adjustment_report
 
-    run_dir, device, data = open_run(run_dir, config, progress, downsample=config.model.downsample)
-    folds = _folds(run_dir, data, config)
-    gain, read_noise = _sensor_noise(config, data)
-    pipeline = config.pipeline(data.camera)
-    units = [(i, a, k) for i in config.intensities for a in config.arms for k in range(config.folds)]
-    clock = _Clock(progress, len(units) * config.training.epochs)
-    clock.say(f"{config.name}: {len(data.raws)} samples, arms {', '.join(config.arms)}, intensities {', '.join(map(_intensity_key, config.intensities))}, {config.folds} folds, on {device}")
+    study = AdjustmentStudy.open(config, run_dir, progress=progress)
+    run_dir, data = study.run_dir, study.data
+    units = study.units()
+    clock = Clock(progress, len(units) * config.training.epochs)
+    clock.say(f"{config.name}: {len(data.raws)} samples, arms {', '.join(config.arms)}, intensities {', '.join(map(_intensity_key, config.intensities))}, {config.folds} folds, on {study.device}")
     params = {"name": config.name, "dataset": config.dataset.__dict__, "pipeline": config.pipeline_label, "model": config.model.__dict__,
-              "training": config.training.__dict__, "pipeline_lr": config.pipeline_lr, "folds": config.folds, "seed": config.seed, "gain": gain, "read_noise": read_noise}  # fmt: skip
+              "training": config.training.__dict__, "pipeline_lr": config.pipeline_lr, "folds": config.folds, "seed": config.seed, "gain": study.gain, "read_noise": study.read_noise}  # fmt: skip
     tracker = make_tracker(run_dir, config.name, params, tracking_uri=tracking_uri, enabled=tracking)
-    curves: dict[str, dict[str, list[list[float]]]] = {}
-    samples: dict[str, torch.Tensor] = {}
     start = time.perf_counter()
-    try:
-        for intensity in config.intensities:
-            raws = low_light(data.raws, intensity, data.camera, gain=gain, read_noise=read_noise, seed=_unit_seed(config.seed, 10**6, config.intensities.index(intensity)))
-            samples[_intensity_key(intensity)] = raws[folds[0][1][:4]]
-            bank = ViewBank(raws, {config.pipeline_label: pipeline}, downsample=config.model.downsample, device=device, batch_size=config.training.batch_size)
-            for arm in config.arms:
-                for k, (train, test) in enumerate(folds):
-                    number = (units.index((intensity, arm, k)) + 1, len(units))
-                    unit = run_dir / "units" / _intensity_key(intensity) / arm / f"fold{k}"
-                    if (unit / "result.json").exists():
-                        result = json.loads((unit / "result.json").read_text(encoding="utf-8"))
-                        clock.skip(config.training.epochs)
-                    else:
-                        result = _train_unit(config, unit, arm, intensity, k, raws, data, bank, train, test, device, clock, tracker, number)
-                    metric = PRIMARY_METRIC[data.task]
-                    curves.setdefault(_intensity_key(intensity), {}).setdefault(arm, []).append([v[metric] for v in result["validation"]])
-    except BaseException:
-        tracker.end_study("KILLED")
-        raise
+    found = execute(study, units, clock=clock, tracker=tracker, scheduler=scheduler, workers=workers)
+    metric = PRIMARY_METRIC[data.task]
+    curves: dict[str, dict[str, list[list[float]]]] = {}
+    for unit in units:  # in (intensity, arm, fold) order
+        intensity, arm, _ = unit.key
+        curves.setdefault(_intensity_key(intensity), {}).setdefault(arm, []).append([v[metric] for v in found[unit.key]["validation"]])
+    samples = {_intensity_key(i): study.bank(i).raws[study.folds[0][1][:4]] for i in config.intensities}
     results = AdjustmentResults(
-        task=data.task, metric=PRIMARY_METRIC[data.task], pipeline=config.pipeline_label, intensities=list(config.intensities), arms=list(config.arms),
+        task=data.task, metric=metric, pipeline=config.pipeline_label, intensities=list(config.intensities), arms=list(config.arms),
         folds=config.folds, epochs=config.training.epochs, curves={i: {a: np.asarray(c) for a, c in arms.items()} for i, arms in curves.items()},
     )  # fmt: skip
     results.save(run_dir / "results.json")
-    report = write_adjustment_report(run_dir, results, pipeline=pipeline, samples=samples, config_text=config.text)
+    report = write_adjustment_report(run_dir, results, pipeline=study.pipeline, samples=samples, config_text=config.text)
     final = results.final()
     tracker.log_metrics({f"final_{metric}/{i}/{a}": m for i, arms in final.items() for a, (m, _) in arms.items() if math.isfinite(m)})
     for path in (run_dir / "results.json", report, *sorted((run_dir / "figures").glob("*.png"))):

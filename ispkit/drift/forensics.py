@@ -40,7 +40,8 @@ An experiment file::
 The run folder holds ``config.yaml``, ``model.pt`` (when trained here),
 ``units/<subset>/lambda_<λ>/result.json`` and ``pipeline.yaml`` (the found parameters),
 ``results.json``, ``operating_spec.yaml``, ``figures/`` and ``report.html``; a rerun
-skips finished units.
+skips finished units. The task model's training and the (subset, λ) units run here or
+as Dask tasks (``scheduler=``, :mod:`ispkit.drift.execution`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,11 +66,12 @@ from ..tasks.metrics import PRIMARY_METRIC, task_loss, task_metrics
 from ..tasks.training import fit
 from .config import ForensicsConfig
 from .distances import distance as get_distance
+from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute
 from .results import JsonResults
-from .synthesis import RawSet, ViewBank, _duration, _slug, _unit_seed, open_run, seeded_network
+from .synthesis import RawSet, ViewBank, _slug, _unit_seed, open_run, seeded_network
 from .tracking import make_tracker
 
-__all__ = ["ForensicsRun", "ForensicsResults", "attack", "run_forensics"]
+__all__ = ["ForensicsRun", "ForensicsResults", "ForensicsStudy", "attack", "run_forensics"]
 
 Progress = Callable[[str], None]
 
@@ -250,21 +251,6 @@ def attack(
     return run, module
 
 
-def _trained_network(config: ForensicsConfig, run_dir: Path, data: RawSet, bank: ViewBank, train: np.ndarray, device: torch.device, say: Progress) -> TaskNetwork:
-    """The task model trained here on the reference views (or read back from an earlier run)."""
-    path = run_dir / "model.pt"
-    if path.exists():
-        say(f"task model: {path} (trained earlier)")
-        return load_checkpoint(path, map_location=device).network
-    network = seeded_network(config.model, data, config.seed, device)
-    say(f"training {config.model.name} on {config.pipeline_label} views ({len(train)} images)")
-    fit(network, bank.source(config.pipeline_label), data.targets, train, config.training, state_path=run_dir / "train_state.pt",
-        on_epoch=lambda e, loss, _: say(f"  epoch {e}/{config.training.epochs}  loss {loss:.3f}"))  # fmt: skip
-    save_checkpoint(path, network, pipeline_yaml=bank.pipelines[config.pipeline_label].to_yaml(), metadata={"experiment": config.name, "fold": config.fold})
-    (run_dir / "train_state.pt").unlink(missing_ok=True)
-    return network.eval()
-
-
 def _bounds(pipeline: Any) -> dict[str, list]:
     return {
         f"{s.name}.{p.name}": list(p.bounds) if p.bounds is not None else [None, None]
@@ -274,6 +260,89 @@ def _bounds(pipeline: Any) -> dict[str, list]:
     }
 
 
+class ForensicsStudy(Study):
+    """The units of a forensic sweep and how to run one.
+
+    The first unit trains the task model on the reference views of the other folds
+    (none when the experiment names a checkpoint); then one unit per (subset, λ) attacks
+    the frozen model on the chosen fold's held-out images.
+    """
+
+    def __init__(self, config: ForensicsConfig, run_dir: Path, device: torch.device, data: RawSet, bank: ViewBank, train: np.ndarray, samples: np.ndarray, given: TaskNetwork | None) -> None:
+        self.config, self.run_dir, self.device, self.data, self.bank, self.train = config, run_dir, device, data, bank, train
+        self.raws, self.targets = data.raws[samples], data.targets[samples]
+        self.pipeline = bank.pipelines[config.pipeline_label]
+        self.device_name = config.device
+        self._network = given.to(device) if given is not None else None
+
+    @classmethod
+    def open(cls, config: ForensicsConfig, run_dir: str | os.PathLike[str], *, progress: Progress | None = None, create: bool = True) -> ForensicsStudy:
+        from ..data.splits import grouped_stratified_kfold
+
+        given = load_checkpoint(config.checkpoint).network if config.checkpoint is not None else None
+        downsample = given.downsample if given is not None else config.model.downsample  # the frozen model's input resolution
+        run_dir, device, data = open_run(run_dir, config, progress, downsample=downsample, create=create)
+        train, test = grouped_stratified_kfold(data.groups, data.labels, n_splits=config.folds, seed=config.seed)[config.fold]
+        bank = ViewBank(data.raws, {config.pipeline_label: config.pipeline(data.camera)}, downsample=downsample, device=device)
+        return cls(config, run_dir, device, data, bank, train, test[: config.samples] if config.samples else test, given)
+
+    @property
+    def network(self) -> TaskNetwork:
+        """The frozen task model: the given checkpoint, or the one trained by the model unit."""
+        if self._network is None:
+            self._network = load_checkpoint(self.run_dir / "model.pt", map_location=self.device).network.eval()
+        return self._network
+
+    def model_units(self) -> list[Unit]:
+        """The unit training the task model (none when the experiment gives a checkpoint)."""
+        if self.config.checkpoint is not None:
+            return []
+        return [Unit("model", ("model",), self.run_dir, {"pipeline": self.config.pipeline_label, "fold": self.config.fold, "train_size": len(self.train)}, self.config.training.epochs)]
+
+    def units(self) -> list[Unit]:
+        config = self.config
+        keys = [(s, lam) for s in config.subsets for lam in config.lambdas]
+        return [
+            Unit(f"{subset}/lambda_{_plain_lambda(lam)}", (subset, lam), self.run_dir / "units" / _slug(subset) / f"lambda_{_plain_lambda(lam)}",
+                 {"subset": subset, "lambda": lam, "seed": _unit_seed(config.seed, config.subsets.index(subset), config.lambdas.index(lam))}, 1, (i, len(keys)))
+            for i, (subset, lam) in enumerate(keys, 1)
+        ]  # fmt: skip
+
+    def done(self, unit: Unit) -> dict[str, Any] | None:
+        if unit.key == ("model",):  # trained earlier: the checkpoint is the result
+            return {} if (self.run_dir / "model.pt").exists() else None
+        return super().done(unit)
+
+    def run(self, unit: Unit, clock: Clock) -> dict[str, Any]:
+        return self._train(clock) if unit.key == ("model",) else self._attack(unit, clock)
+
+    def _train(self, clock: Clock) -> dict[str, Any]:
+        config = self.config
+        network = seeded_network(config.model, self.data, config.seed, self.device)
+        clock.say(f"training {config.model.name} on {config.pipeline_label} views ({len(self.train)} images)")
+        history = fit(network, self.bank.source(config.pipeline_label), self.data.targets, self.train, config.training, state_path=self.run_dir / "train_state.pt",
+                      on_epoch=lambda e, loss, _: clock.step(f"  model epoch {e}/{config.training.epochs}  loss {loss:.3f}"))  # fmt: skip
+        save_checkpoint(self.run_dir / "model.pt", network, pipeline_yaml=self.pipeline.to_yaml(), metadata={"experiment": config.name, "fold": config.fold})
+        (self.run_dir / "train_state.pt").unlink(missing_ok=True)
+        self._network = network.eval()
+        return {"history": {"loss": history.loss, "validation": history.validation}}
+
+    def _attack(self, unit: Unit, clock: Clock) -> dict[str, Any]:
+        config, (subset, lam) = self.config, unit.key
+        run, module = attack(self.network, self.pipeline, self.raws, self.targets, subset=subset, lam=lam, distance=config.distance, steps=config.steps,
+                             lr=config.lr, batch_size=config.batch_size, seed=unit.params["seed"])  # fmt: skip
+        atomic_write_text(unit.folder / "pipeline.yaml", module.to_pipeline().to_yaml())
+        atomic_write_text(unit.folder / "result.json", json.dumps(run.to_dict()))
+        clock.step(f"{unit.tag} {subset:18s} λ={lam:<8g} {PRIMARY_METRIC[self.data.task]} {run.metric:.3f}  d {run.distance:.4g}")
+        return run.to_dict()
+
+    def metrics(self, unit: Unit, result: dict[str, Any]) -> Metrics:
+        if unit.key == ("model",):
+            return epoch_metrics(result["history"]) if result else []
+        trace = [({k: v for k, v in point.items() if k != "step"}, int(point["step"])) for point in result["trace"]]
+        return [*trace, ({PRIMARY_METRIC[self.data.task]: result["metric"], "view_distance": result["distance"]}, None)]
+
+
 def run_forensics(
     config: ForensicsConfig,
     run_dir: str | os.PathLike[str],
@@ -281,65 +350,41 @@ def run_forensics(
     tracking: bool = True,
     tracking_uri: str | None = None,
     progress: Progress | None = None,
+    scheduler: Any = "local",
+    workers: int = 1,
 ) -> ForensicsResults:
     """Run (or resume) the forensic sweep of ``config`` in ``run_dir``; write results, spec, figures and report.
 
-    MLflow (:mod:`ispkit.drift.tracking`): one run for the sweep, a nested run per
-    (subset, λ) with the objective, task loss and distance per step and the final metric.
+    MLflow (:mod:`ispkit.drift.tracking`): one run for the sweep, a nested run for the
+    task model's training and one per (subset, λ) with the objective, task loss and
+    distance per step and the final metric. ``scheduler``/``workers`` say where the
+    units run (:func:`ispkit.drift.execution.execute`).
     """
-    from ..data.splits import grouped_stratified_kfold
     from .forensics_report import write_forensics_report
 
-    say = progress or (lambda _: None)
-    given = load_checkpoint(config.checkpoint).network if config.checkpoint is not None else None
-    downsample = given.downsample if given is not None else config.model.downsample  # the frozen model's input resolution
-    run_dir, device, data = open_run(run_dir, config, progress, downsample=downsample)
-    train, test = grouped_stratified_kfold(data.groups, data.labels, n_splits=config.folds, seed=config.seed)[config.fold]
-    pipeline = config.pipeline(data.camera)
-    bank = ViewBank(data.raws, {config.pipeline_label: pipeline}, downsample=downsample, device=device)
-    network = given.to(device) if given is not None else _trained_network(config, run_dir, data, bank, train, device, say)
-    samples = test[: config.samples] if config.samples else test
-    raws, targets = data.raws[samples], data.targets[samples]
-    units = [(s, lam) for s in config.subsets for lam in config.lambdas]
-    runs: list[ForensicsRun] = []
-    start = time.perf_counter()
+    study = ForensicsStudy.open(config, run_dir, progress=progress)
+    run_dir, model_units, units = study.run_dir, study.model_units(), study.units()
+    clock = Clock(progress, sum(u.work for u in (*model_units, *units)))
     params = {"name": config.name, "dataset": config.dataset.__dict__, "pipeline": config.pipeline_label, "distance": config.distance, "steps": config.steps,
-              "lr": config.lr, "batch_size": config.batch_size, "samples": len(samples), "tolerance": config.tolerance, "seed": config.seed}  # fmt: skip
+              "lr": config.lr, "batch_size": config.batch_size, "samples": len(study.raws), "tolerance": config.tolerance, "seed": config.seed}  # fmt: skip
     tracker = make_tracker(run_dir, config.name, params, tracking_uri=tracking_uri, enabled=tracking)
-    for number, (subset, lam) in enumerate(units, 1):
-        unit = run_dir / "units" / _slug(subset) / f"lambda_{_plain_lambda(lam)}"
-        done = unit / "result.json"
-        if done.exists():
-            runs.append(ForensicsRun.from_dict(json.loads(done.read_text(encoding="utf-8"))))
-            continue
-        seed = _unit_seed(config.seed, config.subsets.index(subset), config.lambdas.index(lam))
-        tracker.start_unit(f"{subset}/lambda_{_plain_lambda(lam)}", {"subset": subset, "lambda": lam, "seed": seed})
-        try:
-            run, module = attack(network, pipeline, raws, targets, subset=subset, lam=lam, distance=config.distance, steps=config.steps, lr=config.lr, batch_size=config.batch_size, seed=seed)
-        except BaseException:
-            tracker.end_study("KILLED")
-            raise
-        for point in run.trace:
-            tracker.log_metrics({k: v for k, v in point.items() if k != "step"}, step=int(point["step"]))
-        tracker.log_metrics({PRIMARY_METRIC[data.task]: run.metric, "view_distance": run.distance})
-        tracker.end_unit()
-        atomic_write_text(unit / "pipeline.yaml", module.to_pipeline().to_yaml())
-        atomic_write_text(done, json.dumps(run.to_dict()))
-        runs.append(run)
-        say(f"[{number}/{len(units)}] {subset:18s} λ={lam:<8g} {PRIMARY_METRIC[data.task]} {run.metric:.3f}  d {run.distance:.4g}  elapsed {_duration(time.perf_counter() - start)}")
-    baseline_run, _ = attack(network, pipeline, raws, targets, subset="all", lam=math.inf, distance=config.distance, batch_size=config.batch_size)
+    if model_units:
+        execute(study, model_units, clock=clock, tracker=tracker, scheduler=scheduler, workers=workers)
+    found = execute(study, units, clock=clock, tracker=tracker, scheduler=scheduler, workers=workers)
+    runs = [ForensicsRun.from_dict(found[unit.key]) for unit in units]
+    baseline_run, _ = attack(study.network, study.pipeline, study.raws, study.targets, subset="all", lam=math.inf, distance=config.distance, batch_size=config.batch_size)
     baseline = baseline_run.metric
     results = ForensicsResults(
-        task=data.task, metric=PRIMARY_METRIC[data.task], pipeline=config.pipeline_label, distance=config.distance, baseline=baseline,
-        subsets=list(config.subsets), lambdas=list(config.lambdas), reference=baseline_run.params, bounds=_bounds(pipeline), runs=runs,
+        task=study.data.task, metric=PRIMARY_METRIC[study.data.task], pipeline=config.pipeline_label, distance=config.distance, baseline=baseline,
+        subsets=list(config.subsets), lambdas=list(config.lambdas), reference=baseline_run.params, bounds=_bounds(study.pipeline), runs=runs,
         tolerance=config.tolerance,
     )  # fmt: skip
     results.save(run_dir / "results.json")
     atomic_write_text(run_dir / "operating_spec.yaml", yaml.safe_dump(results.operating_spec(), sort_keys=False))
-    report = write_forensics_report(run_dir, results, pipeline=pipeline, raws=raws[:4], config_text=config.text)
+    report = write_forensics_report(run_dir, results, pipeline=study.pipeline, raws=study.raws[:4], config_text=config.text)
     tracker.log_metrics({f"baseline_{results.metric}": baseline})
     for path in (run_dir / "results.json", run_dir / "operating_spec.yaml", report, *sorted((run_dir / "figures").glob("*.png"))):
         tracker.log_artifact(path)
     tracker.end_study()
-    say(f"done: baseline {results.metric} {baseline:.3f}; report at {report}")
+    clock.say(f"done: baseline {results.metric} {baseline:.3f}; report at {report}")
     return results

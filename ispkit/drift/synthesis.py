@@ -17,7 +17,9 @@ batch on the fly). A study lives in a run directory::
     mlflow.db, mlruns/      the local MLflow store (unless --tracking-uri or --no-tracking)
 
 Interrupt it at any time and run it again: finished units are read back, an
-unfinished unit continues from its last epoch.
+unfinished unit continues from its last epoch. The units (train pipeline × fold) run
+one after the other here, or as Dask tasks on a cluster (``scheduler=``, see
+:mod:`ispkit.drift.execution` and :mod:`ispkit.drift.grid`) with the same results.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
+import socket
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -47,10 +49,11 @@ from ..tasks.metrics import PRIMARY_METRIC
 from ..tasks.registry import build_network
 from ..tasks.training import ViewSource, evaluate, fit
 from .config import DatasetConfig, SynthesisConfig
+from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute
 from .results import SynthesisResults
 from .tracking import make_tracker
 
-__all__ = ["RawSet", "load_raw_set", "ViewBank", "open_run", "run_synthesis", "resolve_device", "seeded_network"]
+__all__ = ["RawSet", "load_raw_set", "ViewBank", "open_run", "SynthesisStudy", "run_synthesis", "resolve_device", "seeded_network"]
 
 Progress = Callable[[str], None]
 
@@ -150,7 +153,7 @@ def _unit_seed(seed: int, *parts: int) -> int:
     return int(np.random.SeedSequence([seed, *parts]).generate_state(1)[0])
 
 
-def _prepare_run_dir(run_dir: Path, config: SynthesisConfig) -> None:
+def _prepare_run_dir(run_dir: Path, config: Any, create: bool) -> None:
     saved = run_dir / "config.yaml"
     if saved.exists():
         if saved.read_text(encoding="utf-8") != config.text:
@@ -158,60 +161,43 @@ def _prepare_run_dir(run_dir: Path, config: SynthesisConfig) -> None:
                 f"{run_dir} holds a run of a different experiment ({saved} differs from the given config); "
                 "resume with the same config, or choose another output folder"
             )
-    else:
+    elif create:
         atomic_write_text(saved, config.text)
+    else:
+        raise InputError(
+            f"the run folder {run_dir} is not visible on {socket.gethostname()}: with a Dask cluster the run folder and "
+            "the dataset must be on a file system every worker sees under the same path"
+        )
 
 
-def open_run(run_dir: str | os.PathLike[str], config: Any, progress: Progress | None, *, downsample: int) -> tuple[Path, torch.device, RawSet]:
+def open_run(run_dir: str | os.PathLike[str], config: Any, progress: Progress | None, *, downsample: int, create: bool = True) -> tuple[Path, torch.device, RawSet]:
     """Start or resume a run of ``config``: the run folder (refusing one of another
     experiment), the device, and the dataset, with segmentation masks brought to the
-    network's input resolution (area fractions after ``downsample``)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _prepare_run_dir(run_dir, config)
+    network's input resolution (area fractions after ``downsample``).
+
+    With ``create=False`` (a Dask worker joining the run) the folder must exist already.
+    """
+    run_dir = Path(run_dir).absolute()  # units may run in processes with another working directory
+    if create:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_run_dir(run_dir, config, create)
     device = resolve_device(config.device)
-    data = load_raw_set(config.dataset, progress)
+    data = load_raw_set(config.dataset, progress if create else None)
     if data.task == "segmentation":
         data.targets = downsample_views(data.targets, downsample)
     return run_dir, device, data
 
 
-def _folds(run_dir: Path, data: RawSet, config: SynthesisConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+def _folds(run_dir: Path, data: RawSet, config: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     folds = grouped_stratified_kfold(data.groups, data.labels, n_splits=config.folds, seed=config.seed)
     plain = [[train.tolist(), test.tolist()] for train, test in folds]
     file = run_dir / "folds.json"
-    if file.exists() and json.loads(file.read_text(encoding="utf-8")) != plain:
-        raise InputError(f"the dataset changed since this run started ({file} lists other folds); use another output folder")
-    atomic_write_text(file, json.dumps(plain))
+    if file.exists():
+        if json.loads(file.read_text(encoding="utf-8")) != plain:
+            raise InputError(f"the dataset changed since this run started ({file} lists other folds); use another output folder")
+    else:
+        atomic_write_text(file, json.dumps(plain))
     return folds
-
-
-class _Clock:
-    """Progress lines with elapsed time and an estimate of the time left."""
-
-    def __init__(self, progress: Progress | None, total_epochs: int) -> None:
-        self.progress, self.total, self.done = progress, total_epochs, 0
-        self.start = time.perf_counter()
-        self.timed = 0
-
-    def epoch(self, message: str) -> None:
-        self.done += 1
-        self.timed += 1
-        elapsed = time.perf_counter() - self.start
-        left = elapsed / self.timed * (self.total - self.done)
-        self.say(f"{message}  elapsed {_duration(elapsed)}  left ~{_duration(left)}")
-
-    def skip(self, epochs: int) -> None:
-        self.done += epochs
-
-    def say(self, message: str) -> None:
-        if self.progress is not None:
-            self.progress(message)
-
-
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    return f"{minutes}m{seconds:02d}s"
 
 
 def _evaluate_unit(network: torch.nn.Module, bank: ViewBank, data: RawSet, config: SynthesisConfig, test: np.ndarray, train_label: str, seed: int) -> dict[str, Any]:
@@ -244,36 +230,62 @@ def seeded_network(model: Any, data: RawSet, seed: int, device: torch.device, *,
     return network.to(device)
 
 
-def _train_unit(unit_dir: Path, bank: ViewBank, data: RawSet, config: SynthesisConfig, label: str, fold: int, train: np.ndarray, test: np.ndarray, device: torch.device, clock: _Clock, tracker: Any, units: tuple[int, int]) -> dict[str, Any]:
-    p = config.train_pipelines.index(label)
-    seed = _unit_seed(config.seed, p, fold)
-    network = seeded_network(config.model, data, seed, device)
-    metric = PRIMARY_METRIC[data.task]
-    name = f"{label} fold {fold + 1}/{config.folds}"
-    tracker.start_unit(f"{label}/fold{fold}", {"train_pipeline": label, "fold": fold, "seed": seed, "train_size": len(train), "test_size": len(test)})
-    state = unit_dir / "train_state.pt"
-    if state.exists():
-        done = torch.load(state, map_location="cpu", weights_only=True)["epoch"]
-        clock.skip(done)
-        clock.say(f"[{units[0]}/{units[1]}] {name}: resuming after epoch {done}")
+class SynthesisStudy(Study):
+    """The units of a drift-synthesis study (train pipeline × fold) and how to run one."""
 
-    def on_epoch(epoch: int, loss: float, scores: dict[str, float]) -> None:
-        tracker.log_metrics({"loss": loss, **{f"val_{k}": v for k, v in scores.items()}}, step=epoch)
-        clock.epoch(f"[{units[0]}/{units[1]}] {name}  epoch {epoch}/{config.training.epochs}  loss {loss:.3f}  {metric} {scores[metric]:.3f}")
+    def __init__(self, config: SynthesisConfig, run_dir: Path, device: torch.device, data: RawSet, folds: list[tuple[np.ndarray, np.ndarray]], bank: ViewBank) -> None:
+        self.config, self.run_dir, self.device, self.data, self.folds, self.bank = config, run_dir, device, data, folds, bank
+        self.device_name = config.device
 
-    training = replace(config.training, seed=seed)
-    history = fit(network, bank.source(label), data.targets, train, training, validation_index=test, on_epoch=on_epoch, state_path=state)
-    result = _evaluate_unit(network, bank, data, config, test, label, seed)
-    result["history"] = {"loss": history.loss, "validation": history.validation}
-    save_checkpoint(
-        unit_dir / "model.pt", network, pipeline_yaml=bank.pipelines[label].to_yaml(),
-        metadata={"experiment": config.name, "train_pipeline": label, "fold": fold, "seed": seed, "dataset": config.dataset.kind, "intensity": config.dataset.intensity},
-    )  # fmt: skip
-    atomic_write_text(unit_dir / "result.json", json.dumps(result, indent=1))
-    tracker.log_metrics({f"test_{metric}/{q}": s[metric] for q, s in result["pipelines"].items()})
-    tracker.end_unit()
-    state.unlink(missing_ok=True)
-    return result
+    @classmethod
+    def open(cls, config: SynthesisConfig, run_dir: str | os.PathLike[str], *, progress: Progress | None = None, create: bool = True, max_cache_bytes: int = 2 << 30) -> SynthesisStudy:
+        run_dir, device, data = open_run(run_dir, config, progress, downsample=config.model.downsample, create=create)
+        folds = _folds(run_dir, data, config)
+        labels = dict.fromkeys((*config.train_pipelines, *config.test_pipelines))
+        pipelines = {label: config.pipeline(label, data.camera) for label in labels}
+        bank = ViewBank(data.raws, pipelines, downsample=config.model.downsample, device=device, batch_size=config.training.batch_size, max_bytes=max_cache_bytes)
+        return cls(config, run_dir, device, data, folds, bank)
+
+    def units(self) -> list[Unit]:
+        config = self.config
+        keys = [(p, k) for p in range(len(config.train_pipelines)) for k in range(config.folds)]
+        return [
+            Unit(f"{config.train_pipelines[p]}/fold{k}", (p, k), self.run_dir / "units" / _slug(config.train_pipelines[p]) / f"fold{k}",
+                 {"train_pipeline": config.train_pipelines[p], "fold": k, "seed": _unit_seed(config.seed, p, k), "train_size": len(self.folds[k][0]),
+                  "test_size": len(self.folds[k][1])}, config.training.epochs, (i, len(keys)))
+            for i, (p, k) in enumerate(keys, 1)
+        ]  # fmt: skip
+
+    def run(self, unit: Unit, clock: Clock) -> dict[str, Any]:
+        config, data, bank = self.config, self.data, self.bank
+        fold, label, seed = unit.key[1], unit.params["train_pipeline"], unit.params["seed"]
+        train, test = self.folds[fold]
+        network = seeded_network(config.model, data, seed, self.device)
+        metric = PRIMARY_METRIC[data.task]
+        name = f"{unit.tag} {label} fold {fold + 1}/{config.folds}"
+        state = unit.folder / "train_state.pt"
+        if state.exists():
+            done = torch.load(state, map_location="cpu", weights_only=True)["epoch"]
+            clock.skip(done)
+            clock.say(f"{name}: resuming after epoch {done}")
+
+        def on_epoch(epoch: int, loss: float, scores: dict[str, float]) -> None:
+            clock.step(f"{name}  epoch {epoch}/{config.training.epochs}  loss {loss:.3f}  {metric} {scores[metric]:.3f}")
+
+        history = fit(network, bank.source(label), data.targets, train, replace(config.training, seed=seed), validation_index=test, on_epoch=on_epoch, state_path=state)
+        result = _evaluate_unit(network, bank, data, config, test, label, seed)
+        result["history"] = {"loss": history.loss, "validation": history.validation}
+        save_checkpoint(
+            unit.folder / "model.pt", network, pipeline_yaml=bank.pipelines[label].to_yaml(),
+            metadata={"experiment": config.name, "train_pipeline": label, "fold": fold, "seed": seed, "dataset": config.dataset.kind, "intensity": config.dataset.intensity},
+        )  # fmt: skip
+        atomic_write_text(unit.folder / "result.json", json.dumps(result, indent=1))
+        state.unlink(missing_ok=True)
+        return result
+
+    def metrics(self, unit: Unit, result: dict[str, Any]) -> Metrics:
+        metric = PRIMARY_METRIC[self.data.task]
+        return [*epoch_metrics(result["history"]), ({f"test_{metric}/{q}": s[metric] for q, s in result["pipelines"].items()}, None)]
 
 
 def _collect(config: SynthesisConfig, task: str, results: dict[tuple[int, int], dict[str, Any]]) -> SynthesisResults:
@@ -311,6 +323,8 @@ def run_synthesis(
     tracking_uri: str | None = None,
     progress: Progress | None = None,
     max_cache_bytes: int = 2 << 30,
+    scheduler: Any = "local",
+    workers: int = 1,
 ) -> SynthesisResults:
     """Run (or resume) the study ``config`` in ``run_dir`` and write its results and report.
 
@@ -327,39 +341,25 @@ def run_synthesis(
         Called with one line of text per step (the CLI prints them).
     max_cache_bytes
         Memory budget for the prepared views kept by the :class:`ViewBank`.
+    scheduler, workers
+        Where the units run (:func:`ispkit.drift.execution.execute`): here, one after
+        the other (default), a local Dask cluster of ``workers`` processes, or a Dask
+        scheduler address / client.
     """
     from .report import write_report
 
-    run_dir, device, data = open_run(run_dir, config, progress, downsample=config.model.downsample)
-    folds = _folds(run_dir, data, config)
-    labels = dict.fromkeys((*config.train_pipelines, *config.test_pipelines))
-    pipelines = {label: config.pipeline(label, data.camera) for label in labels}
-    bank = ViewBank(data.raws, pipelines, downsample=config.model.downsample, device=device, batch_size=config.training.batch_size, max_bytes=max_cache_bytes)
-    units = [(p, k) for p in range(len(config.train_pipelines)) for k in range(config.folds)]
-    clock = _Clock(progress, len(units) * config.training.epochs)
-    clock.say(f"{config.name}: {len(data.raws)} samples, {len(config.train_pipelines)} train × {len(config.test_pipelines)} test pipelines, {config.folds} folds, on {device}")
+    study = SynthesisStudy.open(config, run_dir, progress=progress, max_cache_bytes=max_cache_bytes)
+    run_dir, data, bank = study.run_dir, study.data, study.bank
+    units = study.units()
+    clock = Clock(progress, len(units) * config.training.epochs)
+    clock.say(f"{config.name}: {len(data.raws)} samples, {len(config.train_pipelines)} train × {len(config.test_pipelines)} test pipelines, {config.folds} folds, on {study.device}")
     params = {"name": config.name, "dataset": config.dataset.__dict__, "model": config.model.__dict__, "training": config.training.__dict__, "folds": config.folds, "seed": config.seed}
     tracker = make_tracker(run_dir, config.name, params, tracking_uri=tracking_uri, enabled=tracking)
-    results: dict[tuple[int, int], dict[str, Any]] = {}
-    try:
-        for number, (p, k) in enumerate(units, 1):
-            label = config.train_pipelines[p]
-            unit_dir = run_dir / "units" / _slug(label) / f"fold{k}"
-            done = unit_dir / "result.json"
-            if done.exists():
-                results[p, k] = json.loads(done.read_text(encoding="utf-8"))
-                clock.skip(config.training.epochs)
-                clock.say(f"[{number}/{len(units)}] {label} fold {k + 1}/{config.folds}: done earlier, read back")
-                continue
-            train, test = folds[k]
-            results[p, k] = _train_unit(unit_dir, bank, data, config, label, k, train, test, device, clock, tracker, (number, len(units)))
-    except BaseException:
-        tracker.end_study("KILLED")
-        raise
+    results = execute(study, units, clock=clock, tracker=tracker, scheduler=scheduler, workers=workers)
     summary = _collect(config, data.task, results)
     summary.save(run_dir / "results.json")
     summary.to_csv(run_dir / "results.csv")
-    worst = _worst_views(bank, summary, int(folds[0][1][0])) if len(config.test_pipelines) > 1 else None
+    worst = _worst_views(bank, summary, int(study.folds[0][1][0])) if len(config.test_pipelines) > 1 else None
     report = write_report(run_dir, summary, worst_views=worst, config_text=config.text, title=f"Drift synthesis: {config.name}")
     s = summary.summary()
     tracker.log_metrics({k: v for k, v in s.items() if isinstance(v, float) and math.isfinite(v)})

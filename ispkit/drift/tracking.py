@@ -1,7 +1,9 @@
 """Experiment tracking with MLflow, local by default.
 
-A study is one MLflow run; each unit of work (a train pipeline × fold) is a nested run
-(tag ``mlflow.parentRunId``) with its parameters and per-epoch metrics. Without a
+A study is one MLflow run; each unit of work (a train pipeline × fold, a subset × λ, ...)
+is a nested run (tag ``mlflow.parentRunId``) with its parameters and per-epoch (or
+per-step) metrics, logged once the unit has finished by the process that drives the
+study (:mod:`ispkit.drift.execution`), wherever the unit ran. Without a
 tracking URI the store is an SQLite file inside the run directory
 (``<run_dir>/mlflow.db``, artifacts in ``<run_dir>/mlruns``): nothing to start, and
 ``mlflow ui --backend-store-uri sqlite:///<run_dir>/mlflow.db`` shows it. With
@@ -45,14 +47,11 @@ def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
 class Tracker:
     """The tracking interface; this base class records nothing."""
 
-    def start_unit(self, name: str, params: dict[str, Any]) -> None:
-        """Open a nested run for one unit of work."""
+    def log_unit(self, name: str, params: dict[str, Any], metrics: list[tuple[dict[str, float], int | None]]) -> None:
+        """Record a finished unit of work: a nested run with ``params`` and ``metrics`` (``[(values, step), ...]``)."""
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        """Log metrics to the open unit run (or the study run when none is open)."""
-
-    def end_unit(self, status: str = "FINISHED") -> None:
-        """Close the open unit run."""
+        """Log metrics to the study run."""
 
     def log_artifact(self, path: str | os.PathLike[str]) -> None:
         """Attach a file to the study run."""
@@ -86,42 +85,45 @@ class MlflowTracker(Tracker):
             self.client.update_run(self.study, status="RUNNING")
         else:
             self.study = self.client.create_run(experiment_id, run_name=experiment).info.run_id
-            for key, value in flatten(params).items():
-                self.client.log_param(self.study, key, value)
+            self._log_batch(self.study, [], _params(params))
             atomic_write_text(state_file, json.dumps({"uri": self.uri, "experiment_id": experiment_id, "study_run_id": self.study}))
         self.experiment_id = experiment_id
-        self.unit: str | None = None
 
-    def start_unit(self, name: str, params: dict[str, Any]) -> None:
+    def log_unit(self, name: str, params: dict[str, Any], metrics: list[tuple[dict[str, float], int | None]]) -> None:
         tags = {"mlflow.parentRunId": self.study, "ispkit.unit": name}
-        self.unit = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
-        for key, value in flatten(params).items():
-            self.client.log_param(self.unit, key, value)
+        unit = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+        self._log_batch(unit, [m for values, step in metrics for m in _metrics(values, step)], _params(params))
+        self.client.set_terminated(unit, status="FINISHED")
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        from mlflow.entities import Metric
+        self._log_batch(self.study, _metrics(metrics, step))
 
-        run = self.unit or self.study
-        stamp = _now_ms()
-        batch = [Metric(_metric_key(k), float(v), stamp, step or 0) for k, v in metrics.items()]
-        for start in range(0, len(batch), 1000):
-            self.client.log_batch(run, metrics=batch[start : start + 1000])
-
-    def end_unit(self, status: str = "FINISHED") -> None:
-        if self.unit is not None:
-            self.client.set_terminated(self.unit, status=status)
-            self.unit = None
+    def _log_batch(self, run: str, metrics: list[Any], params: list[Any] = ()) -> None:
+        """MLflow takes at most 100 parameters and 1000 metrics per call."""
+        params = list(params)
+        for start in range(0, len(params), 100):
+            self.client.log_batch(run, params=params[start : start + 100])
+        for start in range(0, len(metrics), 1000):
+            self.client.log_batch(run, metrics=metrics[start : start + 1000])
 
     def log_artifact(self, path: str | os.PathLike[str]) -> None:
         self.client.log_artifact(self.study, os.fspath(path))
 
     def end_study(self, status: str = "FINISHED") -> None:
-        self.end_unit("KILLED" if status != "FINISHED" else "FINISHED")
         self.client.set_terminated(self.study, status=status)
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+def _params(params: dict[str, Any]) -> list[Any]:
+    from mlflow.entities import Param
+
+    return [Param(k, v) for k, v in flatten(params).items()]
+
+
+def _metrics(values: dict[str, float], step: int | None) -> list[Any]:
+    from mlflow.entities import Metric
+
+    stamp = int(time.time() * 1000)
+    return [Metric(_metric_key(k), float(v), stamp, step or 0) for k, v in values.items()]
 
 
 def _metric_key(name: str) -> str:

@@ -152,7 +152,8 @@ optimisation: {{steps: 3, batch_size: 8}}
     assert ForensicsResults.load(run / "results.json").to_dict() == results.to_dict()
     again: list[str] = []
     assert run_forensics(config, run, tracking=False, progress=again.append).to_dict() == results.to_dict()
-    assert any("trained earlier" in line for line in again) and not any(line.startswith("[") for line in again)
+    assert "model: done earlier, read back" in again
+    assert all("done earlier, read back" in line for line in again if line.startswith("["))  # nothing recomputed
 
 
 def test_run_forensics_for_segmentation(drone_root, tmp_path):
@@ -195,7 +196,8 @@ optimisation: {{steps: 4, batch_size: 8}}
     run_forensics(config, tmp_path / "run")
     client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
     runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("tracked-forensics").experiment_id])}
-    assert sorted(runs) == ["gamma/lambda_0.0", "gamma/lambda_inf", "tracked-forensics"]
+    assert sorted(runs) == ["gamma/lambda_0.0", "gamma/lambda_inf", "model", "tracked-forensics"]
+    assert [m.step for m in client.get_metric_history(runs["model"].info.run_id, "loss")] == [1]  # the task model's training
     assert [m.step for m in client.get_metric_history(runs["gamma/lambda_0.0"].info.run_id, "task_loss")] == [1, 2, 3, 4]
     assert "baseline_accuracy" in runs["tracked-forensics"].data.metrics
     assert {"results.json", "operating_spec.yaml"} <= {a.path for a in client.list_artifacts(runs["tracked-forensics"].info.run_id)}

@@ -136,7 +136,8 @@ def test_forensics_job_runs_and_cancel_stops_early(tiny_forensics, tmp_path):
     resumed = JobRunner("forensics", tiny_forensics, tmp_path / "cancelled")
     again = resumed.run()
     assert resumed.finished and len(forensics_pipelines(tmp_path / "cancelled")) == 3
-    assert sum(1 for l in again if parse_progress(l)) == 3 - done  # finished units are not redone
+    assert sum(1 for l in again if parse_progress(l) and "done earlier" not in l) == 3 - done  # finished units are not redone
+    assert sum("done earlier, read back" in l for l in again) == done + 1  # and the task model
 
 
 def test_cancel_before_first_progress_point(tiny_forensics, tmp_path):

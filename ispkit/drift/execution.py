@@ -1,0 +1,196 @@
+"""Running a study's units: one after the other in this process, or as Dask tasks.
+
+Every study (drift synthesis, forensics, adjustment) is a list of independent **units**
+-- train pipeline × fold; subset × λ; intensity × arm × fold -- each seeded on its
+own and writing its outputs into its own folder of the run directory, its result file
+last and atomically. The unit is therefore the grain of
+
+- **resume**: a unit whose result exists is read back, not recomputed (and an
+  unfinished one continues from its last saved epoch);
+- **scale-out**: with a Dask scheduler each unfinished unit is one task
+  (:mod:`ispkit.drift.grid`), and since a unit's outcome depends only on its seed and
+  data, the order and place it runs in do not change the results;
+- **tracking**: each finished unit becomes one nested MLflow run, logged by the
+  process that drives the study from the unit's result (its per-epoch or per-step
+  curves), so workers never write to the tracking store.
+
+A study class (:class:`Study`) says which units there are, how to run one, and which
+metrics to track; :func:`execute` does the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .tracking import Tracker
+
+__all__ = ["Unit", "Study", "Clock", "execute", "in_process", "epoch_metrics", "duration"]
+
+Progress = Callable[[str], None]
+Metrics = list[tuple[dict[str, float], "int | None"]]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One independent piece of a study.
+
+    ``name`` names it in progress lines and MLflow (e.g. ``"bi,s,me/fold0"``); ``key``
+    is the study's own index of it; ``folder`` receives its outputs; ``params`` are
+    tracked with it; ``work`` is its share of the progress estimate (epochs, or 1);
+    ``number`` is its place among the study's counted units, ``(i, n)``, or ``None`` for
+    a preparatory unit (the task model a forensic sweep attacks).
+    """
+
+    name: str
+    key: tuple
+    folder: Path
+    params: dict[str, Any] = field(default_factory=dict)
+    work: int = 1
+    number: tuple[int, int] | None = None
+
+    @property
+    def tag(self) -> str:
+        """``"[i/n]"``, the prefix of its progress lines (empty for a preparatory unit)."""
+        return f"[{self.number[0]}/{self.number[1]}]" if self.number else ""
+
+
+class Study:
+    """What a study provides to :func:`execute` (subclasses in synthesis, forensics, adjustment).
+
+    A study is opened from its config and run folder (:meth:`open`): by the process
+    that drives it (``create=True``: the run folder is made or checked, the folds
+    written) and by each Dask worker that runs units of it (``create=False``: the
+    folder must already be there, on a file system the worker sees).
+    """
+
+    config: Any
+    run_dir: Path
+    device_name: str = "auto"
+
+    @classmethod
+    def open(cls, config: Any, run_dir: str | os.PathLike[str], *, progress: Progress | None = None, create: bool = True) -> Study:
+        raise NotImplementedError
+
+    def done(self, unit: Unit) -> dict[str, Any] | None:
+        """The result of a finished unit (read back from ``result.json``), else ``None``."""
+        file = unit.folder / "result.json"
+        return json.loads(file.read_text(encoding="utf-8")) if file.exists() else None
+
+    def run(self, unit: Unit, clock: Clock) -> dict[str, Any]:
+        """Compute ``unit``, write its outputs (the result file last) and return its result."""
+        raise NotImplementedError
+
+    def metrics(self, unit: Unit, result: dict[str, Any]) -> Metrics:
+        """What to track of a finished unit: ``[(metrics, step or None), ...]``."""
+        return []
+
+
+class Clock:
+    """Progress lines with elapsed time and an estimate of the time left.
+
+    Work is counted in steps (epochs, or whole units): :meth:`step` after each,
+    :meth:`skip` for steps done earlier. Thread-safe, so that progress arriving from
+    Dask workers and from the driving thread can share one clock.
+    """
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+        self.start = time.perf_counter()
+        self.timed = 0
+        self._lock = threading.Lock()
+
+    def step(self, message: str) -> None:
+        """One step done: say ``message`` with elapsed time and the time left."""
+        with self._lock:
+            self.done += 1
+            self.timed += 1
+            elapsed = time.perf_counter() - self.start
+            left = elapsed / self.timed * max(self.total - self.done, 0)
+        self.say(f"{message}  elapsed {duration(elapsed)}  left ~{duration(left)}")
+
+    def skip(self, steps: int) -> None:
+        """``steps`` were done earlier (resume): they count as done but not as timed."""
+        with self._lock:
+            self.done += steps
+
+    def say(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message)
+
+
+def epoch_metrics(history: dict[str, list]) -> Metrics:
+    """A training history as tracked metrics, one group per epoch.
+
+    >>> epoch_metrics({"loss": [0.9, 0.5], "validation": [{"accuracy": 0.6}, {"accuracy": 0.7}]})
+    [({'loss': 0.9, 'val_accuracy': 0.6}, 1), ({'loss': 0.5, 'val_accuracy': 0.7}, 2)]
+    >>> epoch_metrics({"loss": [0.9], "validation": []})
+    [({'loss': 0.9}, 1)]
+    """
+    validation = history.get("validation") or [{}] * len(history["loss"])
+    return [({"loss": loss, **{f"val_{k}": v for k, v in scores.items()}}, e) for e, (loss, scores) in enumerate(zip(history["loss"], validation), 1)]
+
+
+def duration(seconds: float) -> str:
+    """``"12m05s"``.
+
+    >>> duration(725.4)
+    '12m05s'
+    """
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes}m{seconds:02d}s"
+
+
+def in_process(scheduler: Any, workers: int) -> bool:
+    """Whether ``scheduler``/``workers`` mean "run the units here, one after the other"."""
+    return scheduler in (None, "local") and workers == 1
+
+
+def execute(study: Study, units: Sequence[Unit], *, clock: Clock, tracker: Tracker, scheduler: Any = None, workers: int = 1) -> dict[tuple, dict[str, Any]]:
+    """Run the unfinished ``units`` of ``study`` and return every unit's result by key.
+
+    Finished units are read back; each newly finished unit is tracked (one nested run)
+    as it completes. If the run stops with an error or an interrupt the study run is
+    marked ``KILLED`` and the error propagates; what finished is kept.
+
+    Parameters
+    ----------
+    scheduler, workers
+        ``"local"`` (or ``None``) with one worker: in this process, one unit after the
+        other. ``"local"`` with ``workers > 1``: a Dask ``LocalCluster`` of that many
+        worker processes on this machine. A scheduler address (``"tcp://host:8786"``)
+        or a :class:`dask.distributed.Client`: that cluster (see :mod:`ispkit.drift.grid`).
+    """
+    results: dict[tuple, dict[str, Any]] = {}
+    pending = []
+    for unit in units:
+        result = study.done(unit)
+        if result is None:
+            pending.append(unit)
+            continue
+        results[unit.key] = result
+        clock.skip(unit.work)
+        clock.say(f"{unit.tag} {unit.name}: done earlier, read back".lstrip())
+
+    def finished(unit: Unit, result: dict[str, Any]) -> None:
+        results[unit.key] = result
+        tracker.log_unit(unit.name, unit.params, study.metrics(unit, result))
+
+    try:
+        if in_process(scheduler, workers):
+            for unit in pending:
+                finished(unit, study.run(unit, clock))
+        elif pending:
+            from .grid import run_units
+
+            run_units(study, pending, finished, clock=clock, scheduler=scheduler, workers=workers)
+    except BaseException:
+        tracker.end_study("KILLED")
+        raise
+    return results
