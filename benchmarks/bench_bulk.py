@@ -53,7 +53,7 @@ def main() -> None:
         warm = raw_archive(archive.paths[:1])
         results = {}
         for workers in (1, 2):
-            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:
                 client.run(_one_thread)
                 synthesize_bulk(warm, args.presets, work / f"warm{workers}.zarr", scheduler=client, backend=args.backend)
                 best = float("inf")

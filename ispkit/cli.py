@@ -12,14 +12,17 @@ Commands
 ``ispkit presets``  list the twelve paper presets
 ``ispkit cameras``  list registered cameras
 ``ispkit models``   list registered task models
-``ispkit synthesis run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking]``
+``ispkit synthesis run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking] [--scheduler S] [--workers N]``
                     run (or resume) a drift-synthesis study and write its report
-``ispkit forensics run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking]``
+``ispkit forensics run CONFIG [...same options]``
                     run (or resume) a drift-forensics sweep: signature, operating specification, report
-``ispkit adjust run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking]``
+``ispkit adjust run CONFIG [...same options]``
                     run (or resume) a drift-adjustment study: learned vs frozen pipeline vs raw
-``ispkit bulk SRC STORE --pipelines P [P ...] [--backend torch] [--scheduler tcp://host:8786]``
+``ispkit bulk SRC STORE --pipelines P [P ...] [--backend torch] [--scheduler S] [--workers N]``
                     a folder of raw files through pipelines into a Zarr store with Dask (resumable)
+
+``--scheduler local`` (default) runs in this process, or on a local Dask cluster of
+``--workers N`` processes; ``--scheduler tcp://host:8786`` runs on that Dask cluster.
 """
 
 from __future__ import annotations
@@ -139,7 +142,8 @@ def _run_experiment(args: argparse.Namespace, kind: str) -> tuple[Any, Path]:
     config = loader.from_yaml(args.config)
     out = args.out or Path("runs") / config.name
     print(f"ispkit {kind}: {args.config} → {out} (interrupt at any time; the same command resumes)", flush=True)
-    results = run(config, out, tracking=not args.no_tracking, tracking_uri=args.tracking_uri, progress=lambda line: print(line, flush=True))
+    results = run(config, out, tracking=not args.no_tracking, tracking_uri=args.tracking_uri, progress=lambda line: print(line, flush=True),
+                  scheduler=args.scheduler, workers=args.workers)  # fmt: skip
     return results, out
 
 
@@ -171,14 +175,27 @@ def _bulk(args: argparse.Namespace) -> int:
 
     archive = raw_archive(args.src, camera=args.camera)
     print(f"ispkit bulk: {len(archive)} raw files {archive.shape} → {args.store} through {', '.join(args.pipelines)} (a rerun writes only what is missing)", flush=True)
-    written = synthesize_bulk(archive, list(args.pipelines), args.store, scheduler=args.scheduler, backend=args.backend, overwrite=args.overwrite)
+    written = synthesize_bulk(archive, list(args.pipelines), args.store, scheduler=args.scheduler, workers=args.workers, backend=args.backend, overwrite=args.overwrite)
     for label, array in written.items():
         print(f"{label}: {array.shape} {array.dtype}")
     return 0
 
 
+def _scheduler_options(parser: argparse.ArgumentParser) -> None:
+    """``--scheduler`` and ``--workers`` (see :mod:`ispkit.scale.cluster`)."""
+    parser.add_argument("--scheduler", default="local", help="'local' (default) or a Dask scheduler address such as tcp://host:8786")
+    parser.add_argument("--workers", type=_positive, default=1, help="with --scheduler local: worker processes of a local Dask cluster (default 1: this process)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text}")
+    return value
+
+
 def _experiment_command(sub: Any, kind: str, help: str, what: str, func: Any) -> None:
-    """``ispkit <kind> run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking]``."""
+    """``ispkit <kind> run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking] [--scheduler S] [--workers N]``."""
     run = sub.add_parser(kind, help=help).add_subparsers(dest=f"{kind}_command", required=True).add_parser(
         "run", help=f"run (or resume) {what} from a YAML experiment"
     )
@@ -187,6 +204,7 @@ def _experiment_command(sub: Any, kind: str, help: str, what: str, func: Any) ->
     track = run.add_mutually_exclusive_group()
     track.add_argument("--tracking-uri", help="MLflow tracking server (default: a local store inside the run folder)")
     track.add_argument("--no-tracking", action="store_true", help="do not track with MLflow")
+    _scheduler_options(run)
     run.set_defaults(func=func)
 
 
@@ -228,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("--pipelines", nargs="+", required=True, metavar="PRESET", choices=PRESETS, help="presets to apply")
     bulk.add_argument("--camera", help="camera of the raw files (default: the files' own)")
     bulk.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
-    bulk.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://host:8786 (default: in-process threads)")
+    _scheduler_options(bulk)
     bulk.add_argument("--overwrite", action="store_true", help="replace arrays made with other settings")
     bulk.set_defaults(func=_bulk)
     return parser

@@ -25,9 +25,10 @@ pipeline, from other source files or of another shape raises
 :class:`~ispkit.errors.InputError`; pass ``overwrite=True`` to replace it.
 
 **Schedulers.** By default dask's local threaded scheduler runs the tasks in this
-process; a :class:`dask.distributed.Client` or a scheduler address (``"tcp://..."``)
-runs them on that cluster (the store must then be reachable from every worker, e.g. a
-shared file system path).
+process; ``workers=N`` starts a local cluster of ``N`` processes, and a
+:class:`dask.distributed.Client` or a scheduler address (``"tcp://..."``) runs them on
+that cluster (:mod:`ispkit.scale.cluster`; the store must then be reachable from
+every worker, e.g. a shared file system path).
 
 :func:`open_bulk` reopens the result as lazy dask arrays (napari displays them lazily).
 
@@ -48,6 +49,7 @@ from ..camera import Camera
 from ..errors import InputError
 from ..io import read_raw
 from ..pipeline import Pipeline
+from .cluster import connect, need
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array
@@ -62,17 +64,6 @@ DONE_GROUP = "_done"
 """Name of the Zarr group holding the per-image completion flags."""
 
 _BACKENDS = ("numpy", "torch")
-
-
-def _need(module: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            f"ispkit.scale needs {module.split('.')[0]!r}: pip install 'dask[distributed]' zarr (or ispkit[scale])"
-        ) from exc
 
 
 # -- the archive ---------------------------------------------------------------------------
@@ -119,7 +110,7 @@ class RawArchive:
             Element type of the chunks (default float32; the values are the
             :func:`~ispkit.io.read_raw` mosaics, in [0, 1]).
         """
-        da = _need("dask.array")
+        da = need("dask.array")
         h, w = self.shape
         dtype = np.dtype(dtype)
         return da.map_blocks(
@@ -138,7 +129,7 @@ def _read_block(archive: RawArchive, out_dtype: np.dtype, block_id: tuple[int, .
 
 
 def _token(archive: RawArchive) -> str:
-    tokenize = _need("dask.base").tokenize
+    tokenize = need("dask.base").tokenize
     return tokenize([str(p) for p in archive.paths], archive.shape, archive.camera.to_yaml(), archive.override)
 
 
@@ -339,7 +330,7 @@ def _mismatch(old: Any, attrs: dict[str, Any], pipeline: Pipeline, shape: tuple[
 
 def _write_block(block: np.ndarray, store: str, label: str, index: int) -> int:
     """Write image ``index`` of ``label`` and then, only then, flag it done."""
-    zarr = _need("zarr")
+    zarr = need("zarr")
     zarr.open_array(store, path=label, mode="r+")[index] = block[0]
     zarr.open_array(store, path=f"{DONE_GROUP}/{label}", mode="r+")[index] = True
     return index
@@ -350,7 +341,8 @@ def synthesize_bulk(
     pipelines: Mapping[str, Pipeline | str] | Sequence[Pipeline | str],
     store: str | os.PathLike[str],
     *,
-    scheduler: Any = None,
+    scheduler: Any = "local",
+    workers: int = 1,
     backend: str = "numpy",
     overwrite: bool = False,
 ) -> dict[str, zarr.Array]:
@@ -366,12 +358,13 @@ def synthesize_bulk(
         ``archive.camera``.
     store
         Path (or URL zarr understands) of the Zarr group; created if missing.
-    scheduler
-        ``None``: dask's local threaded scheduler, in this process. A
-        :class:`dask.distributed.Client`, or a scheduler address (``"tcp://host:8786"``,
-        connected to for this call and closed after), runs the tasks on that cluster.
-        Any other dask scheduler name (``"threads"``, ``"processes"``, ``"sync"``) is
-        passed to :func:`dask.compute`.
+    scheduler, workers
+        ``"local"`` (or ``None``) with one worker: dask's threaded scheduler, in this
+        process; with ``workers > 1``, a local cluster of that many processes for this
+        call. A :class:`dask.distributed.Client`, or a scheduler address
+        (``"tcp://host:8786"``, connected to for this call and closed after), runs the
+        tasks on that cluster. A dask scheduler name (``"threads"``, ``"processes"``,
+        ``"sync"``) is passed to :func:`dask.compute`.
     backend
         ``"numpy"`` (``pipeline(raw)``) or ``"torch"`` (``pipeline.to_torch()``, float64
         on the CPU; agrees to float rounding).
@@ -391,8 +384,8 @@ def synthesize_bulk(
     finishes the job. The raw file of an image is read once for all pipelines that
     still need it.
     """
-    zarr = _need("zarr")
-    dask = _need("dask")
+    zarr = need("zarr")
+    dask = need("dask")
     if not isinstance(archive, RawArchive):
         raise InputError(f"archive: expected a RawArchive (see raw_archive), got {type(archive).__name__}")
     _check_backend(backend)
@@ -412,21 +405,18 @@ def synthesize_bulk(
         write = dask.delayed(_write_block, pure=False)
         tasks += [write(blocks[i], store, label, int(i), dask_key_name=f"bulk-write-{label}-{i}-{_token(archive)}") for i in missing]
     if tasks:
-        _compute(tasks, scheduler)
+        _compute(tasks, scheduler, workers)
     return {label: zarr.open_array(store, path=label, mode="r") for label in chosen}
 
 
-def _compute(tasks: list[Any], scheduler: Any) -> list[Any]:
-    dask = _need("dask")
-    if scheduler is None:
-        return list(dask.compute(*tasks, scheduler="threads"))
-    if isinstance(scheduler, str) and "://" in scheduler:
-        distributed = _need("dask.distributed")
-        with distributed.Client(scheduler) as client:
-            return list(client.gather(client.compute(tasks)))
-    if hasattr(scheduler, "compute") and hasattr(scheduler, "gather"):
-        return list(scheduler.gather(scheduler.compute(tasks)))
-    return list(dask.compute(*tasks, scheduler=scheduler))
+def _compute(tasks: list[Any], scheduler: Any, workers: int) -> list[Any]:
+    dask = need("dask")
+    if scheduler in ("threads", "processes", "sync", "single-threaded"):
+        return list(dask.compute(*tasks, scheduler=scheduler))
+    with connect(scheduler, workers) as client:
+        if client is None:
+            return list(dask.compute(*tasks, scheduler="threads"))
+        return list(client.gather(client.compute(tasks)))
 
 
 def open_bulk(store: str | os.PathLike[str]) -> dict[str, dask.array.Array]:
@@ -436,8 +426,8 @@ def open_bulk(store: str | os.PathLike[str]) -> dict[str, dask.array.Array]:
     says which are done, and each array's ``attrs`` hold its pipeline and camera YAML
     and its source files.
     """
-    zarr = _need("zarr")
-    da = _need("dask.array")
+    zarr = need("zarr")
+    da = need("dask.array")
     store = os.fspath(store)
     if not Path(store).exists() and "://" not in store:
         raise FileNotFoundError(f"no bulk store at {store}")

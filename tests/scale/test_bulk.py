@@ -134,8 +134,43 @@ def test_bad_arguments(archive, tmp_path):
 def test_local_cluster_matches_threads(archive, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     threaded = synthesize_bulk(archive, PRESETS, tmp_path / "threads.zarr")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             clustered = synthesize_bulk(archive, PRESETS, tmp_path / "cluster.zarr", scheduler=client)
     for name in PRESETS:
         assert np.array_equal(clustered[name][:], threaded[name][:])
+
+
+@pytest.mark.slow  # ~15 s: starts two worker processes, kills one
+def test_a_worker_killed_mid_run_loses_nothing(tmp_path_factory, tmp_path):
+    import contextlib
+    import os
+    import signal
+    import threading
+
+    distributed = pytest.importorskip("dask.distributed")
+    root = synthesize_microscopy(tmp_path_factory.mktemp("bulk-kill"), n=24, seed=1, size=256, intensities=(1.0,), workers=1)
+    archive = raw_archive(root / "microscopy" / "images" / "raw_scale100")
+    store = tmp_path / "s.zarr"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        with distributed.Client(cluster) as client:
+            pids = client.run(os.getpid)
+            outcome: dict[str, object] = {}
+            driver = threading.Thread(target=lambda: outcome.update(written=synthesize_bulk(archive, PRESETS, store, scheduler=client)))
+            driver.start()
+            flags = None
+            for _ in range(2000):  # wait until a few images are written, then kill a busy worker
+                with contextlib.suppress(KeyError, FileNotFoundError):  # the store is still being laid out
+                    flags = zarr.open_group(store, mode="r")[bulk.DONE_GROUP]
+                    if sum(int(np.sum(flags[p][:])) for p in PRESETS) >= 4:
+                        break
+                driver.join(0.01)
+            busy = [address for address, keys in client.processing().items() if keys]
+            assert flags is not None and busy and driver.is_alive(), "the run ended before a worker could be killed"
+            os.kill(pids[busy[0]], signal.SIGKILL)
+            driver.join(300)
+    assert not driver.is_alive() and "written" in outcome
+    done = zarr.open_group(store, mode="r")[bulk.DONE_GROUP]
+    for name in PRESETS:
+        assert np.all(done[name][:])
+        assert np.array_equal(outcome["written"][name][:], reference(archive, name))
