@@ -24,6 +24,7 @@ interrupted run continues where it stopped. Nothing that exists is overwritten.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -151,8 +152,14 @@ def _expose(scene: np.ndarray, camera: Camera, paths: list[Path], intensities: t
 
 
 def _run(work: Callable[[tuple], None], jobs: list[tuple], workers: int | None, progress: Progress | None) -> None:
-    """Run independent jobs, in worker processes when ``workers`` > 1; report progress as they finish."""
+    """Run independent jobs, in worker processes when ``workers`` > 1; report progress as they finish.
+
+    Inside a daemonic process (a multiprocessing or Dask worker), which may not start
+    processes of its own, the jobs run in this process.
+    """
     workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if multiprocessing.current_process().daemon:
+        workers = 1
     if workers <= 1:
         for done, job in enumerate(jobs, 1):
             work(job)

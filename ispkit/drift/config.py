@@ -17,6 +17,14 @@ the training schedule, the folds, the corruption baseline and a seed::
     training: {epochs: 10, batch_size: 32, lr: 0.003}
     folds: 3
     corruptions: {names: all, severities: [3], scale: auto}
+    device: auto                # auto | cpu | cuda[:N]
+    threads: 2                  # optional: torch threads per unit wherever it runs
+
+``threads`` makes the results independent of where the units run: floating-point sums
+in torch depend on the number of threads, so without it a unit uses the threads of the
+process it runs in (all cores here; a share of the host's cores on a Dask worker), which
+can flip a borderline prediction (:mod:`ispkit.drift.grid`). Every experiment kind takes
+``seed``, ``device`` and ``threads``.
 
 Every key is checked; a mistake is a :class:`~ispkit.errors.ConfigError` with the
 file, line and column and the closest valid key.
@@ -86,6 +94,7 @@ class SynthesisConfig:
     seed: int = 0
     device: str = "auto"
     text: str = ""
+    threads: int | None = None
 
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> SynthesisConfig:
@@ -135,6 +144,7 @@ class ForensicsConfig(_ReferencePipeline):
     seed: int = 0
     device: str = "auto"
     text: str = ""
+    threads: int | None = None
 
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> ForensicsConfig:
@@ -165,6 +175,7 @@ class AdjustmentConfig(_ReferencePipeline):
     seed: int = 0
     device: str = "auto"
     text: str = ""
+    threads: int | None = None
 
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> AdjustmentConfig:
@@ -180,7 +191,7 @@ def _read(path_or_text: str | os.PathLike[str], parse: Any) -> Any:
     return parse(data, loc, Path(loc.source).parent, Path(loc.source).read_text(encoding="utf-8"))
 
 
-_TOP = ("name", "seed", "device", "dataset", "pipelines", "model", "training", "folds", "corruptions")
+_TOP = ("name", "seed", "device", "threads", "dataset", "pipelines", "model", "training", "folds", "corruptions")
 
 
 def _mapping(value: Any, loc: Locator, path: tuple, what: str) -> dict[str, Any]:
@@ -234,8 +245,8 @@ def _pipelines(value: Any, loc: Locator, path: tuple, base: Path, files: dict[st
     return tuple(labels)
 
 
-def _header(data: Any, loc: Locator, allowed: tuple[str, ...], default_name: str) -> tuple[dict[str, Any], str, int, str]:
-    """The top mapping, checked against ``allowed``, and its name, seed and device."""
+def _header(data: Any, loc: Locator, allowed: tuple[str, ...], default_name: str) -> tuple[dict[str, Any], str, int, str, int | None]:
+    """The top mapping, checked against ``allowed``, and its name, seed, device and torch threads per unit."""
     top = _mapping(data, loc, (), "the experiment")
     loc.check_keys(top, allowed, (), "unknown experiment key")
     name = str(top.get("name", Path(loc.source).stem if loc.source != "<string>" else default_name))
@@ -243,7 +254,8 @@ def _header(data: Any, loc: Locator, allowed: tuple[str, ...], default_name: str
     device = top.get("device", "auto")
     if device not in ("auto", "cpu") and not str(device).startswith("cuda"):
         loc.error(("device",), f"expected 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    return top, name, seed, str(device)
+    threads = _int(top["threads"], loc, ("threads",), 1) if "threads" in top else None
+    return top, name, seed, str(device), threads
 
 
 def _dataset(top: dict[str, Any], loc: Locator, base: Path) -> DatasetConfig:
@@ -289,7 +301,7 @@ def _training(top: dict[str, Any], loc: Locator, seed: int) -> TrainConfig:
 
 
 def _parse(data: Any, loc: Locator, base: Path, text: str) -> SynthesisConfig:
-    top, name, seed, device = _header(data, loc, _TOP, "synthesis")
+    top, name, seed, device, threads = _header(data, loc, _TOP, "synthesis")
     dataset = _dataset(top, loc, base)
     pl = _mapping(_require(top, "pipelines", loc, ()), loc, ("pipelines",), "pipelines")
     loc.check_keys(pl, ("train", "test"), ("pipelines",), "unknown pipelines key")
@@ -316,10 +328,10 @@ def _parse(data: Any, loc: Locator, base: Path, text: str) -> SynthesisConfig:
     if scale != "auto" and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0):
         loc.error(("corruptions", "scale"), f"expected 'auto' or a positive number, got {scale!r}")
     corruptions = CorruptionConfig(tuple(names), tuple(severities), None if scale == "auto" else float(scale))
-    return SynthesisConfig(name, dataset, train, test, files, model, training, folds, corruptions, seed, device, text)
+    return SynthesisConfig(name, dataset, train, test, files, model, training, folds, corruptions, seed, device, text, threads)
 
 
-_FORENSICS_TOP = ("name", "seed", "device", "dataset", "pipeline", "model", "training", "split", "samples", "subsets", "lambdas", "distance", "optimisation", "tolerance")
+_FORENSICS_TOP = ("name", "seed", "device", "threads", "dataset", "pipeline", "model", "training", "split", "samples", "subsets", "lambdas", "distance", "optimisation", "tolerance")
 
 
 def _number(value: Any, loc: Locator, path: tuple, *, low: float, high: float = math.inf, what: str) -> float:
@@ -331,7 +343,7 @@ def _number(value: Any, loc: Locator, path: tuple, *, low: float, high: float = 
 def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> ForensicsConfig:
     from ..registry import get_registry
 
-    top, name, seed, device = _header(data, loc, _FORENSICS_TOP, "forensics")
+    top, name, seed, device, threads = _header(data, loc, _FORENSICS_TOP, "forensics")
     dataset = _dataset(top, loc, base)
     files: dict[str, Path] = {}
     label = _pipelines([_require(top, "pipeline", loc, ())], loc, ("pipeline",), base, files)[0]
@@ -387,15 +399,15 @@ def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> Forensic
     tolerance = _number(top.get("tolerance", 0.05), loc, ("tolerance",), low=0.0, high=1.0, what="a tolerance in [0, 1]")
     return ForensicsConfig(
         name, dataset, label, files, checkpoint, model, training, folds, fold, samples, tuple(subsets), tuple(lambdas),
-        distance, steps, lr, batch, tolerance, seed, device, text,
+        distance, steps, lr, batch, tolerance, seed, device, text, threads,
     )  # fmt: skip
 
 
-_ADJUSTMENT_TOP = ("name", "seed", "device", "dataset", "pipeline", "intensities", "sensor", "arms", "model", "training", "pipeline_lr", "folds")
+_ADJUSTMENT_TOP = ("name", "seed", "device", "threads", "dataset", "pipeline", "intensities", "sensor", "arms", "model", "training", "pipeline_lr", "folds")
 
 
 def _parse_adjustment(data: Any, loc: Locator, base: Path, text: str) -> AdjustmentConfig:
-    top, name, seed, device = _header(data, loc, _ADJUSTMENT_TOP, "adjustment")
+    top, name, seed, device, threads = _header(data, loc, _ADJUSTMENT_TOP, "adjustment")
     dataset = _dataset(top, loc, base)
     files: dict[str, Path] = {}
     label = _pipelines([_require(top, "pipeline", loc, ())], loc, ("pipeline",), base, files)[0]
@@ -416,4 +428,4 @@ def _parse_adjustment(data: Any, loc: Locator, base: Path, text: str) -> Adjustm
     training = _training(top, loc, seed)
     pipeline_lr = _number(top.get("pipeline_lr", 0.01), loc, ("pipeline_lr",), low=1e-12, high=1e6, what="a learning rate > 0")
     folds = _int(top.get("folds", 5), loc, ("folds",), 2)
-    return AdjustmentConfig(name, dataset, label, files, tuple(intensities), gain, read_noise, tuple(arms), model, training, pipeline_lr, folds, seed, device, text)
+    return AdjustmentConfig(name, dataset, label, files, tuple(intensities), gain, read_noise, tuple(arms), model, training, pipeline_lr, folds, seed, device, text, threads)

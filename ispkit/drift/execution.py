@@ -20,11 +20,12 @@ metrics to track; :func:`execute` does the rest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,20 @@ def duration(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the body with ``threads`` torch threads (unchanged when ``None``), then restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def in_process(scheduler: Any, workers: int) -> bool:
     """Whether ``scheduler``/``workers`` mean "run the units here, one after the other"."""
     return scheduler in (None, "local") and workers == 1
@@ -184,8 +199,9 @@ def execute(study: Study, units: Sequence[Unit], *, clock: Clock, tracker: Track
 
     try:
         if in_process(scheduler, workers):
-            for unit in pending:
-                finished(unit, study.run(unit, clock))
+            with torch_threads(getattr(study.config, "threads", None)):
+                for unit in pending:
+                    finished(unit, study.run(unit, clock))
         elif pending:
             from .grid import run_units
 

@@ -16,14 +16,14 @@ pipeline plugins installed on every worker.
 --resources GPU=1``) and the study's device is not ``cpu``, every unit asks for one,
 so units run on GPU workers only, one at a time per GPU.
 
-**Threads and memory.** Torch on a worker uses the host's cores divided by the worker
-processes on that host (Dask's nanny starts workers with one OpenMP thread), and the
-worker keeps freed memory for reuse as the ``ispkit`` command does
-(:func:`ispkit.memory.keep_freed_memory`; the nanny asks glibc to trim aggressively, which
-made training units twice as slow). The same seed gives
-the same results bit for bit when the device and the number of torch threads are the
-same: a different thread count sums in another order, which can flip a borderline
-prediction.
+**Threads and memory.** Torch on a worker uses the experiment's ``threads``, or else the
+host's cores divided by the worker processes on that host (Dask's nanny starts workers
+with one OpenMP thread). The same seed gives the same results bit for bit when the
+device and the number of torch threads are the same: a different thread count sums in
+another order, which can flip a borderline prediction, so set ``threads`` in the
+experiment to make the results independent of where its units run. A worker keeps freed
+memory for reuse as the ``ispkit`` command does (:func:`ispkit.memory.keep_freed_memory`;
+the nanny asks glibc to trim aggressively, which made training units twice as slow).
 
 **Faults.** A unit writes its outputs atomically, its result file last, and saves its
 training state after every epoch. If a worker dies, the scheduler runs its unit again on
@@ -129,7 +129,7 @@ def _run_unit(reference: tuple[type[Study], Any, Path], unit: Unit, topic: str, 
     kind, config, run_dir = reference
     key = (kind.__qualname__, str(run_dir), config.text)
     with _ONE_AT_A_TIME:
-        torch.set_num_threads(max(1, cores() // per_host.get(host, 1)))
+        torch.set_num_threads(getattr(config, "threads", None) or max(1, cores() // per_host.get(host, 1)))
         keep_freed_memory()
         if key not in _OPEN:
             _OPEN.clear()  # one study per worker process at a time

@@ -71,11 +71,12 @@ class RawSet:
     task: str
 
 
-def load_raw_set(config: DatasetConfig, progress: Progress | None = None) -> RawSet:
-    """Read the dataset of ``config`` (writing synthetic data first when asked and missing)."""
+def load_raw_set(config: DatasetConfig, progress: Progress | None = None, *, write_synthetic: bool = True) -> RawSet:
+    """Read the dataset of ``config`` (writing synthetic data first when asked and missing,
+    unless ``write_synthetic`` is false: a Dask worker reads what the driving process wrote)."""
     from ..data import RawDroneClassification, RawDroneSegmentation, RawMicroscopy, synthesize_drone, synthesize_microscopy
 
-    if config.synthetic is not None:  # existing files are kept, so this is cheap on a rerun
+    if config.synthetic is not None and write_synthetic:  # existing files are kept, so this is cheap on a rerun
         if progress:
             progress(f"synthetic {config.kind} data in {config.root}")
         make = synthesize_microscopy if config.kind == "microscopy" else synthesize_drone
@@ -182,7 +183,7 @@ def open_run(run_dir: str | os.PathLike[str], config: Any, progress: Progress | 
         run_dir.mkdir(parents=True, exist_ok=True)
     _prepare_run_dir(run_dir, config, create)
     device = resolve_device(config.device)
-    data = load_raw_set(config.dataset, progress if create else None)
+    data = load_raw_set(config.dataset, progress, write_synthetic=create)
     if data.task == "segmentation":
         data.targets = downsample_views(data.targets, downsample)
     return run_dir, device, data

@@ -119,6 +119,21 @@ def test_parallel_writing_gives_the_same_files(tmp_path):
     assert all((one / f).read_bytes() == (two / f).read_bytes() for f in files)
 
 
+def _synthesize_in_a_daemon(out):
+    synthesize_microscopy(out, n=3, seed=9, size=64, intensities=(1.0,), workers=2)
+
+
+def test_a_daemonic_process_writes_in_process(tmp_path):
+    """Daemonic processes (multiprocessing or Dask workers) may not start a process pool: the jobs run in process."""
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(target=_synthesize_in_a_daemon, args=(tmp_path,), daemon=True)
+    process.start()
+    process.join(120)
+    assert process.exitcode == 0
+    assert len(list((tmp_path / "microscopy").rglob("*.tiff"))) == 3
+
+
 @pytest.mark.parametrize(
     "call, message",
     [

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+from types import SimpleNamespace
+
 import pytest
+import torch
 
 from ispkit.drift.execution import Clock, Study, Unit, execute, in_process
 from ispkit.drift.tracking import Tracker
@@ -24,8 +27,9 @@ class Recorder(Tracker):
 class Squares(Study):
     """Unit k computes k² into units/k/result.json; unit ``fail`` raises."""
 
-    def __init__(self, run_dir, fail=None):
-        self.run_dir, self.fail, self.ran = run_dir, fail, []
+    def __init__(self, run_dir, fail=None, threads=None):
+        self.run_dir, self.fail, self.ran, self.threads = run_dir, fail, [], []
+        self.config = SimpleNamespace(threads=threads)
 
     def units(self, n=3):
         return [Unit(f"k{k}", (k,), self.run_dir / "units" / str(k), {"k": k}, 2, (k + 1, n)) for k in range(n)]
@@ -35,6 +39,7 @@ class Squares(Study):
         if k == self.fail:
             raise KeyboardInterrupt
         self.ran.append(k)
+        self.threads.append(torch.get_num_threads())
         clock.step(f"{unit.tag} {unit.name} epoch 1/2")
         clock.step(f"{unit.tag} {unit.name} epoch 2/2")
         unit.folder.mkdir(parents=True, exist_ok=True)
@@ -65,6 +70,16 @@ def test_an_interrupted_study_keeps_what_finished_and_is_marked_killed(tmp_path)
     resumed = Squares(tmp_path)
     execute(resumed, resumed.units(), clock=Clock(None, 6), tracker=Recorder())
     assert resumed.ran == [1, 2]
+
+
+def test_units_run_with_the_experiments_torch_threads_and_the_process_keeps_its_own(tmp_path):
+    before = torch.get_num_threads()
+    study = Squares(tmp_path, threads=before + 1)
+    execute(study, study.units(), clock=Clock(None, 6), tracker=Recorder())
+    assert study.threads == [before + 1] * 3 and torch.get_num_threads() == before
+    unset = Squares(tmp_path / "unset")
+    execute(unset, unset.units(), clock=Clock(None, 6), tracker=Recorder())
+    assert unset.threads == [before] * 3
 
 
 def test_clock_estimates_the_time_left_from_timed_steps_only():

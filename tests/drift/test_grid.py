@@ -95,9 +95,9 @@ samples: 8
 subsets: [all, gamma]
 lambdas: [0, 10]
 optimisation: {{steps: 3, batch_size: 8}}
+threads: 2
 """)
-    with worker_threads():
-        alone = run_forensics(config, tmp_path / "alone", tracking=False)
+    alone = run_forensics(config, tmp_path / "alone", tracking=False)  # 2 torch threads per unit here and on the workers
     with distributed.get_task_stream(client) as stream:
         spread = run_forensics(config, tmp_path / "grid", tracking=False, scheduler=client)
     assert spread.to_dict() == alone.to_dict()
@@ -177,10 +177,12 @@ def test_a_worker_killed_mid_unit_loses_nothing(microscopy_root, tmp_path, clien
         assert not (unit / "train_state.pt").exists()
 
 
-def test_a_local_cluster_from_the_command_line(microscopy_root, tmp_path):
+def test_a_local_cluster_from_the_command_line_on_synthetic_data(microscopy_root, tmp_path):
     from ispkit.cli import main
 
-    text = synthesis_config(microscopy_root).text
+    # synthetic data written by the command (the driving process) and only read by the workers
+    text = synthesis_config(microscopy_root).text.replace(f"root: {microscopy_root}}}", f"root: {tmp_path / 'data'}, synthetic: {{n: 24, size: 64}}}}")
+    assert "synthetic" in text
     (tmp_path / "grid.yaml").write_text(text)
     with worker_threads():
         alone = run_synthesis(SynthesisConfig.from_yaml(text), tmp_path / "alone", tracking=False)
