@@ -48,7 +48,7 @@ from ..io import atomic_write_text
 from ..pipeline import Pipeline
 from .adjustment import AdjustmentResults
 from .forensics_report import _array
-from .report import _e, _figure, _fmt, _html_document, _new_figure, _save_png
+from .html_report import embed_figure, escape, fmt, html_document, new_figure, save_png
 from .synthesis import _slug
 
 __all__ = ["ARM_COLOURS", "plot_curves", "plot_learned_views", "changed_params", "write_adjustment_report"]
@@ -92,7 +92,7 @@ def plot_curves(results: AdjustmentResults) -> Figure:
     if not keys:
         raise InputError("plot_curves: the results hold no curves; nothing to plot")
     n = len(keys)
-    fig = _new_figure(1.0 + 4.2 * n, 4.0)
+    fig = new_figure(1.0 + 4.2 * n, 4.0)
     axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
     for ax, key in zip(axes, keys):
         for arm in _arms(results, key):
@@ -137,7 +137,7 @@ def plot_learned_views(reference_views: Any, learned_views: Any, intensity: str)
     cols = min(MAX_VIEW_COLUMNS, len(ref))
     _, _, h, w = ref.shape
     panel = 2.2
-    fig = _new_figure(panel * cols + 0.8, 2 * panel * h / w + 1.0)
+    fig = new_figure(panel * cols + 0.8, 2 * panel * h / w + 1.0)
     axes = fig.subplots(2, cols, squeeze=False)
     for row, (views, label) in enumerate(((ref, "reference (frozen)"), (learned, "learned (fold 0)"))):
         for col in range(cols):
@@ -245,13 +245,13 @@ def write_adjustment_report(
     """
     run_dir = Path(run_dir)
     figures = run_dir / "figures"
-    curves_png = _save_png(plot_curves(results), figures / "curves.png")
+    curves_png = save_png(plot_curves(results), figures / "curves.png")
     learned: dict[str, tuple[bytes, list[tuple[str, Any, Any]]]] = {}
     for key in _intensity_keys(results):
         found = _learned_views(run_dir, key, pipeline, samples)
         if found is not None:
             ref_views, learned_views, learned_pipeline = found
-            png = _save_png(plot_learned_views(ref_views, learned_views, key), figures / f"views_{_slug(key)}.png")
+            png = save_png(plot_learned_views(ref_views, learned_views, key), figures / f"views_{_slug(key)}.png")
             learned[key] = (png, changed_params(pipeline, learned_pipeline))
     written = {f"views_{_slug(k)}.png" for k in learned}
     for stale in figures.glob("views_*.png"):
@@ -287,31 +287,31 @@ def _page(
     title: str,
 ) -> str:
     parts = [
-        f"<h1>{_e(title)}</h1>",
-        f'<p class="meta">task: {_e(results.task)} · metric: {_e(results.metric)} · pipeline: {_e(results.pipeline)} · '
-        f"arms: {_e(', '.join(_all_arms(results)))} · {results.folds} folds · {results.epochs} epochs</p>",
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="meta">task: {escape(results.task)} · metric: {escape(results.metric)} · pipeline: {escape(results.pipeline)} · '
+        f"arms: {escape(', '.join(_all_arms(results)))} · {results.folds} folds · {results.epochs} epochs</p>",
         "<h2>Summary</h2>",
         f"<p>{_summary(results)}</p>",
         "<h2>Validation curves</h2>",
-        _figure(curves_png, "validation metric per epoch: mean over folds (line) and ± std (band), per arm and intensity"),
+        embed_figure(curves_png, "validation metric per epoch: mean over folds (line) and ± std (band), per arm and intensity"),
         "<h2>Final and best epoch</h2>",
         _final_table(results),
     ]
     for key, (png, changed) in learned.items():
         parts += [
-            f"<h2>Learned pipeline, intensity {_e(key)}</h2>",
-            _figure(png, f"intensity {key}: sample raws through the reference (top) and the learned fold-0 pipeline (bottom)"),
+            f"<h2>Learned pipeline, intensity {escape(key)}</h2>",
+            embed_figure(png, f"intensity {key}: sample raws through the reference (top) and the learned fold-0 pipeline (bottom)"),
             _changed_table(key, changed),
         ]
     if config_text is not None:
-        parts += ["<h2>Configuration</h2>", f"<pre>{_e(config_text)}</pre>"]
-    return _html_document(title, "\n".join(parts), _EXTRA_CSS)
+        parts += ["<h2>Configuration</h2>", f"<pre>{escape(config_text)}</pre>"]
+    return html_document(title, "\n".join(parts), _EXTRA_CSS)
 
 
 def _mean_std(entry: tuple[float, float] | None) -> str:
     if entry is None or not math.isfinite(entry[0]):
         return "n/a"
-    return f"{_fmt(entry[0])} ± {_fmt(entry[1])}"
+    return f"{fmt(entry[0])} ± {fmt(entry[1])}"
 
 
 def _difference(final: Mapping[str, tuple[float, float]]) -> str:
@@ -326,11 +326,11 @@ def _summary(results: AdjustmentResults) -> str:
     arms = _all_arms(results)
     lines = []
     for key in _intensity_keys(results):
-        values = ", ".join(f"{_e(arm)} {_mean_std(final[key].get(arm))}" for arm in arms)
-        lines.append(f"intensity {_e(key)}: {values}; learned − frozen {_difference(final[key])}")
+        values = ", ".join(f"{escape(arm)} {_mean_std(final[key].get(arm))}" for arm in arms)
+        lines.append(f"intensity {escape(key)}: {values}; learned − frozen {_difference(final[key])}")
     return (
-        f"Final validation {_e(results.metric)} (last epoch, mean ± std over {results.folds} folds) of the "
-        f"pipeline <code>{_e(results.pipeline)}</code>: " + ". ".join(lines) + "."
+        f"Final validation {escape(results.metric)} (last epoch, mean ± std over {results.folds} folds) of the "
+        f"pipeline <code>{escape(results.pipeline)}</code>: " + ". ".join(lines) + "."
     )
 
 
@@ -340,11 +340,11 @@ def _final_table(results: AdjustmentResults) -> str:
     for key in _intensity_keys(results):
         for arm in _all_arms(results):
             rows.append(
-                f"<tr><td>{_e(key)}</td><td>{_e(arm)}</td>"
+                f"<tr><td>{escape(key)}</td><td>{escape(arm)}</td>"
                 f'<td class="num">{_mean_std(final[key].get(arm))}</td><td class="num">{_mean_std(best[key].get(arm))}</td></tr>'
             )
     return (
-        f"<table><caption>validation {_e(results.metric)}, mean ± std over folds</caption>"
+        f"<table><caption>validation {escape(results.metric)}, mean ± std over folds</caption>"
         "<thead><tr><th>intensity</th><th>arm</th><th>final (last epoch)</th><th>best epoch</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
@@ -363,11 +363,11 @@ def _changed_table(key: str, changed: list[tuple[str, Any, Any]]) -> str:
     if not changed:
         return "<p>No parameter of the learned pipeline differs from the reference.</p>"
     rows = "".join(
-        f"<tr><td><code>{_e(name)}</code></td><td>{_e(_value(ref))}</td><td>{_e(_value(new))}</td></tr>"
+        f"<tr><td><code>{escape(name)}</code></td><td>{escape(_value(ref))}</td><td>{escape(_value(new))}</td></tr>"
         for name, ref, new in changed
     )
     return (
-        f"<table><caption>parameters changed by learning (intensity {_e(key)}, fold 0)</caption>"
+        f"<table><caption>parameters changed by learning (intensity {escape(key)}, fold 0)</caption>"
         "<thead><tr><th>parameter</th><th>reference</th><th>learned</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )

@@ -46,7 +46,7 @@ from ..errors import InputError
 from ..io import atomic_write_text
 from ..pipeline import Pipeline
 from .forensics import ForensicsResults, _plain_lambda
-from .report import _e, _figure, _fmt, _html_document, _new_figure, _save_png
+from .html_report import embed_figure, escape, fmt, html_document, new_figure, save_png
 from .synthesis import _slug
 
 __all__ = ["plot_signature", "plot_views", "write_forensics_report"]
@@ -91,7 +91,7 @@ def plot_signature(results: ForensicsResults) -> Figure:
     distance = results.table("distance")[:, order]
     x = _lambda_positions(lambdas)
 
-    fig = _new_figure(12.0, 4.8)
+    fig = new_figure(12.0, 4.8)
     left, right = fig.subplots(1, 2, sharey=True)
     colours = [f"C{i % 10}" for i in range(len(results.subsets))]
     for subset, row, colour in zip(results.subsets, metric, colours):
@@ -173,7 +173,7 @@ def plot_views(
     cols = len(lambdas)
     _, _, h, w = views[0].shape
     panel = 2.2
-    fig = _new_figure(panel * cols + 0.4, panel * h / w * rows + 1.0)
+    fig = new_figure(panel * cols + 0.4, panel * h / w * rows + 1.0)
     axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
     for col, (lam, v) in enumerate(zip(lambdas, views)):
         for row in range(rows):
@@ -181,7 +181,7 @@ def plot_views(
             ax.imshow(v[row].transpose(1, 2, 0), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[0, col].set_title(f"λ = {_lam(lam)}\n{_fmt(metric_by_lambda.get(lam))}", fontsize=9)
+        axes[0, col].set_title(f"λ = {_lam(lam)}\n{fmt(metric_by_lambda.get(lam))}", fontsize=9)
     fig.suptitle(f"views of subset {subset} at every λ", fontsize=11)
     return fig
 
@@ -239,7 +239,7 @@ def write_forensics_report(
     """
     run_dir = Path(run_dir)
     figures = run_dir / "figures"
-    images = {"signature": _save_png(plot_signature(results), figures / "signature.png")}
+    images = {"signature": save_png(plot_signature(results), figures / "signature.png")}
     subset = "all" if "all" in results.subsets else results.subsets[0]
     views_name = f"views_{_slug(subset)}.png"
     for stale in figures.glob("views_*.png"):
@@ -249,7 +249,7 @@ def write_forensics_report(
         views = _views(run_dir, results, subset, pipeline, raws)
         if views:
             metrics = {lam: results.run(subset, lam).metric for lam in views}
-            images["views"] = _save_png(plot_views(views, list(views), subset, metrics), figures / views_name)
+            images["views"] = save_png(plot_views(views, list(views), subset, metrics), figures / views_name)
     page = _page(results, images, subset, config_text, title)
     return atomic_write_text(run_dir / "report.html", page)
 
@@ -272,52 +272,52 @@ def _views(run_dir: Path, results: ForensicsResults, subset: str, reference: Pip
 
 def _page(results: ForensicsResults, images: dict[str, bytes], subset: str, config_text: str | None, title: str) -> str:
     parts = [
-        f"<h1>{_e(title)}</h1>",
-        f'<p class="meta">task: {_e(results.task)} · metric: {_e(results.metric)} · '
-        f"{len(results.subsets)} subsets × {len(results.lambdas)} λ values · distance: {_e(results.distance)}</p>",
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="meta">task: {escape(results.task)} · metric: {escape(results.metric)} · '
+        f"{len(results.subsets)} subsets × {len(results.lambdas)} λ values · distance: {escape(results.distance)}</p>",
         "<h2>Summary</h2>",
         f"<p>{_summary(results)}</p>",
         "<h2>Forensic signature</h2>",
-        _figure(images["signature"], "metric against λ and against the view distance, per parameter subset"),
+        embed_figure(images["signature"], "metric against λ and against the view distance, per parameter subset"),
     ]
     if "views" in images:
-        parts += ["<h2>Views</h2>", _figure(images["views"], f"raw images through the pipelines found for subset {subset}")]
+        parts += ["<h2>Views</h2>", embed_figure(images["views"], f"raw images through the pipelines found for subset {subset}")]
     parts += ["<h2>Metric per subset and λ</h2>", _sweep_table(results),
               "<h2>Operating specification</h2>", _spec_table(results)]
     if config_text is not None:
-        parts += ["<h2>Configuration</h2>", f"<pre>{_e(config_text)}</pre>"]
-    return _html_document(title, "\n".join(parts), _EXTRA_CSS)
+        parts += ["<h2>Configuration</h2>", f"<pre>{escape(config_text)}</pre>"]
+    return html_document(title, "\n".join(parts), _EXTRA_CSS)
 
 
 def _summary(results: ForensicsResults) -> str:
     finite = [r for r in results.runs if np.isfinite(r.metric)]
     worst = min(finite, key=lambda r: r.metric, default=None)
     worst_text = (
-        f"subset <code>{_e(worst.subset)}</code> at λ = {_e(_lam(worst.lam))}: {_e(results.metric)} {_fmt(worst.metric)} "
-        f"at view distance {_fmt(worst.distance)}"
+        f"subset <code>{escape(worst.subset)}</code> at λ = {escape(_lam(worst.lam))}: {escape(results.metric)} {fmt(worst.metric)} "
+        f"at view distance {fmt(worst.distance)}"
         if worst is not None else "n/a"
     )
     return (
-        f"Reference pipeline <code>{_e(results.pipeline)}</code>; baseline {_e(results.metric)} {_fmt(results.baseline)}, "
-        f"tolerance {_fmt(results.tolerance)} (floor {_fmt(results.baseline - results.tolerance)}); "
-        f"view distance {_e(results.distance)}. Lowest {_e(results.metric)}: {worst_text}."
+        f"Reference pipeline <code>{escape(results.pipeline)}</code>; baseline {escape(results.metric)} {fmt(results.baseline)}, "
+        f"tolerance {fmt(results.tolerance)} (floor {fmt(results.baseline - results.tolerance)}); "
+        f"view distance {escape(results.distance)}. Lowest {escape(results.metric)}: {worst_text}."
     )
 
 
 def _sweep_table(results: ForensicsResults) -> str:
     floor = results.baseline - results.tolerance
     order = sorted(results.lambdas)
-    head = "".join(f"<th>λ = {_e(_lam(lam))}</th>" for lam in order)
+    head = "".join(f"<th>λ = {escape(_lam(lam))}</th>" for lam in order)
     rows = []
     for subset in results.subsets:
         cells = []
         for lam in order:
             run = results.run(subset, lam)
             bad = ' class="num bad"' if run.metric < floor else ' class="num"'
-            cells.append(f"<td{bad}>{_fmt(run.metric)}<br><small>d {_e(_num(run.distance))}</small></td>")
-        rows.append(f"<tr><td>{_e(subset)}</td>{''.join(cells)}</tr>")
+            cells.append(f"<td{bad}>{fmt(run.metric)}<br><small>d {escape(_num(run.distance))}</small></td>")
+        rows.append(f"<tr><td>{escape(subset)}</td>{''.join(cells)}</tr>")
     return (
-        f"<table><caption>{_e(results.metric)} (and view distance d) per subset and λ; "
+        f"<table><caption>{escape(results.metric)} (and view distance d) per subset and λ; "
         f"shaded: below baseline − tolerance</caption>"
         f"<thead><tr><th>subset</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
@@ -328,18 +328,18 @@ def _spec_table(results: ForensicsResults) -> str:
     rows = []
     for name, entry in spec["parameters"].items():
         breaking = entry.get("breaking")
-        lam = _e(_lam(float(breaking["lambda"]))) if breaking else "—"
-        value = _fmt(breaking[results.metric]) if breaking else "—"
+        lam = escape(_lam(float(breaking["lambda"]))) if breaking else "—"
+        value = fmt(breaking[results.metric]) if breaking else "—"
         searched = "" if entry["searched"] else " <small>(not searched)</small>"
         rows.append(
-            f"<tr><td><code>{_e(name)}</code>{searched}</td><td>{_e(_array(entry['reference']))}</td>"
-            f"<td>{_e(_array(entry['safe_min']))}</td><td>{_e(_array(entry['safe_max']))}</td>"
-            f"<td>{_e(_bounds(entry['bounds']))}</td><td class=\"num\">{lam}</td><td class=\"num\">{value}</td></tr>"
+            f"<tr><td><code>{escape(name)}</code>{searched}</td><td>{escape(_array(entry['reference']))}</td>"
+            f"<td>{escape(_array(entry['safe_min']))}</td><td>{escape(_array(entry['safe_max']))}</td>"
+            f"<td>{escape(_bounds(entry['bounds']))}</td><td class=\"num\">{lam}</td><td class=\"num\">{value}</td></tr>"
         )
     return (
-        f"<p>{_e(spec['note'])}.</p>"
+        f"<p>{escape(spec['note'])}.</p>"
         "<table><thead><tr><th>parameter</th><th>reference</th><th>safe min</th><th>safe max</th>"
-        f"<th>physical bounds</th><th>breaking λ</th><th>{_e(results.metric)} there</th></tr></thead>"
+        f"<th>physical bounds</th><th>breaking λ</th><th>{escape(results.metric)} there</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
 

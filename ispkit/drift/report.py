@@ -18,8 +18,8 @@ common corruptions. It shows
   the figures, the ranking table of each train pipeline (as the paper's Tables 7–11),
   a corruption × severity table and the run's configuration.
 
-Figures are built on :class:`matplotlib.figure.Figure` with an Agg canvas, without
-pyplot, so no global state is touched.
+Figures are built without pyplot (:mod:`ispkit.drift.html_report`), so no global
+state is touched.
 
 Examples
 --------
@@ -36,9 +36,6 @@ Examples
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,40 +43,24 @@ from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
 from ..errors import InputError, close_matches
-from ..io import atomic_write, atomic_write_text
+from ..io import atomic_write_text
+from .html_report import embed_figure, escape, fmt, html_document, new_figure, save_png
 from .results import SynthesisResults
 
 __all__ = ["plot_matrix", "plot_corruptions", "plot_worst_pair", "write_report"]
 
-DPI = 110
 CMAP = "viridis"
 DIFF_CMAP = "magma"
 OUTLINE = "#e4572e"
 CELL_W, CELL_H = 0.8, 0.55  # inches per heatmap cell: room for two lines of annotation
 MARGIN_W, MARGIN_H = 2.4, 2.0  # inches for tick labels, axis labels, title and colour bar
 
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
-h1 { margin-bottom: 0.2em; }
-.meta { color: #666; margin-top: 0; }
-.figures { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
-figure { margin: 0; }
-img { max-width: 100%; height: auto; }
-.tables { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
-table { border-collapse: collapse; font-size: 0.9em; }
-caption { font-weight: bold; text-align: left; padding-bottom: 0.3em; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.own td { font-weight: bold; background: #fdf0ec; }
-pre { background: #f5f5f5; padding: 1em; overflow-x: auto; }
-"""
 
 
 # -- figures --------------------------------------------------------------------------
@@ -104,7 +85,7 @@ def plot_matrix(results: SynthesisResults, metric: str | None = None) -> Figure:
     """
     metric = _checked_metric(results, metric, "plot_matrix")
     p, q = len(results.train_pipelines), len(results.test_pipelines)
-    fig = _new_figure(MARGIN_W + CELL_W * q, MARGIN_H + CELL_H * p)
+    fig = new_figure(MARGIN_W + CELL_W * q, MARGIN_H + CELL_H * p)
     ax = fig.add_subplot()
     image = _heatmap(ax, results.mean(metric), results.std(metric), _norm(results, metric))
     _label_axes(ax, results.train_pipelines, results.test_pipelines, "tested on")
@@ -136,13 +117,13 @@ def plot_corruptions(results: SynthesisResults, metric: str | None = None) -> Fi
     metric = _checked_metric(results, metric, "plot_corruptions")
     p, c = len(results.train_pipelines), len(results.corruptions)
     if not _has_corruptions(results):
-        fig = _new_figure(MARGIN_W + CELL_W * 3, MARGIN_H + CELL_H * p)
+        fig = new_figure(MARGIN_W + CELL_W * 3, MARGIN_H + CELL_H * p)
         ax = fig.add_subplot()
         ax.set_axis_off()
         ax.text(0.5, 0.5, "no corruptions evaluated", ha="center", va="center", fontsize=12, transform=ax.transAxes)
         return fig
     per_fold = _corruption_values(results, metric).mean(axis=2)  # (P, C, K)
-    fig = _new_figure(MARGIN_W + CELL_W * c, MARGIN_H + CELL_H * p)
+    fig = new_figure(MARGIN_W + CELL_W * c, MARGIN_H + CELL_H * p)
     ax = fig.add_subplot()
     image = _heatmap(ax, per_fold.mean(axis=-1), per_fold.std(axis=-1), _norm(results, metric))
     _label_axes(ax, results.train_pipelines, results.corruptions, "corruption")
@@ -185,7 +166,7 @@ def plot_worst_pair(view_a: np.ndarray, view_b: np.ndarray, train: str, test: st
     vmax = float(np.percentile(diff, WORST_PAIR_PERCENTILE)) or float(diff.max()) or 1.0  # identical views: all black
     _, h, w = a.shape
     panel = 2.6
-    fig = _new_figure(5 * panel * 1.15, panel * h / w + 1.0)
+    fig = new_figure(5 * panel * 1.15, panel * h / w + 1.0)
     axes = fig.subplots(1, 5)
     for ax, view, name, label in ((axes[0], a, train, "A"), (axes[1], b, test, "B")):
         ax.imshow(np.clip(view.transpose(1, 2, 0), 0.0, 1.0), interpolation="nearest")
@@ -197,13 +178,7 @@ def plot_worst_pair(view_a: np.ndarray, view_b: np.ndarray, train: str, test: st
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"worst pair: trained on {train}, tested on {test}; drop {_fmt(drop)}", fontsize=11)
-    return fig
-
-
-def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig.suptitle(f"worst pair: trained on {train}, tested on {test}; drop {fmt(drop)}", fontsize=11)
     return fig
 
 
@@ -325,14 +300,14 @@ def write_report(
     figures = Path(run_dir) / "figures"
     summary = results.summary()
     images = {
-        "matrix": _save_png(plot_matrix(results), figures / "matrix.png"),
-        "corruptions": _save_png(plot_corruptions(results), figures / "corruptions.png"),
+        "matrix": save_png(plot_matrix(results), figures / "matrix.png"),
+        "corruptions": save_png(plot_corruptions(results), figures / "corruptions.png"),
     }
     worst = figures / "worst_pair.png"
     if worst_views is None:
         worst.unlink(missing_ok=True)
     else:
-        images["worst_pair"] = _save_png(_worst_figure(summary, worst_views), worst)
+        images["worst_pair"] = save_png(_worst_figure(summary, worst_views), worst)
     page = _page(results, summary, images, config_text, title)
     return atomic_write_text(Path(run_dir) / "report.html", page)
 
@@ -346,57 +321,37 @@ def _worst_figure(summary: dict[str, Any], worst_views: tuple[np.ndarray, np.nda
     return plot_worst_pair(*worst_views, pair["train"], pair["test"], pair["drop"])
 
 
-def _save_png(fig: Figure, path: Path) -> bytes:
-    """Render ``fig`` once, write it to ``path`` atomically and return the PNG bytes."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    data = buffer.getvalue()
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
-    return data
-
-
 def _page(
     results: SynthesisResults, summary: dict[str, Any], images: dict[str, bytes], config_text: str | None, title: str
 ) -> str:
     parts = [
-        f"<h1>{_e(title)}</h1>",
+        f"<h1>{escape(title)}</h1>",
         f'<p class="meta">{_meta(results)}</p>',
         "<h2>Summary</h2>",
         f"<p>{_summary_text(summary)}</p>",
         "<h2>Train × test matrix and corruptions</h2>",
         '<div class="figures">',
-        _figure(images["matrix"], "train × test matrix: fold-mean metric, in-distribution cells outlined"),
-        _figure(images["corruptions"], "under corruptions: mean over severities and folds, same colour scale"),
+        embed_figure(images["matrix"], "train × test matrix: fold-mean metric, in-distribution cells outlined"),
+        embed_figure(images["corruptions"], "under corruptions: mean over severities and folds, same colour scale"),
         "</div>",
     ]
     if "worst_pair" in images:
-        parts += ["<h2>Worst pair</h2>", _figure(images["worst_pair"], "one test image through the worst pair")]
+        parts += ["<h2>Worst pair</h2>", embed_figure(images["worst_pair"], "one test image through the worst pair")]
     parts += ["<h2>Rankings</h2>", _rankings(results), "<h2>Corruptions</h2>", _corruption_table(results)]
     if config_text is not None:
-        parts += ["<h2>Configuration</h2>", f"<pre>{_e(config_text)}</pre>"]
-    return _html_document(title, "\n".join(parts))
-
-
-def _html_document(title: str, body: str, extra_css: str = "") -> str:
-    """A complete HTML page: doctype, ``<head>`` with the escaped ``title`` and the inline CSS, ``body`` as is.
-
-    ``extra_css`` is appended to the shared stylesheet; ``body`` must already be escaped.
-    """
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{_e(title)}</title>\n<style>{_CSS}{extra_css}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
-    )
+        parts += ["<h2>Configuration</h2>", f"<pre>{escape(config_text)}</pre>"]
+    return html_document(title, "\n".join(parts))
 
 
 def _meta(results: SynthesisResults) -> str:
     others = [m for m in results.metrics if m != results.metric]
-    also = f" (also recorded: {_e(', '.join(others))})" if others else ""
+    also = f" (also recorded: {escape(', '.join(others))})" if others else ""
     corruptions = (
         f"{len(results.corruptions)} corruptions × {len(results.severities)} severities"
         if _has_corruptions(results) else "no corruptions"
     )
     return (
-        f"task: {_e(results.task)} · metric: {_e(results.metric)}{also} · "
+        f"task: {escape(results.task)} · metric: {escape(results.metric)}{also} · "
         f"{len(results.train_pipelines)} train × {len(results.test_pipelines)} test pipelines · "
         f"{results.folds} folds · {corruptions}"
     )
@@ -405,26 +360,18 @@ def _meta(results: SynthesisResults) -> str:
 def _summary_text(summary: dict[str, Any]) -> str:
     pair = summary["worst_pair"]
     worst = (
-        f"trained on <code>{_e(pair['train'])}</code>, tested on <code>{_e(pair['test'])}</code> "
-        f"(drop {_fmt(pair['drop'])})"
+        f"trained on <code>{escape(pair['train'])}</code>, tested on <code>{escape(pair['test'])}</code> "
+        f"(drop {fmt(pair['drop'])})"
         if pair["train"] is not None else "n/a"
     )
     return (
-        f"Mean {_e(summary['metric'])} in distribution: {_fmt(summary['in_distribution'])}; "
-        f"under ISP drift: {_fmt(summary['under_isp_drift'])}; "
-        f"under corruptions: {_fmt(summary['under_corruptions'])}. "
-        f"Drop under ISP drift: {_fmt(summary['isp_drop'])}; "
-        f"under corruptions: {_fmt(summary['corruption_drop'])}; "
-        f"ratio ISP / corruptions: {_fmt(summary['drop_ratio'])}. "
+        f"Mean {escape(summary['metric'])} in distribution: {fmt(summary['in_distribution'])}; "
+        f"under ISP drift: {fmt(summary['under_isp_drift'])}; "
+        f"under corruptions: {fmt(summary['under_corruptions'])}. "
+        f"Drop under ISP drift: {fmt(summary['isp_drop'])}; "
+        f"under corruptions: {fmt(summary['corruption_drop'])}; "
+        f"ratio ISP / corruptions: {fmt(summary['drop_ratio'])}. "
         f"Worst pair: {worst}."
-    )
-
-
-def _figure(png: bytes, caption: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{_e(caption)}">'
-        f"<figcaption>{_e(caption)}</figcaption></figure>"
     )
 
 
@@ -434,8 +381,8 @@ def _rankings(results: SynthesisResults) -> str:
         body = "".join(_ranking_row(rank, row.test, row.mean, row.std, row.test == train)
                        for rank, row in enumerate(rows, start=1))
         tables.append(
-            f"<table><caption>trained on {_e(train)}</caption>"
-            f"<thead><tr><th>#</th><th>tested on</th><th>{_e(results.metric)}</th></tr></thead>"
+            f"<table><caption>trained on {escape(train)}</caption>"
+            f"<thead><tr><th>#</th><th>tested on</th><th>{escape(results.metric)}</th></tr></thead>"
             f"<tbody>{body}</tbody></table>"
         )
     note = "<p>Bold: the train pipeline's own views (in distribution).</p>"
@@ -445,8 +392,8 @@ def _rankings(results: SynthesisResults) -> str:
 def _ranking_row(rank: int, test: str, mean: float, std: float, own: bool) -> str:
     attribute = ' class="own"' if own else ""
     return (
-        f'<tr{attribute}><td class="num">{rank}</td><td>{_e(test)}</td>'
-        f'<td class="num">{_fmt(mean)} ± {_fmt(std)}</td></tr>'
+        f'<tr{attribute}><td class="num">{rank}</td><td>{escape(test)}</td>'
+        f'<td class="num">{fmt(mean)} ± {fmt(std)}</td></tr>'
     )
 
 
@@ -454,27 +401,16 @@ def _corruption_table(results: SynthesisResults) -> str:
     if not _has_corruptions(results):
         return "<p>No corruptions were evaluated.</p>"
     table = _corruption_values(results, results.metric).mean(axis=(0, 3))  # (C, S)
-    head = "".join(f"<th>severity {_e(str(s))}</th>" for s in results.severities)
+    head = "".join(f"<th>severity {escape(str(s))}</th>" for s in results.severities)
     body = "".join(
-        f"<tr><td>{_e(name)}</td>{''.join(_number_cell(v) for v in row)}</tr>"
+        f"<tr><td>{escape(name)}</td>{''.join(_number_cell(v) for v in row)}</tr>"
         for name, row in zip(results.corruptions, table)
     )
     return (
-        f"<table><caption>{_e(results.metric)} under corruptions, mean over train pipelines and folds</caption>"
+        f"<table><caption>{escape(results.metric)} under corruptions, mean over train pipelines and folds</caption>"
         f"<thead><tr><th>corruption</th>{head}</tr></thead><tbody>{body}</tbody></table>"
     )
 
 
 def _number_cell(value: float) -> str:
-    return f'<td class="num">{_fmt(value)}</td>'
-
-
-def _fmt(value: float | None) -> str:
-    """Three decimals, or ``n/a`` for a missing or non-finite number."""
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    return f"{value:.3f}"
-
-
-def _e(text: str) -> str:
-    return html.escape(str(text))
+    return f'<td class="num">{fmt(value)}</td>'
