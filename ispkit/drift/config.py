@@ -291,11 +291,11 @@ def _model(md: dict[str, Any], loc: Locator, task: str, kind: str, extra: tuple[
     return ModelConfig(model_name, _int(md.get("downsample", 1), loc, ("model", "downsample"), 1), dict(_mapping(md.get("options"), loc, ("model", "options"), "model.options")))
 
 
-def _training(top: dict[str, Any], loc: Locator, seed: int) -> TrainConfig:
+def _training(top: dict[str, Any], loc: Locator, seed: int, **defaults: Any) -> TrainConfig:
     tr = _mapping(top.get("training"), loc, ("training",), "training")
-    loc.check_keys(tr, ("epochs", "batch_size", "lr", "weight_decay", "augment"), ("training",), "unknown training key")
+    loc.check_keys(tr, ("epochs", "batch_size", "lr", "weight_decay", "augment", "recalibrate_bn"), ("training",), "unknown training key")
     try:
-        return TrainConfig(seed=seed, **tr)
+        return TrainConfig(seed=seed, **{**defaults, **tr})
     except (ISPKitError, TypeError) as exc:
         loc.error(("training",), str(exc))
 
@@ -425,7 +425,7 @@ def _parse_adjustment(data: Any, loc: Locator, base: Path, text: str) -> Adjustm
     model = _model(_mapping(_require(top, "model", loc, ()), loc, ("model",), "model"), loc, dataset.task, dataset.kind)
     if "raw" in arms and model.downsample > 1 and model.downsample % 2:
         loc.error(("model", "downsample"), f"the raw arm packs the mosaic to half resolution, so downsample must be 1 or even, got {model.downsample}")
-    training = _training(top, loc, seed)
+    training = _training(top, loc, seed, recalibrate_bn=True)  # the learned arm's inputs change as it trains
     pipeline_lr = _number(top.get("pipeline_lr", 0.01), loc, ("pipeline_lr",), low=1e-12, high=1e6, what="a learning rate > 0")
     folds = _int(top.get("folds", 5), loc, ("folds",), 2)
     return AdjustmentConfig(name, dataset, label, files, tuple(intensities), gain, read_noise, tuple(arms), model, training, pipeline_lr, folds, seed, device, text, threads)

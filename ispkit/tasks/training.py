@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..errors import InputError
 from ..io import atomic_write
 from .base import TaskNetwork
 from .metrics import task_loss, task_metrics
 
-__all__ = ["TrainConfig", "History", "fit", "evaluate", "ViewSource"]
+__all__ = ["TrainConfig", "History", "fit", "evaluate", "recalibrate_batchnorm", "ViewSource"]
 
 ViewSource = Callable[[torch.Tensor], torch.Tensor]
 """``source(index)`` returns the prepared views ``(len(index), 3, h, w)`` of those samples."""
@@ -43,6 +44,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     augment: bool = True
+    recalibrate_bn: bool = False
+    """Before each validation (and after the last epoch), set the BatchNorm running
+    statistics to their exact mean over the training views (:func:`recalibrate_batchnorm`).
+    Needed when the inputs change during training, as in drift adjustment, where the
+    pipeline is learned: the running averages otherwise mix views of earlier pipelines."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -166,6 +172,8 @@ def fit(
             total += loss.item() * len(batch)
             seen += len(batch)
         history.loss.append(total / seen)
+        if config.recalibrate_bn:
+            recalibrate_batchnorm(network, source, train_index, batch_size=config.batch_size)
         scores = evaluate(network, source, targets, validation_index, batch_size=config.batch_size) if validation_index is not None else {}
         if validation_index is not None:
             history.validation.append(scores)
@@ -174,6 +182,36 @@ def fit(
         if on_epoch is not None:
             on_epoch(epoch, history.loss[-1], scores)
     return history
+
+
+def recalibrate_batchnorm(network: nn.Module, source: ViewSource, index: Sequence[int] | torch.Tensor, *, batch_size: int = 64) -> int:
+    """Set every BatchNorm layer's running mean and variance to their average over the views of ``index``.
+
+    The running statistics a network uses in eval mode are exponential averages over the
+    training batches, computed while the weights -- and, when a pipeline is learned, the
+    inputs -- kept changing. This recomputes them for the network and views as they are
+    now: each layer's running statistics become the cumulative mean of the batch
+    statistics over one pass (``momentum=None``), as in ``torch.optim.swa_utils.update_bn``;
+    weights and the gradients of later steps are untouched. Returns the number of
+    BatchNorm layers (0: nothing to do).
+    """
+    layers = [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        return 0
+    index = torch.as_tensor(index, dtype=torch.long)
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training = network.training
+    network.train()
+    with torch.no_grad():
+        for batch in index.split(batch_size):
+            network(source(batch))
+    for m, momentum in zip(layers, momenta):
+        m.momentum = momentum
+    network.train(was_training)
+    return len(layers)
 
 
 def evaluate(network: TaskNetwork, source: ViewSource, targets: torch.Tensor, index: Sequence[int] | torch.Tensor, *, batch_size: int = 64) -> dict[str, float]:

@@ -32,6 +32,16 @@ def test_defaults_and_relative_root(tmp_path):
     assert config.corruptions.names == tuple(CORRUPTIONS) and config.corruptions.severities == (3,)
     assert config.corruptions.scale is None
     assert config.text == MINIMAL
+    assert config.threads is None and config.training.recalibrate_bn is False
+
+
+def test_adjustment_recalibrates_batchnorm_by_default_and_threads_are_checked():
+    base = "dataset: {kind: microscopy, root: data}\npipeline: bi,s,me\nmodel: {name: small_cnn}\n"
+    assert AdjustmentConfig.from_yaml(base).training.recalibrate_bn is True
+    assert AdjustmentConfig.from_yaml(base + "training: {recalibrate_bn: false}\n").training.recalibrate_bn is False
+    assert AdjustmentConfig.from_yaml(base + "threads: 3\n").threads == 3
+    with pytest.raises(ConfigError, match="threads: expected an integer >= 1, got 0"):
+        AdjustmentConfig.from_yaml(base + "threads: 0\n")
 
 
 def test_pipeline_yaml_files_are_labelled_by_stem(tmp_path):

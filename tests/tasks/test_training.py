@@ -234,3 +234,39 @@ class TestSegmentation:
             if flips[1, i]:
                 expected = expected.flip(-2)
             assert torch.equal(out[i], expected)
+
+
+class TestRecalibrateBatchnorm:
+    def test_running_statistics_become_the_mean_over_the_views(self):
+        from torch import nn
+
+        from ispkit.tasks.training import recalibrate_batchnorm
+
+        network = nn.Sequential(nn.BatchNorm2d(3))
+        network.eval()
+        index = torch.arange(16)
+        assert recalibrate_batchnorm(network, source, index, batch_size=16) == 1
+        bn = network[0]
+        torch.testing.assert_close(bn.running_mean, VIEWS.mean(dim=(0, 2, 3)))
+        torch.testing.assert_close(bn.running_var, VIEWS.transpose(0, 1).reshape(3, -1).var(dim=1))  # unbiased, as torch keeps it
+        assert bn.momentum == 0.1 and not network.training  # settings and mode restored
+        # several batches: the cumulative mean of the batch means (equal batches: the overall mean)
+        recalibrate_batchnorm(network, source, index, batch_size=4)
+        torch.testing.assert_close(bn.running_mean, VIEWS.mean(dim=(0, 2, 3)))
+        assert recalibrate_batchnorm(nn.Sequential(nn.Conv2d(3, 3, 1)), source, index) == 0
+
+    def test_fit_recalibrates_before_validation_without_changing_the_weights(self):
+        from ispkit.tasks.training import recalibrate_batchnorm
+
+        plain, calibrated = _classifier(), _classifier()
+        index, validation = torch.arange(12), torch.arange(12, 16)
+        a = fit(plain, source, LABELS, index, CONFIG, validation_index=validation)
+        b = fit(calibrated, source, LABELS, index, TrainConfig(epochs=4, batch_size=4, lr=1e-2, seed=0, recalibrate_bn=True), validation_index=validation)
+        assert a.loss == b.loss  # training itself is untouched: train mode uses batch statistics
+        weights = {k: v for k, v in _state(plain).items() if "running" not in k and "num_batches" not in k}
+        assert all(torch.equal(v, calibrated.state_dict()[k]) for k, v in weights.items())
+        assert not torch.equal(plain.state_dict()["net.1.running_mean"], calibrated.state_dict()["net.1.running_mean"])
+        again = _state(calibrated)
+        recalibrate_batchnorm(calibrated, source, index, batch_size=4)  # what fit left is the recalibration itself
+        assert all(torch.allclose(again[k], v) for k, v in calibrated.state_dict().items() if "running" in k)
+        assert b.validation[-1] == evaluate(calibrated, source, LABELS, validation, batch_size=4)
