@@ -102,9 +102,14 @@ class SynthesisConfig:
 
     def pipeline(self, label: str, camera: Any) -> Pipeline:
         """The :class:`~ispkit.Pipeline` a label stands for (a preset, or a YAML file)."""
-        if label in self.pipeline_files:
-            return Pipeline.from_yaml(self.pipeline_files[label])
-        return Pipeline.preset(label, camera=camera)
+        return _labelled_pipeline(label, self.pipeline_files, camera)
+
+
+def _labelled_pipeline(label: str, files: dict[str, Path], camera: Any) -> Pipeline:
+    """The pipeline of ``label``: the YAML file it names in ``files``, else the preset of that name for ``camera``."""
+    if label in files:
+        return Pipeline.from_yaml(files[label])
+    return Pipeline.preset(label, camera=camera)
 
 
 class _ReferencePipeline:
@@ -115,9 +120,7 @@ class _ReferencePipeline:
 
     def pipeline(self, camera: Any) -> Pipeline:
         """The experiment's pipeline (the reference of forensics, the start of the learned arm)."""
-        if self.pipeline_label in self.pipeline_files:
-            return Pipeline.from_yaml(self.pipeline_files[self.pipeline_label])
-        return Pipeline.preset(self.pipeline_label, camera=camera)
+        return _labelled_pipeline(self.pipeline_label, self.pipeline_files, camera)
 
 
 @dataclass(frozen=True)
