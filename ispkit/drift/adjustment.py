@@ -169,8 +169,8 @@ class AdjustmentStudy(Study):
         self.config, self.run_dir, self.device, self.data, self.folds = config, run_dir, device, data, folds
         self.gain, self.read_noise = gain, read_noise
         self.pipeline = config.pipeline(data.camera)
-        self.device_name = config.device
         self._banks: dict[float, ViewBank] = {}
+        self._samples: dict[float, torch.Tensor] = {}
 
     @classmethod
     def open(cls, config: AdjustmentConfig, run_dir: str | os.PathLike[str], *, progress: Progress | None = None, create: bool = True) -> AdjustmentStudy:
@@ -186,7 +186,15 @@ class AdjustmentStudy(Study):
             raws = low_light(self.data.raws, intensity, self.data.camera, gain=self.gain, read_noise=self.read_noise, seed=seed)
             self._banks[intensity] = ViewBank(raws, {self.config.pipeline_label: self.pipeline}, downsample=self.config.model.downsample, device=self.device,
                                               batch_size=self.config.training.batch_size)  # fmt: skip
+            self._samples[intensity] = raws[self.folds[0][1][:4]]
         return self._banks[intensity]
+
+    def samples(self, intensity: float) -> torch.Tensor:
+        """The report's four sample raws at ``intensity`` (fold 0's first test images), kept when
+        the raws were made so that the report does not make them again."""
+        if intensity not in self._samples:
+            self.bank(intensity)
+        return self._samples[intensity]
 
     def units(self) -> list[Unit]:
         config = self.config
@@ -257,7 +265,7 @@ def run_adjustment(config: AdjustmentConfig, run_dir: str | os.PathLike[str], *,
     for unit in units:  # in (intensity, arm, fold) order
         intensity, arm, _ = unit.key
         curves.setdefault(_intensity_key(intensity), {}).setdefault(arm, []).append([v[metric] for v in found[unit.key]["validation"]])
-    samples = {_intensity_key(i): study.bank(i).raws[study.folds[0][1][:4]] for i in config.intensities}
+    samples = {_intensity_key(i): study.samples(i) for i in config.intensities}
     results = AdjustmentResults(
         task=data.task, metric=metric, pipeline=config.pipeline_label, intensities=list(config.intensities), arms=list(config.arms),
         folds=config.folds, epochs=config.training.epochs, curves={i: {a: np.asarray(c) for a, c in arms.items()} for i, arms in curves.items()},

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..scale.cluster import in_process
 from .tracking import Tracker
 
-__all__ = ["Unit", "Study", "Clock", "execute", "in_process", "epoch_metrics", "duration"]
+__all__ = ["Unit", "Study", "Clock", "execute", "torch_threads", "epoch_metrics", "duration"]
 
 Progress = Callable[[str], None]
 Metrics = list[tuple[dict[str, float], "int | None"]]
@@ -73,11 +74,15 @@ class Study:
 
     config: Any
     run_dir: Path
-    device_name: str = "auto"
 
     @classmethod
     def open(cls, config: Any, run_dir: str | os.PathLike[str], *, progress: Progress | None = None, create: bool = True) -> Study:
         raise NotImplementedError
+
+    @property
+    def device_name(self) -> str:
+        """The device the experiment asks for (``"auto"``, ``"cpu"``, ``"cuda[:N]"``)."""
+        return self.config.device
 
     def done(self, unit: Unit) -> dict[str, Any] | None:
         """The result of a finished unit (read back from ``result.json``), else ``None``."""
@@ -160,11 +165,6 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def in_process(scheduler: Any, workers: int) -> bool:
-    """Whether ``scheduler``/``workers`` mean "run the units here, one after the other"."""
-    return scheduler in (None, "local") and workers == 1
 
 
 def execute(study: Study, units: Sequence[Unit], *, clock: Clock, tracker: Tracker, scheduler: Any = None, workers: int = 1) -> dict[tuple, dict[str, Any]]:

@@ -272,7 +272,6 @@ class ForensicsStudy(Study):
         self.config, self.run_dir, self.device, self.data, self.bank, self.train = config, run_dir, device, data, bank, train
         self.raws, self.targets = data.raws[samples], data.targets[samples]
         self.pipeline = bank.pipelines[config.pipeline_label]
-        self.device_name = config.device
         self._network = given.to(device) if given is not None else None
 
     @classmethod

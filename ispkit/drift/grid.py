@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +56,14 @@ _OPEN: dict[tuple, Study] = {}
 _ONE_AT_A_TIME = threading.Lock()  # a worker with several threads still runs one unit at a time: units use torch's threads
 
 
-def gpu_resources(device: str, client: Any) -> dict[str, float] | None:
-    """``{"GPU": 1}`` when the cluster has workers declaring GPUs and ``device`` may use one, else ``None``."""
+def gpu_resources(device: str, workers: Iterable[dict[str, Any]]) -> dict[str, float] | None:
+    """``{"GPU": 1}`` when some of ``workers`` (the scheduler's worker info) declare GPUs and ``device`` may use one, else ``None``.
+
+    >>> gpu_resources("auto", [{"resources": {}}, {"resources": {"GPU": 1}}]), gpu_resources("cpu", [{"resources": {"GPU": 1}}])
+    ({'GPU': 1}, None)
+    """
     if device == "cpu":
         return None
-    workers = client.scheduler_info(n_workers=-1)["workers"].values()
     return {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in workers) else None
 
 
@@ -70,11 +74,9 @@ def run_units(study: Study, units: Sequence[Unit], finished: Callable[[Unit, dic
     run_dir = Path(study.run_dir).absolute()
     topic = f"{TOPIC}:{run_dir}"
     with connect(scheduler, workers) as client:
-        info = client.scheduler_info(n_workers=-1)["workers"].values()
-        per_host: dict[str, int] = {}
-        for worker in info:
-            per_host[worker["host"]] = per_host.get(worker["host"], 0) + 1
-        resources = gpu_resources(study.device_name, client)
+        info = list(client.scheduler_info(n_workers=-1)["workers"].values())
+        per_host = Counter(worker["host"] for worker in info)
+        resources = gpu_resources(study.device_name, info)
         client.subscribe_topic(topic, lambda event: _relay(clock, event[1]))
         reference = (type(study), study.config, run_dir)
         token = uuid.uuid4().hex[:8]

@@ -236,7 +236,6 @@ class SynthesisStudy(Study):
 
     def __init__(self, config: SynthesisConfig, run_dir: Path, device: torch.device, data: RawSet, folds: list[tuple[np.ndarray, np.ndarray]], bank: ViewBank) -> None:
         self.config, self.run_dir, self.device, self.data, self.folds, self.bank = config, run_dir, device, data, folds, bank
-        self.device_name = config.device
 
     @classmethod
     def open(cls, config: SynthesisConfig, run_dir: str | os.PathLike[str], *, progress: Progress | None = None, create: bool = True, max_cache_bytes: int = 2 << 30) -> SynthesisStudy:

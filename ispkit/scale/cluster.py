@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["connect", "need", "cores"]
+__all__ = ["connect", "in_process", "need", "cores"]
 
 
 def need(module: str) -> Any:
@@ -35,6 +35,15 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def in_process(scheduler: Any, workers: int) -> bool:
+    """Whether ``scheduler``/``workers`` mean "in this process" (no Dask cluster).
+
+    >>> in_process("local", 1), in_process(None, 1), in_process("local", 2), in_process("tcp://host:8786", 1)
+    (True, True, False, False)
+    """
+    return scheduler in (None, "local") and workers == 1
+
+
 @contextlib.contextmanager
 def connect(scheduler: Any, workers: int = 1) -> Iterator[Any]:
     """A :class:`dask.distributed.Client` for ``scheduler``/``workers``, or ``None`` for "in this process".
@@ -43,10 +52,10 @@ def connect(scheduler: Any, workers: int = 1) -> Iterator[Any]:
     """
     if workers < 1:
         raise InputError(f"workers: expected at least 1, got {workers}")
+    if in_process(scheduler, workers):
+        yield None
+        return
     if scheduler in (None, "local"):
-        if workers == 1:
-            yield None
-            return
         distributed = need("distributed")
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
             with distributed.Client(cluster) as client:

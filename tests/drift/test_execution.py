@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ispkit.drift.execution import Clock, Study, Unit, execute, in_process
+from ispkit.drift.execution import Clock, Study, Unit, execute
 from ispkit.drift.tracking import Tracker
 
 
@@ -93,8 +93,3 @@ def test_clock_estimates_the_time_left_from_timed_steps_only():
 def test_a_preparatory_unit_has_no_place_tag(tmp_path):
     assert Unit("model", ("model",), tmp_path).tag == ""
     assert Unit("k0", (0,), tmp_path, number=(1, 4)).tag == "[1/4]"
-
-
-def test_in_process_means_local_with_one_worker():
-    assert in_process("local", 1) and in_process(None, 1)
-    assert not in_process("local", 2) and not in_process("tcp://host:8786", 1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -10,12 +9,12 @@ import signal
 import threading
 
 import pytest
-import torch
 
 distributed = pytest.importorskip("distributed")
 
 from ispkit.drift.adjustment import run_adjustment  # noqa: E402
 from ispkit.drift.config import AdjustmentConfig, ForensicsConfig, SynthesisConfig  # noqa: E402
+from ispkit.drift.execution import torch_threads  # noqa: E402
 from ispkit.drift.forensics import run_forensics  # noqa: E402
 from ispkit.drift.synthesis import run_synthesis  # noqa: E402
 from ispkit.scale.cluster import cores  # noqa: E402
@@ -39,15 +38,9 @@ corruptions: {{names: [gaussian_noise, contrast], severities: [2]}}
 """)
 
 
-@contextlib.contextmanager
 def worker_threads():
     """Torch threads as on each of the cluster's workers: the cores shared by the worker processes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, cores() // WORKERS))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return torch_threads(max(1, cores() // WORKERS))
 
 
 @pytest.fixture(scope="module")
@@ -190,19 +183,15 @@ def test_a_local_cluster_from_the_command_line_on_synthetic_data(microscopy_root
     assert json.loads((tmp_path / "run" / "results.json").read_text()) == alone.to_dict()
 
 
-class _Cluster:
-    def __init__(self, *resources):
-        self.workers = {f"tcp://w{i}": {"resources": r} for i, r in enumerate(resources)}
-
-    def scheduler_info(self, n_workers=-1):
-        return {"workers": self.workers}
+def _workers(*resources):
+    return [{"host": "127.0.0.1", "resources": r} for r in resources]
 
 
 def test_gpu_units_ask_for_a_gpu_only_where_workers_declare_one():
-    assert gpu_resources("auto", _Cluster({}, {"GPU": 1})) == {"GPU": 1}
-    assert gpu_resources("cuda", _Cluster({"GPU": 2})) == {"GPU": 1}
-    assert gpu_resources("cpu", _Cluster({"GPU": 1})) is None
-    assert gpu_resources("auto", _Cluster({}, {})) is None
+    assert gpu_resources("auto", _workers({}, {"GPU": 1})) == {"GPU": 1}
+    assert gpu_resources("cuda", _workers({"GPU": 2})) == {"GPU": 1}
+    assert gpu_resources("cpu", _workers({"GPU": 1})) is None
+    assert gpu_resources("auto", _workers({}, {})) is None
 
 
 def test_units_go_to_the_worker_declaring_a_gpu(microscopy_root, tmp_path, client):

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("distributed")
 
 from ispkit.errors import InputError  # noqa: E402
-from ispkit.scale.cluster import connect, cores  # noqa: E402
+from ispkit.scale.cluster import connect, cores, in_process  # noqa: E402
 
 
 def test_connect_checks_its_arguments():
@@ -36,6 +36,11 @@ def test_local_with_workers_is_a_cluster_of_that_many_processes_closed_after():
             assert same is client
         assert client.status == "running"
     assert client.status == "closed"
+
+
+def test_in_process_means_local_with_one_worker():
+    assert in_process("local", 1) and in_process(None, 1)
+    assert not in_process("local", 2) and not in_process("tcp://host:8786", 1)
 
 
 def test_cores_are_those_this_process_may_use():
