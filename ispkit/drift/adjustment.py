@@ -73,9 +73,9 @@ from ..tasks.checkpoint import save_checkpoint
 from ..tasks.metrics import PRIMARY_METRIC
 from ..tasks.training import fit
 from .config import AdjustmentConfig
-from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute
+from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute, unit_seed
 from .results import JsonResults
-from .synthesis import RawSet, ViewBank, _folds, _unit_seed, open_run, seeded_network
+from .synthesis import RawSet, ViewBank, _folds, open_run, seeded_network
 from .tracking import make_tracker
 
 __all__ = ["AdjustmentResults", "AdjustmentStudy", "low_light", "run_adjustment"]
@@ -182,7 +182,7 @@ class AdjustmentStudy(Study):
         """The raws at ``intensity`` (seeded sensor model) with the frozen pipeline's views, made once."""
         if intensity not in self._banks:
             self._banks.clear()  # one intensity's raws at a time
-            seed = _unit_seed(self.config.seed, 10**6, self.config.intensities.index(intensity))
+            seed = unit_seed(self.config.seed, 10**6, self.config.intensities.index(intensity))
             raws = low_light(self.data.raws, intensity, self.data.camera, gain=self.gain, read_noise=self.read_noise, seed=seed)
             self._banks[intensity] = ViewBank(raws, {self.config.pipeline_label: self.pipeline}, downsample=self.config.model.downsample, device=self.device,
                                               batch_size=self.config.training.batch_size)  # fmt: skip
@@ -201,7 +201,7 @@ class AdjustmentStudy(Study):
         keys = [(i, a, k) for i in config.intensities for a in config.arms for k in range(config.folds)]
         return [
             Unit(f"{_intensity_key(i)}/{a}/fold{k}", (i, a, k), self.run_dir / "units" / _intensity_key(i) / a / f"fold{k}",
-                 {"arm": a, "intensity": i, "fold": k, "seed": _unit_seed(config.seed, config.arms.index(a), config.intensities.index(i), k)},
+                 {"arm": a, "intensity": i, "fold": k, "seed": unit_seed(config.seed, config.arms.index(a), config.intensities.index(i), k)},
                  config.training.epochs, (n, len(keys)))
             for n, (i, a, k) in enumerate(keys, 1)
         ]  # fmt: skip

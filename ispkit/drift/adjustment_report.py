@@ -49,7 +49,7 @@ from ..pipeline import Pipeline
 from .adjustment import AdjustmentResults
 from .forensics_report import _array
 from .html_report import embed_figure, escape, fmt, html_document, new_figure, save_png
-from .synthesis import _slug
+from .execution import slug
 
 __all__ = ["ARM_COLOURS", "plot_curves", "plot_learned_views", "changed_params", "write_adjustment_report"]
 
@@ -251,9 +251,9 @@ def write_adjustment_report(
         found = _learned_views(run_dir, key, pipeline, samples)
         if found is not None:
             ref_views, learned_views, learned_pipeline = found
-            png = save_png(plot_learned_views(ref_views, learned_views, key), figures / f"views_{_slug(key)}.png")
+            png = save_png(plot_learned_views(ref_views, learned_views, key), figures / f"views_{slug(key)}.png")
             learned[key] = (png, changed_params(pipeline, learned_pipeline))
-    written = {f"views_{_slug(k)}.png" for k in learned}
+    written = {f"views_{slug(k)}.png" for k in learned}
     for stale in figures.glob("views_*.png"):
         if stale.name not in written:
             stale.unlink(missing_ok=True)

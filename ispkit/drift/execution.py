@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..scale.cluster import in_process
 from .tracking import Tracker
 
-__all__ = ["Unit", "Study", "Clock", "execute", "torch_threads", "epoch_metrics", "duration"]
+__all__ = ["Unit", "Study", "Clock", "execute", "torch_threads", "slug", "unit_seed", "epoch_metrics", "duration"]
 
 Progress = Callable[[str], None]
 Metrics = list[tuple[dict[str, float], "int | None"]]
@@ -129,6 +131,25 @@ class Clock:
     def say(self, message: str) -> None:
         if self.progress is not None:
             self.progress(message)
+
+
+def slug(label: str) -> str:
+    """A unit folder name for ``label``: letters, digits and ``,._-`` kept, anything else ``_``.
+
+    >>> slug("bi,s,me"), slug("black_level/fold 0")
+    ('bi,s,me', 'black_level_fold_0')
+    """
+    return "".join(c if c.isalnum() or c in ",._-" else "_" for c in label)
+
+
+def unit_seed(seed: int, *parts: int) -> int:
+    """The seed of one unit (or one random stream of it): the study's ``seed`` and the unit's indices
+    mixed by :class:`numpy.random.SeedSequence`, so units are independent of each other and of their order.
+
+    >>> unit_seed(0, 1, 2) == unit_seed(0, 1, 2) != unit_seed(0, 2, 1)
+    True
+    """
+    return int(np.random.SeedSequence([seed, *parts]).generate_state(1)[0])
 
 
 def epoch_metrics(history: dict[str, list]) -> Metrics:

@@ -66,9 +66,9 @@ from ..tasks.metrics import PRIMARY_METRIC, task_loss, task_metrics
 from ..tasks.training import fit
 from .config import ForensicsConfig
 from .distances import distance as get_distance
-from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute
+from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute, slug, unit_seed
 from .results import JsonResults
-from .synthesis import RawSet, ViewBank, _slug, _unit_seed, open_run, seeded_network
+from .synthesis import RawSet, ViewBank, open_run, seeded_network
 from .tracking import make_tracker
 
 __all__ = ["ForensicsRun", "ForensicsResults", "ForensicsStudy", "attack", "run_forensics"]
@@ -302,8 +302,8 @@ class ForensicsStudy(Study):
         config = self.config
         keys = [(s, lam) for s in config.subsets for lam in config.lambdas]
         return [
-            Unit(f"{subset}/lambda_{_plain_lambda(lam)}", (subset, lam), self.run_dir / "units" / _slug(subset) / f"lambda_{_plain_lambda(lam)}",
-                 {"subset": subset, "lambda": lam, "seed": _unit_seed(config.seed, config.subsets.index(subset), config.lambdas.index(lam))}, 1, (i, len(keys)))
+            Unit(f"{subset}/lambda_{_plain_lambda(lam)}", (subset, lam), self.run_dir / "units" / slug(subset) / f"lambda_{_plain_lambda(lam)}",
+                 {"subset": subset, "lambda": lam, "seed": unit_seed(config.seed, config.subsets.index(subset), config.lambdas.index(lam))}, 1, (i, len(keys)))
             for i, (subset, lam) in enumerate(keys, 1)
         ]  # fmt: skip
 

@@ -47,7 +47,7 @@ from ..io import atomic_write_text
 from ..pipeline import Pipeline
 from .forensics import ForensicsResults, _plain_lambda
 from .html_report import embed_figure, escape, fmt, html_document, new_figure, save_png
-from .synthesis import _slug
+from .execution import slug
 
 __all__ = ["plot_signature", "plot_views", "write_forensics_report"]
 
@@ -241,7 +241,7 @@ def write_forensics_report(
     figures = run_dir / "figures"
     images = {"signature": save_png(plot_signature(results), figures / "signature.png")}
     subset = "all" if "all" in results.subsets else results.subsets[0]
-    views_name = f"views_{_slug(subset)}.png"
+    views_name = f"views_{slug(subset)}.png"
     for stale in figures.glob("views_*.png"):
         if raws is None or stale.name != views_name:
             stale.unlink(missing_ok=True)
@@ -261,7 +261,7 @@ def _views(run_dir: Path, results: ForensicsResults, subset: str, reference: Pip
     raws = raws[:MAX_VIEW_ROWS].detach().cpu()
     views = {}
     for lam in sorted(results.lambdas):
-        path = run_dir / "units" / _slug(subset) / f"lambda_{_plain_lambda(lam)}" / "pipeline.yaml"
+        path = run_dir / "units" / slug(subset) / f"lambda_{_plain_lambda(lam)}" / "pipeline.yaml"
         found = Pipeline.from_yaml(path) if not math.isinf(lam) and path.exists() else reference
         if found is None:
             continue

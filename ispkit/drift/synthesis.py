@@ -49,7 +49,7 @@ from ..tasks.metrics import PRIMARY_METRIC
 from ..tasks.registry import build_network
 from ..tasks.training import ViewSource, evaluate, fit
 from .config import DatasetConfig, SynthesisConfig
-from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute
+from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute, slug, unit_seed
 from .results import SynthesisResults
 from .tracking import make_tracker
 
@@ -146,14 +146,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() or c in ",._-" else "_" for c in label)
-
-
-def _unit_seed(seed: int, *parts: int) -> int:
-    return int(np.random.SeedSequence([seed, *parts]).generate_state(1)[0])
-
-
 def _prepare_run_dir(run_dir: Path, config: Any, create: bool) -> None:
     saved = run_dir / "config.yaml"
     if saved.exists():
@@ -211,7 +203,7 @@ def _evaluate_unit(network: torch.nn.Module, bank: ViewBank, data: RawSet, confi
     for c, name in enumerate(config.corruptions.names):
         corrupted[name] = {}
         for severity in config.corruptions.severities:
-            generator = torch.Generator().manual_seed(_unit_seed(seed, c, severity))
+            generator = torch.Generator().manual_seed(unit_seed(seed, c, severity))
 
             def corrupt(index: torch.Tensor, name: str = name, severity: int = severity, generator: torch.Generator = generator) -> torch.Tensor:
                 return CORRUPTIONS[name](source(index), severity, generator=generator, scale=scale)
@@ -250,8 +242,8 @@ class SynthesisStudy(Study):
         config = self.config
         keys = [(p, k) for p in range(len(config.train_pipelines)) for k in range(config.folds)]
         return [
-            Unit(f"{config.train_pipelines[p]}/fold{k}", (p, k), self.run_dir / "units" / _slug(config.train_pipelines[p]) / f"fold{k}",
-                 {"train_pipeline": config.train_pipelines[p], "fold": k, "seed": _unit_seed(config.seed, p, k), "train_size": len(self.folds[k][0]),
+            Unit(f"{config.train_pipelines[p]}/fold{k}", (p, k), self.run_dir / "units" / slug(config.train_pipelines[p]) / f"fold{k}",
+                 {"train_pipeline": config.train_pipelines[p], "fold": k, "seed": unit_seed(config.seed, p, k), "train_size": len(self.folds[k][0]),
                   "test_size": len(self.folds[k][1])}, config.training.epochs, (i, len(keys)))
             for i, (p, k) in enumerate(keys, 1)
         ]  # fmt: skip
