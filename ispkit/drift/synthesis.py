@@ -47,6 +47,7 @@ from ..tasks.base import TaskNetwork, downsample_views
 from ..tasks.checkpoint import save_checkpoint
 from ..tasks.metrics import PRIMARY_METRIC
 from ..tasks.registry import build_network
+from ..tasks.state import load_state
 from ..tasks.training import ViewSource, evaluate, fit
 from .config import DatasetConfig, SynthesisConfig
 from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute, slug, unit_seed
@@ -257,7 +258,7 @@ class SynthesisStudy(Study):
         name = f"{unit.tag} {label} fold {fold + 1}/{config.folds}"
         state = unit.folder / "train_state.pt"
         if state.exists():
-            done = torch.load(state, map_location="cpu", weights_only=True)["epoch"]
+            done = load_state(state, what="training resume state")["epoch"]
             clock.skip(done)
             clock.say(f"{name}: resuming after epoch {done}")
 

@@ -172,14 +172,15 @@ def load_weights(module: nn.Module, source: str | os.PathLike[str], *, what: str
     Tensors whose shape does not match (e.g. a 1000-class ImageNet head on a 9-class
     model) are skipped; so are keys the module does not have. Returns the skipped
     keys. A file that holds a checkpoint dict with a ``state_dict`` entry is accepted.
+    Files and URLs are loaded by :func:`ispkit.tasks.state.load_state`: a file holding
+    anything but tensors and plain values is refused, never unpickled.
     """
+    from .state import is_url, load_state
+
     text = os.fspath(source)
-    if text.startswith(("http://", "https://")):
-        state = torch.hub.load_state_dict_from_url(text, map_location="cpu", progress=False)
-    else:
-        if not os.path.isfile(text):
-            raise FileNotFoundError(f"{what}: weights file {text!r} not found (give a local .pt/.pth file or an http(s) URL)")
-        state = torch.load(text, map_location="cpu", weights_only=True)
+    if not is_url(text) and not os.path.isfile(text):
+        raise FileNotFoundError(f"{what}: weights file {text!r} not found (give a local .pt/.pth file or an http(s) URL)")
+    state = load_state(text, what=f"{what} weights")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -20,6 +20,7 @@ import torch
 from ..errors import InputError
 from ..io import atomic_write
 from .base import TaskNetwork
+from .state import load_state
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "FORMAT"]
 
@@ -68,24 +69,27 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"task-model checkpoint {path} not found")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise InputError(f"{path} is not a readable ispkit task-model checkpoint: {type(exc).__name__}: {exc}") from None
+    payload = load_state(path, what="ispkit task-model checkpoint", map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise InputError(f"{path} is not an ispkit task-model checkpoint (expected format {FORMAT!r}, found {found!r})")
     missing = [key for key in _KEYS if key not in payload]
     if missing:
         raise InputError(f"{path}: task-model checkpoint lacks {', '.join(map(repr, missing))}")
+    options = payload["options"]
+    if not isinstance(options, dict):
+        raise InputError(f"{path}: task-model checkpoint options must be a mapping, found {type(options).__name__}")
+    # the checkpoint's own state dict replaces every weight, so initial weights named in the
+    # options (a file or a URL) are neither read nor fetched: loading a checkpoint reads one file
     network = build_network(
         payload["model"],
         payload["outputs"],
-        options=payload["options"],
+        options={k: v for k, v in options.items() if k != "weights"},
         downsample=payload["downsample"],
         classes=payload["classes"],
         in_channels=payload["in_channels"],
     )
+    network.options = dict(options)
     network.load_state_dict(payload["state_dict"])
     network.to(map_location).eval()
     return Checkpoint(network, payload["pipeline_yaml"], payload["metadata"])

@@ -26,6 +26,7 @@ from ..errors import InputError
 from ..io import atomic_write
 from .base import TaskNetwork
 from .metrics import task_loss, task_metrics
+from .state import load_state
 
 __all__ = ["TrainConfig", "History", "fit", "evaluate", "recalibrate_batchnorm", "ViewSource"]
 
@@ -145,7 +146,7 @@ def fit(
     history = History()
     path = Path(state_path) if state_path is not None else None
     if path is not None and path.exists():
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = load_state(path, what="training resume state", map_location=device)
         network.load_state_dict(state["network"])
         optimiser.load_state_dict(state["optimiser"])
         with torch.no_grad():
