@@ -75,7 +75,17 @@ def presets() -> list[str]:
 
 @dataclass(frozen=True)
 class PipelineStage:
-    """One configured stage: its name, method class and complete validated parameter values."""
+    """One configured stage: its name, method class and complete validated parameter values.
+
+    Two stages are equal when they compute the same function: the same ``name``, the
+    same method class and the same parameter names with values of the same shape and
+    exactly equal numbers (no tolerance: gamma 2.2 and 2.2000001 differ, and so does any
+    changed matrix entry). Values are compared as numbers, not as storage: a float32
+    array equals a float64 array holding the same numbers (float32(2.2) is not the
+    float64 2.2, so those differ). ``overrides`` (which values were given explicitly
+    rather than taken from the camera or the defaults) is not compared. The hash
+    depends on ``name`` and ``stage`` only, so equal stages hash alike.
+    """
 
     name: str
     stage: type[Stage]
@@ -89,6 +99,9 @@ class PipelineStage:
             and self.values.keys() == other.values.keys()
             and all(np.array_equal(self.values[k], other.values[k]) for k in self.values)
         )
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.stage))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.stage.kind, "method": self.stage.method}

@@ -272,3 +272,41 @@ class TestConfigErrors:
             pipeline.with_params({"white_balance.gains": [1, 2]})
         with pytest.raises(KeyError, match="no stage named 'wb'"):
             pipeline.with_params({"wb.gains": [1, 2, 3]})
+
+
+class TestStageEquality:
+    """PipelineStage equality: the same function, i.e. name, method and every parameter value."""
+
+    def test_equal_when_kind_method_and_values_agree(self):
+        a, b = Pipeline.preset("ma,s,me", camera="drone"), Pipeline.preset("ma,s,me", camera="drone")
+        assert a == b and all(s == t and hash(s) == hash(t) for s, t in zip(a.stages, b.stages))
+        assert len(set(a.stages) | set(b.stages)) == len(a.stages)
+        explicit = a.with_params({"gamma.gamma": 2.2})  # the default, given explicitly: same function
+        assert explicit["gamma"].overrides == {"gamma"} and explicit == a
+
+    def test_a_different_gamma_is_a_different_stage(self):
+        a = Pipeline.preset("ma,s,me", camera="drone")
+        b = a.with_params({"gamma.gamma": 2.4})
+        assert b["gamma"] != a["gamma"] and b != a
+        assert b["demosaic"] == a["demosaic"]
+
+    def test_one_changed_matrix_entry_is_a_different_stage(self):
+        a = Pipeline.preset("bi,s,ga", camera="drone")
+        matrix = np.array(a["color_correction"].values["matrix"])
+        matrix[2, 1] = np.nextafter(matrix[2, 1], 1.0)  # one ulp: equality has no tolerance
+        b = a.with_params({"color_correction.matrix": matrix})
+        assert b["color_correction"] != a["color_correction"] and b != a
+
+    def test_values_compare_as_numbers_not_storage(self):
+        gamma = Pipeline.preset("bi,s,ga")["gamma"]
+        as_float32 = dataclasses.replace(gamma, values={"gamma": np.array(2.2, dtype=np.float32)})
+        assert as_float32 != gamma  # float32(2.2) is another number than 2.2
+        two = gamma.stage.param("gamma").validate(2.0, "gamma.gamma")
+        assert dataclasses.replace(gamma, values={"gamma": two}) == dataclasses.replace(gamma, values={"gamma": np.float32(2.0)})
+        assert dataclasses.replace(gamma, values={"gamma": np.array([2.2])}) != gamma  # shape (1,) vs ()
+
+    def test_name_method_and_type_matter(self):
+        p = Pipeline.preset("bi,s,me")
+        renamed = dataclasses.replace(p["gamma"], name="tone")
+        assert renamed != p["gamma"] and p["denoise"] != Pipeline.preset("bi,s,ga")["denoise"]
+        assert p["gamma"] != "gamma" and p["gamma"] != p["gamma"].to_dict()
