@@ -44,7 +44,7 @@ from PIL import Image
 
 from .arrays import check_float, check_mosaic, check_raw_data
 from .camera import Camera
-from .config import load_yaml
+from .config import parse_yaml
 from .errors import ConfigError, InputError, ISPKitError, RawFormatError
 
 __all__ = [
@@ -397,7 +397,7 @@ def _embedded_camera(description: str, path: Path) -> Camera | None:
         return None
     where = f"{path}: the camera embedded in its ImageDescription"
     try:
-        data, locator = load_yaml(description)
+        data, locator = parse_yaml(description, f"{path} (ImageDescription)")
     except ConfigError as exc:
         raise RawFormatError(f"{where} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -405,7 +405,6 @@ def _embedded_camera(description: str, path: Path) -> Camera | None:
     version = data.pop(CAMERA_MARKER)
     if version != _FORMAT_VERSION:
         raise RawFormatError(f"{where} has format version {version!r}; this ispkit reads version {_FORMAT_VERSION}")
-    locator.source = f"{path} (ImageDescription)"
     try:
         return Camera.from_dict(data, locator=locator)
     except ConfigError as exc:

@@ -636,3 +636,54 @@ class TestRawImage:
         image = RawImage(np.zeros((2, 2)), DRONE)
         with pytest.raises(AttributeError):
             image.camera = MICROSCOPY
+
+
+# -- hostile embedded camera ------------------------------------------------------------
+
+EMBEDDED_BOMB = f"""\
+{CAMERA_MARKER}: 1
+name: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+"""
+
+
+class TestHostileEmbeddedCamera:
+    def test_billion_laughs_in_the_image_description(self, tmp_path):
+        import time
+        import tracemalloc
+
+        path = tmp_path / "bomb.tiff"
+        tifffile.imwrite(path, np.zeros((2, 2), np.uint16), description=EMBEDDED_BOMB, metadata=None)
+        tracemalloc.start()
+        start = time.perf_counter()
+        try:
+            with pytest.raises(RawFormatError) as info:
+                read_raw(path)
+        finally:
+            seconds, peak = time.perf_counter() - start, tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        assert seconds < 2.0 and peak < 20_000_000
+        message = str(info.value)
+        assert message.startswith(f"{path}: the camera embedded in its ImageDescription is not valid YAML: ")
+        assert f"{path} (ImageDescription):3:8: YAML aliases are not allowed (found *a)" in message
+
+    @pytest.mark.parametrize(
+        "body, problem",
+        [
+            ("name: x\nname: y\n", "(ImageDescription):3:1: duplicate key 'name': first at line 2, again at line 3"),
+            ("name: !!python/object/apply:os.system [true]\n", "(ImageDescription):2:7: unsupported YAML tag"),
+            ("name: x\ngain: 1" + "0" * 400 + "\n", "(ImageDescription):3:7: integer 1000"),
+        ],
+    )
+    def test_other_hostile_yaml_is_a_raw_format_error_naming_its_line(self, tmp_path, body, problem):
+        path = tmp_path / "bad.tiff"
+        tifffile.imwrite(path, np.zeros((2, 2), np.uint16), description=f"{CAMERA_MARKER}: 1\n{body}", metadata=None)
+        with pytest.raises(RawFormatError, match="is not valid YAML") as info:
+            read_raw(path)
+        assert f"{path} {problem}" in str(info.value)
