@@ -9,7 +9,8 @@ writes the views of several pipelines to a Zarr group, one array per pipeline::
     store.zarr/
       zarr.json                 group
       ma,s,me/                  float32 (N, 3, H, W), chunks (1, 3, H, W)
-                                attrs: label, pipeline (YAML), camera (YAML), sources
+                                attrs: label, pipeline (YAML), camera (YAML), sources,
+                                digests (sha256 of every source file)
       bi,u,ga/                  ...
       _done/ma,s,me             bool (N,), chunks (1,): image i is written
       _done/bi,u,ga             ...
@@ -21,8 +22,15 @@ and renames it, so a worker killed mid-write leaves the old chunk (or none), nev
 half-written one marked done. A rerun computes only the images whose flag is unset.
 
 **Safety.** A store that already holds an array of the same label made by another
-pipeline, from other source files or of another shape raises
-:class:`~ispkit.errors.InputError`; pass ``overwrite=True`` to replace it.
+pipeline (any parameter value differing, e.g. another gamma), from other source files
+(other names, or a file of the same name whose bytes changed: every source file's
+SHA-256 is recorded and checked on every run, which reads each file once more), from
+raw files of another camera, or of another shape raises
+:class:`~ispkit.errors.InputError` naming what differs; pass ``overwrite=True`` to
+replace it. An array without these records (an older ispkit, or damaged attributes)
+cannot be checked and is refused the same way. Unless a camera override is given, an
+archive never mixes cameras: :func:`raw_archive` refuses a folder whose files differ in camera (CFA pattern, black
+level, ...) or shape, and every chunk is checked again when it is read.
 
 **Schedulers.** By default dask's local threaded scheduler runs the tasks in this
 process; ``workers=N`` starts a local cluster of ``N`` processes, and a
@@ -37,6 +45,7 @@ Needs the optional dependencies ``dask[distributed]`` and ``zarr`` (version 3).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -143,6 +152,12 @@ def _check_member(path: Path, shape: tuple[int, ...], camera: Camera, want_shape
             if getattr(camera, f) != getattr(want_camera, f)
         ]
         raise InputError(f"raw archive: {path} has another camera than the archive: {'; '.join(diffs)}; pass camera= to override")
+
+
+def _digest(path: str | os.PathLike[str]) -> str:
+    """``"sha256:<hex>"`` of the bytes of ``path`` (read in blocks, any size)."""
+    with open(path, "rb") as f:
+        return "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def raw_archive(
@@ -285,7 +300,9 @@ def _pipelines(pipelines: Mapping[str, Pipeline | str] | Sequence[Pipeline | str
 # -- writing --------------------------------------------------------------------------------
 
 
-def _prepare(root: zarr.Group, label: str, pipeline: Pipeline, archive: RawArchive, overwrite: bool, store: str) -> None:
+def _prepare(
+    root: zarr.Group, label: str, pipeline: Pipeline, archive: RawArchive, digests: list[str], overwrite: bool, store: str
+) -> None:
     """Create (or check) the views array and done flags of ``label``."""
     n, (h, w) = len(archive), archive.shape
     attrs = {
@@ -293,6 +310,7 @@ def _prepare(root: zarr.Group, label: str, pipeline: Pipeline, archive: RawArchi
         "pipeline": pipeline.to_yaml(),
         "camera": archive.camera.to_yaml(),
         "sources": [str(p) for p in archive.paths],
+        "digests": digests,
         "ispkit": "bulk views (N, 3, H, W) float32; see ispkit.scale.bulk",
     }
     done_group = root.require_group(DONE_GROUP)
@@ -310,22 +328,55 @@ def _prepare(root: zarr.Group, label: str, pipeline: Pipeline, archive: RawArchi
 
 
 def _mismatch(old: Any, attrs: dict[str, Any], pipeline: Pipeline, shape: tuple[int, ...]) -> str | None:
+    """Why the existing array ``old`` cannot be continued by this run, or ``None`` if it can."""
     if not hasattr(old, "shape") or not hasattr(old, "attrs") or hasattr(old, "array_keys"):
         return "is not a bulk views array"
     if tuple(old.shape) != shape:
         return f"has shape {tuple(old.shape)}, this run needs {shape}"
-    stored = old.attrs.get("pipeline")
+    return (
+        _sources_mismatch(old.attrs.get("sources"), attrs["sources"])
+        or _camera_mismatch(old.attrs.get("camera"), attrs["camera"])
+        or _digests_mismatch(old.attrs.get("digests"), attrs["digests"], attrs["sources"])
+        or _pipeline_mismatch(old.attrs.get("pipeline"), pipeline)
+    )
+
+
+def _sources_mismatch(stored: Any, sources: list[str]) -> str | None:
+    names = [Path(p).name for p in sources]
+    if not isinstance(stored, list) or [Path(str(p)).name for p in stored] != names:
+        return "was made from other source files (attrs['sources'] differs)"
+    return None
+
+
+def _camera_mismatch(stored: Any, camera_yaml: str) -> str | None:
+    if not isinstance(stored, str):
+        return "has no record of its raw files' camera (attrs['camera'])"
     try:
-        same = stored is not None and Pipeline.from_yaml(stored) == pipeline
+        old = Camera.from_yaml(stored)
+    except Exception:  # noqa: BLE001 - an unreadable record is a mismatch
+        return "has an unreadable camera record (attrs['camera'])"
+    new = Camera.from_yaml(camera_yaml)
+    if old != new:
+        diffs = [f for f in Camera.__dataclass_fields__ if getattr(old, f) != getattr(new, f)]
+        return f"was made from raw files of another camera (attrs['camera'] differs in {', '.join(diffs)})"
+    return None
+
+
+def _digests_mismatch(stored: Any, digests: list[str], sources: list[str]) -> str | None:
+    if not isinstance(stored, list) or len(stored) != len(digests):
+        return "has no record of its source files' contents (attrs['digests']; made by an older ispkit?)"
+    for path, old, new in zip(sources, stored, digests):
+        if old != new:
+            return f"was made from other file contents: {Path(path).name} has changed since (stored {str(old)[:19]}..., now {new[:19]}...)"
+    return None
+
+
+def _pipeline_mismatch(stored: Any, pipeline: Pipeline) -> str | None:
+    try:
+        same = isinstance(stored, str) and Pipeline.from_yaml(stored) == pipeline
     except Exception:  # noqa: BLE001 - an unreadable record is a mismatch
         same = False
-    if not same:
-        return "was made by another pipeline (attrs['pipeline'] differs)"
-    if [Path(p).name for p in old.attrs.get("sources", [])] != [Path(p).name for p in attrs["sources"]]:
-        return "was made from other source files (attrs['sources'] differs)"
-    if old.attrs.get("camera") is not None and Camera.from_yaml(old.attrs["camera"]) != Camera.from_yaml(attrs["camera"]):
-        return "was made from raw files of another camera (attrs['camera'] differs)"
-    return None
+    return None if same else "was made by another pipeline (attrs['pipeline'] differs)"
 
 
 def _write_block(block: np.ndarray, store: str, label: str, index: int) -> int:
@@ -369,9 +420,9 @@ def synthesize_bulk(
         ``"numpy"`` (``pipeline(raw)``) or ``"torch"`` (``pipeline.to_torch()``, float64
         on the CPU; agrees to float rounding).
     overwrite
-        Replace arrays of the same label that another pipeline, other sources or
-        another shape made (otherwise :class:`~ispkit.errors.InputError`), and recompute
-        everything for the given labels.
+        Replace arrays of the same label that another pipeline, other source files
+        (names or contents), another camera or another shape made (otherwise
+        :class:`~ispkit.errors.InputError`), and recompute everything for the given labels.
 
     Returns
     -------
@@ -392,8 +443,9 @@ def synthesize_bulk(
     chosen = _pipelines(pipelines, archive.camera)
     store = os.fspath(store)
     root = zarr.open_group(store, mode="a")
+    digests = [_digest(p) for p in archive.paths]
     for label, pipeline in chosen.items():
-        _prepare(root, label, pipeline, archive, overwrite, store)
+        _prepare(root, label, pipeline, archive, digests, overwrite, store)
 
     tasks = []
     for label, pipeline in chosen.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import shutil
 
 import numpy as np
@@ -128,6 +130,120 @@ def test_bad_arguments(archive, tmp_path):
         synthesize_bulk(archive, "ma,s,me", tmp_path / "s.zarr")
     with pytest.raises(InputError, match="no .* files"):
         raw_archive(tmp_path)
+
+
+def _count_work(monkeypatch) -> list[str]:
+    """Record the pipeline name of every image computed from now on."""
+    calls: list[str] = []
+    real = bulk._process_block
+    monkeypatch.setattr(bulk, "_process_block", lambda block, p, backend: calls.append(p.name) or real(block, p, backend))
+    return calls
+
+
+def _copy(folder, to, n=4):
+    to.mkdir(parents=True, exist_ok=True)
+    for p in sorted(folder.glob("*.tiff"))[:n]:
+        shutil.copy(p, to / p.name)
+    return to
+
+
+def _store_state(store, label):
+    return zarr.open_array(store, path=label)[:], zarr.open_array(store, path=f"_done/{label}")[:]
+
+
+def test_same_label_with_another_gamma_refused(archive, tmp_path, monkeypatch):
+    store = tmp_path / "s.zarr"
+    base = Pipeline.preset("ma,s,me", camera=archive.camera)
+    synthesize_bulk(archive, {"drift": base}, store)
+    views, done = _store_state(store, "drift")
+    calls = _count_work(monkeypatch)
+    synthesize_bulk(archive, {"drift": Pipeline.preset("ma,s,me", camera=archive.camera)}, store)  # an equal pipeline resumes
+    assert calls == []
+    steeper = base.with_params({"gamma.gamma": 2.4})
+    with pytest.raises(InputError, match=r"array 'drift' exists and was made by another pipeline.*overwrite=True"):
+        synthesize_bulk(archive, {"drift": steeper}, store)
+    assert calls == []
+    assert all(np.array_equal(a, b) for a, b in zip(_store_state(store, "drift"), (views, done)))
+    out = synthesize_bulk(archive, {"drift": steeper}, store, overwrite=True)
+    expected = np.stack([steeper(read_raw(f).mosaic) for f in archive.paths]).astype(np.float32)
+    assert np.array_equal(out["drift"][:], expected) and not np.array_equal(expected, views)
+    assert Pipeline.from_yaml(out["drift"].attrs["pipeline"])["gamma"].values["gamma"] == 2.4
+
+
+def test_source_file_with_changed_content_refused(folder, tmp_path, monkeypatch):
+    src = _copy(folder, tmp_path / "raws")
+    store = tmp_path / "s.zarr"
+    synthesize_bulk(raw_archive(src), ["ma,s,me"], store)
+    views, done = _store_state(store, "ma,s,me")
+    moved = shutil.copytree(src, tmp_path / "moved")  # same names and bytes elsewhere: resumes, nothing recomputed
+    calls = _count_work(monkeypatch)
+    synthesize_bulk(raw_archive(moved), ["ma,s,me"], store)
+    assert calls == []
+    victim = sorted(src.glob("*.tiff"))[2]
+    raw = read_raw(victim)
+    numbers = np.round(raw.mosaic * raw.camera.white_level)
+    numbers[10, 11] += 1 if numbers[10, 11] < raw.camera.white_level else -1  # one stored number, one DN
+    write_raw(victim, numbers / raw.camera.white_level, raw.camera, overwrite=True)
+    archive = raw_archive(src)  # same names, shape and camera: only the bytes tell
+    with pytest.raises(InputError, match=rf"other file contents: {victim.name} has changed since \(stored sha256:"):
+        synthesize_bulk(archive, ["ma,s,me"], store)
+    assert calls == [] and all(np.array_equal(a, b) for a, b in zip(_store_state(store, "ma,s,me"), (views, done)))
+    out = synthesize_bulk(archive, ["ma,s,me"], store, overwrite=True)
+    assert np.array_equal(out["ma,s,me"][:], reference(archive, "ma,s,me"))
+    assert out["ma,s,me"].attrs["digests"][2] == "sha256:" + hashlib.sha256(victim.read_bytes()).hexdigest()
+
+
+def _other_camera(camera: Camera) -> Camera:
+    return dataclasses.replace(camera, name="scope-b", pattern="GRBG", black_level=(0.01, 0.01, 0.01, 0.01))
+
+
+def test_folder_mixing_two_cameras_refused(folder, tmp_path):
+    src = _copy(folder, tmp_path / "raws", n=3)
+    first = read_raw(sorted(src.glob("*.tiff"))[0])
+    write_raw(src / "zz_other.tiff", first.mosaic, _other_camera(first.camera))
+    with pytest.raises(InputError, match=r"zz_other\.tiff has another camera than the archive: .*pattern='GRBG' \(archive: 'RGGB'\).*black_level"):
+        raw_archive(src)
+    lazy = raw_archive(src, check=False)  # only the first file read now; the odd one is refused when its chunk is read
+    with pytest.raises(InputError, match=r"zz_other\.tiff has another camera"):
+        synthesize_bulk(lazy, ["bi,s,ga"], tmp_path / "s.zarr")
+    assert not zarr.open_array(tmp_path / "s.zarr", path="_done/bi,s,ga")[3]
+
+
+def test_resume_over_raws_of_another_camera_refused(folder, tmp_path):
+    src = _copy(folder, tmp_path / "raws", n=3)
+    store = tmp_path / "s.zarr"
+    synthesize_bulk(raw_archive(src), ["bi,s,ga"], store)
+    for path in sorted(src.glob("*.tiff")):  # same names, same numbers, another camera
+        raw = read_raw(path)
+        write_raw(path, raw.mosaic, _other_camera(raw.camera), overwrite=True)
+    with pytest.raises(InputError, match=r"raw files of another camera \(attrs\['camera'\] differs in name, pattern, black_level\)"):
+        synthesize_bulk(raw_archive(src), ["bi,s,ga"], store)
+
+
+@pytest.mark.parametrize(
+    "attr, value, message",
+    [
+        ("digests", None, r"has no record of its source files' contents"),
+        ("digests", "sha256:0", r"has no record of its source files' contents"),
+        ("camera", None, r"has no record of its raw files' camera"),
+        ("camera", "pattern: [", r"has an unreadable camera record"),
+        ("sources", 5, r"was made from other source files"),
+        ("pipeline", "stages: 7", r"was made by another pipeline"),
+    ],
+)
+def test_store_whose_records_are_missing_or_damaged_refused(archive, tmp_path, attr, value, message):
+    store = tmp_path / "s.zarr"
+    synthesize_bulk(archive, ["bi,s,ga"], store)
+    views = zarr.open_array(store, path="bi,s,ga", mode="r+")
+    attrs = dict(views.attrs)
+    if value is None:
+        del attrs[attr]
+    else:
+        attrs[attr] = value
+    views.attrs.clear()
+    views.attrs.update(attrs)
+    with pytest.raises(InputError, match=rf"array 'bi,s,ga' exists and {message}"):
+        synthesize_bulk(archive, ["bi,s,ga"], store)
 
 
 @pytest.mark.slow  # ~10 s: starts two worker processes
