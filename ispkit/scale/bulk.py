@@ -29,8 +29,9 @@ raw files of another camera, or of another shape raises
 :class:`~ispkit.errors.InputError` naming what differs; pass ``overwrite=True`` to
 replace it. An array without these records (an older ispkit, or damaged attributes)
 cannot be checked and is refused the same way. Unless a camera override is given, an
-archive never mixes cameras: :func:`raw_archive` refuses a folder whose files differ in camera (CFA pattern, black
-level, ...) or shape, and every chunk is checked again when it is read.
+archive never mixes cameras: :func:`raw_archive` refuses a folder whose files differ in
+camera (CFA pattern, black level, ...) or shape, and every chunk is checked again when
+it is read.
 
 **Schedulers.** By default dask's local threaded scheduler runs the tasks in this
 process; ``workers=N`` starts a local cluster of ``N`` processes, and a
