@@ -115,6 +115,7 @@ from .filters import gaussian_filter
 
 __all__ = [
     "CORRUPTIONS",
+    "SEED_LIMIT",
     "SEVERITIES",
     "corrupt",
     "rgb_to_hsv",
@@ -421,8 +422,20 @@ CORRUPTIONS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+SEED_LIMIT = 2**32
+"""Seeds of :func:`corrupt` lie in ``0 .. SEED_LIMIT - 1``: torch's CPU generator (Mersenne
+Twister) keeps only the low 32 bits of its seed, so ``2**32`` would repeat seed 0."""
+
+
 def corrupt(images: torch.Tensor, name: str, severity: int, *, seed: int | None = None, scale: float = 1.0) -> torch.Tensor:
-    """Apply corruption ``name`` at ``severity`` (1..5); ``seed`` seeds a fresh CPU generator.
+    """Apply corruption ``name`` at ``severity`` (1..5) with the random stream chosen by ``seed``.
+
+    ``seed`` (an integer in ``0 .. 2**32 - 1``) seeds a fresh CPU generator: the output
+    equals ``CORRUPTIONS[name](images, severity, generator=torch.Generator().manual_seed(seed))``,
+    so the same seed gives the same output and distinct seeds give independent streams.
+    ``None`` draws fresh entropy. Other seeds are an :class:`InputError` (torch would
+    silently keep only their low 32 bits: ``2**32`` would repeat seed 0 and ``-1`` seed
+    ``2**32 - 1``).
 
     >>> corrupt(torch.zeros(1, 3, 4, 4), "gausian_noise", 1)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -434,6 +447,8 @@ def corrupt(images: torch.Tensor, name: str, severity: int, *, seed: int | None 
         raise InputError(f"unknown corruption {name!r}; {close_matches(str(name), CORRUPTIONS)}")
     generator = None
     if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < SEED_LIMIT:
+            raise InputError(f"corrupt: seed must be None or an integer in 0..{SEED_LIMIT - 1} (torch keeps 32 bits of a seed), got {seed!r}")
         generator = torch.Generator()
-        generator.manual_seed(seed)
+        generator.manual_seed(int(seed))
     return fn(images, severity, generator=generator, scale=scale)
