@@ -96,17 +96,25 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _plugins(args: argparse.Namespace) -> int:
+    from .registry import SLOW_IMPORT_S
+
     registry = get_registry()
-    rows = sorted(registry.stages().items())
+    registry.collect_all()  # every hook, so that every plugin failure is listed below
     print(f"{'kind':18s} {'method':16s} {'acts on':12s} provider")
-    for (kind, method), entry in rows:
+    for (kind, method), entry in sorted(registry.stages().items()):
         print(f"{kind:18s} {method:16s} {entry.stage.takes + '→' + entry.stage.gives:12s} {entry.provider}")
-    cameras = registry.cameras()
-    print(f"\ncameras: {', '.join(sorted(cameras))}")
+    print(f"\ncameras: {', '.join(sorted(registry.cameras()))}")
+    print(f"task models: {', '.join(sorted(registry.task_models()))}")
+    print(f"distances: {', '.join(sorted(registry.distances()))}")
     if registry.failures:
         print("\nplugins that failed and were skipped:")
         for f in registry.failures:
             print(f"  {f.plugin} ({f.distribution}): {f.error}")
+    slow = registry.slow_imports()
+    if slow:
+        print(f"\nplugins slow to import (over {SLOW_IMPORT_S:g} s; every ispkit command waits for them):")
+        for record in slow:
+            print(f"  {record.plugin} ({record.distribution}): {record.seconds:.1f} s")
     return 1 if registry.failures and args.strict else 0
 
 

@@ -2,45 +2,95 @@
 
 Plugins are discovered from the entry-point group ``ispkit``. Unlike pluggy's
 ``load_setuptools_entrypoints``, which stops at the first plugin that fails to import,
-each entry point is loaded on its own: a failure is recorded (``ispkit plugins`` shows
-it) and the others still load. Two environment variables steer discovery:
+each entry point is loaded on its own, and a plugin's faults stay its own: an import that
+raises (or calls ``sys.exit``), a hook that raises or returns something of the wrong type,
+and an item claiming a name ispkit itself provides are each recorded as a
+:class:`PluginFailure` (``ispkit plugins`` shows them) and skipped; everything else still
+loads. ispkit's own stages, cameras, task models and distances always win over a plugin
+claiming the same name; two third-party plugins claiming one name is a
+:class:`~ispkit.errors.PluginError` naming both. Each entry point's import time is kept
+(:meth:`Registry.slow_imports`).
+
+A plugin stage's numpy and torch backends are checked for agreement on a small probe
+(:mod:`ispkit.stage_probe`) the first time :meth:`Registry.stage` hands it out; a
+disagreement beyond the float64 contract is a :class:`PluginWarning`.
+
+Two environment variables steer discovery:
 
 ``ISPKIT_DISABLE_PLUGINS``
     ``all`` (or ``1``) skips every entry-point plugin; a comma-separated list of
     entry-point or distribution names skips those.
 ``ISPKIT_STRICT_PLUGINS``
-    ``1`` turns any plugin failure into a :class:`~ispkit.errors.PluginError`.
+    ``1`` turns any plugin failure or backend disagreement into a :class:`~ispkit.errors.PluginError`.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import reprlib
+import time
 import traceback
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib import import_module
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
 from .errors import InputError, PluginError, UnknownStageError, close_matches
-from .stages.base import Stage
+from .stages.base import Param, Stage
 
-__all__ = ["Registry", "PluginFailure", "StageEntry", "get_registry", "reset_registry"]
+__all__ = [
+    "HOOK_KINDS",
+    "HookKind",
+    "PluginFailure",
+    "PluginImport",
+    "PluginWarning",
+    "Registry",
+    "SLOW_IMPORT_S",
+    "StageEntry",
+    "get_registry",
+    "reset_registry",
+]
 
 BUILTIN = "ispkit"
+SLOW_IMPORT_S = 1.0
+"""Imports of an entry point taking longer than this many seconds are reported by ``ispkit plugins``."""
+PROBE_CAMERA = "microscopy"
+"""The built-in camera whose fields fill a probed plugin stage's camera-derived defaults."""
+
 _DOMAINS = ("raw", "rgb", "luma")
+_PLUGIN_FAULTS = (Exception, SystemExit)  # what plugin code may raise without taking ispkit down; Ctrl-C still stops
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_short = _REPR.repr  # a plugin's item shown in a message: its repr, cut to about 60 characters
+
+
+class PluginWarning(UserWarning):
+    """A plugin that loaded but breaks a contract, e.g. its numpy and torch backends disagree."""
 
 
 @dataclass(frozen=True)
 class PluginFailure:
-    """A plugin that could not be used: its name, distribution and the error."""
+    """A plugin (or one item of it) that could not be used: its name, distribution, the error and its traceback."""
 
     plugin: str
     distribution: str
     error: str
     detail: str
+
+
+@dataclass(frozen=True)
+class PluginImport:
+    """How long importing one entry point took, in seconds (whether or not the import succeeded)."""
+
+    plugin: str
+    distribution: str
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -51,8 +101,36 @@ class StageEntry:
     provider: str
 
 
+@dataclass(frozen=True)
+class HookKind:
+    """What one hook provides, how each item is checked and keyed, and what the registry keeps of it.
+
+    Attributes
+    ----------
+    hook
+        Hook name (``"ispkit_cameras"``).
+    what
+        Noun naming one item in messages (``"camera"``).
+    problem
+        Why an item is unusable (completing ``"<hook>() ..."``), or ``None`` for a usable one.
+    key
+        The registry key of a usable item.
+    label
+        A key as messages show it.
+    entry
+        The registry's value for a usable item and the distribution providing it.
+    """
+
+    hook: str
+    what: str
+    problem: Callable[[Any], str | None]
+    key: Callable[[Any], Hashable]
+    label: Callable[[Any], str]
+    entry: Callable[[Any, str], Any]
+
+
 class Registry:
-    """Stages and cameras provided by ispkit and by installed plugins.
+    """Stages, cameras, task models and distances provided by ispkit and by installed plugins.
 
     Parameters
     ----------
@@ -68,11 +146,10 @@ class Registry:
         self.manager = pluggy.PluginManager("ispkit")
         self.manager.add_hookspecs(hookspecs)
         self.failures: list[PluginFailure] = []
+        self.imports: list[PluginImport] = []
         self._providers: dict[str, str] = {}
-        self._stages: dict[tuple[str, str], StageEntry] | None = None
-        self._cameras: dict[str, Any] | None = None
-        self._task_models: dict[str, Any] | None = None
-        self._distances: dict[str, Any] | None = None
+        self._found: dict[str, dict[Hashable, Any]] = {}
+        self._checked: set[type[Stage]] = set()
         from . import builtins
 
         self.register(builtins, name=BUILTIN, provider=BUILTIN)
@@ -96,65 +173,116 @@ class Registry:
         self._invalidate()
 
     def load_entry_points(self, group: str = "ispkit") -> None:
-        """Load every entry point of ``group`` on its own, recording failures."""
+        """Load every entry point of ``group`` on its own, recording failures and import times.
+
+        Entry points named in ``ISPKIT_DISABLE_PLUGINS``, by entry-point name or by
+        distribution name (compared after PEP 503 normalisation), are skipped.
+        """
         disabled = {s.strip() for s in os.environ.get("ISPKIT_DISABLE_PLUGINS", "").split(",") if s.strip()}
         if disabled & {"all", "1"}:
             return
+        disabled_dists = {_normalise(name) for name in disabled}
         for ep in entry_points(group=group):
             dist = ep.dist.name if ep.dist is not None else "?"
-            if ep.name in disabled or dist in disabled or self.manager.has_plugin(ep.name):
+            if ep.name in disabled or _normalise(dist) in disabled_dists:
                 continue
-            try:
-                plugin = ep.load()
-            except Exception as exc:  # any import-time error of a plugin must not be fatal
-                self._fail(ep.name, dist, f"import failed: {type(exc).__name__}: {exc}")
-                continue
-            self.register(plugin, name=ep.name, provider=dist)
+            self._load_entry_point(ep, dist)
 
-    def _fail(self, plugin: str, distribution: str, error: str) -> None:
-        failure = PluginFailure(plugin, distribution, error, traceback.format_exc())
+    def _load_entry_point(self, ep: EntryPoint, dist: str) -> None:
+        """Import and register one entry point, timing the import; every fault is recorded."""
+        if self.manager.has_plugin(ep.name):
+            owner = self._providers.get(ep.name, ep.name)
+            if owner != dist:
+                self._fail(ep.name, dist, f"entry point name {ep.name!r} is already taken by {owner!r}; skipped")
+            return
+        start = time.perf_counter()
+        try:
+            plugin = ep.load()
+        except _PLUGIN_FAULTS as exc:  # any import-time error of a plugin, sys.exit included, must not be fatal
+            self._fail(ep.name, dist, f"import failed: {_describe(exc)}", exc)
+            return
+        finally:
+            self.imports.append(PluginImport(ep.name, dist, time.perf_counter() - start))
+        try:
+            self.register(plugin, name=ep.name, provider=dist)
+        except _PLUGIN_FAULTS as exc:  # pluggy rejects hook implementations it cannot call
+            self._fail(ep.name, dist, f"registration failed: {_describe(exc)}", exc)
+
+    def slow_imports(self, threshold: float | None = None) -> list[PluginImport]:
+        """Entry points whose import took longer than ``threshold`` seconds (default :data:`SLOW_IMPORT_S`)."""
+        limit = SLOW_IMPORT_S if threshold is None else threshold
+        return [record for record in self.imports if record.seconds > limit]
+
+    def collect_all(self) -> None:
+        """Call every hook now, so that :attr:`failures` holds the faults of every kind of item."""
+        for kind in HOOK_KINDS.values():
+            self._registered(kind)
+
+    def _fail(self, plugin: str, distribution: str, error: str, exc: BaseException | None = None) -> None:
+        """Record that ``plugin`` (or one of its items) was skipped because of ``error``; raise when strict."""
         if self.strict:
-            raise PluginError(f"plugin {plugin!r} from {distribution!r}: {error}")
-        self.failures.append(failure)
+            raise PluginError(f"plugin {plugin!r} from {distribution!r}: {error}") from exc
+        detail = "".join(traceback.format_exception(exc)) if exc is not None else ""
+        self.failures.append(PluginFailure(plugin, distribution, error, detail))
 
     def _invalidate(self) -> None:
-        self._stages = None
-        self._cameras = None
-        self._task_models = None
-        self._distances = None
+        self._found = {}
 
-    def _collect(self, hook_name: str) -> Iterable[tuple[str, str, Any]]:
-        """Call ``hook_name`` plugin by plugin, yielding ``(plugin, provider, item)``; failures are recorded."""
-        for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
+    def _collect(self, hook: str) -> Iterator[tuple[str, str, Any]]:
+        """Call ``hook`` plugin by plugin, ispkit's own first, yielding ``(plugin, provider, item)``.
+
+        A hook that raises (or calls ``sys.exit``) or returns something other than a
+        collection of items is recorded as a failure and contributes nothing.
+        """
+        impls = sorted(getattr(self.manager.hook, hook).get_hookimpls(), key=lambda impl: impl.plugin_name != BUILTIN)
+        for impl in impls:
             provider = self._providers.get(impl.plugin_name, impl.plugin_name)
             try:
-                items = list(impl.function() or ())
-            except Exception as exc:
-                self._fail(impl.plugin_name, provider, f"{hook_name}() raised {type(exc).__name__}: {exc}")
+                result = impl.function()
+                items = list(result) if _is_collection(result) else None
+            except _PLUGIN_FAULTS as exc:
+                self._fail(impl.plugin_name, provider, f"{hook}() raised {_describe(exc)}", exc)
+                continue
+            if items is None:
+                self._fail(impl.plugin_name, provider, f"{hook}() returned {_short(result)}; expected a list")
                 continue
             for item in items:
                 yield impl.plugin_name, provider, item
+
+    def _registered(self, kind: HookKind) -> dict[Hashable, Any]:
+        """The usable items of ``kind`` by key (computed once until plugins change).
+
+        Unusable items and items claiming a key ispkit itself provides are recorded and
+        skipped; two third-party plugins claiming one key raise :class:`PluginError`.
+        """
+        if kind.hook not in self._found:
+            found: dict[Hashable, Any] = {}
+            owners: dict[Hashable, tuple[str, str]] = {}
+            for plugin, provider, item in self._collect(kind.hook):
+                problem = _problem(kind, item)
+                if problem is not None:
+                    self._fail(plugin, provider, f"{kind.hook}() {problem}")
+                    continue
+                key = kind.key(item)
+                if key in owners:
+                    self._clash(kind, key, owners[key], plugin, provider)
+                    continue
+                found[key], owners[key] = kind.entry(item, provider), (plugin, provider)
+            self._found[kind.hook] = found
+        return self._found[kind.hook]
+
+    def _clash(self, kind: HookKind, key: Hashable, first: tuple[str, str], plugin: str, provider: str) -> None:
+        """Handle ``plugin`` claiming ``key`` after ``first``: skip it if ``first`` is ispkit, else raise."""
+        message = f"{kind.what} {kind.label(key)} is provided twice: by {first[1]!r} and by {provider!r}"
+        if first[0] != BUILTIN:
+            raise PluginError(f"{message}; uninstall one or disable it with ISPKIT_DISABLE_PLUGINS")
+        self._fail(plugin, provider, f"{message}; ispkit's own takes precedence, so the plugin's is not used")
 
     # -- stages -------------------------------------------------------------------------
 
     def stages(self) -> dict[tuple[str, str], StageEntry]:
         """All registered stage methods keyed by ``(kind, method)``."""
-        if self._stages is None:
-            found: dict[tuple[str, str], StageEntry] = {}
-            for plugin, provider, stage in self._collect("ispkit_stages"):
-                problem = _stage_problem(stage)
-                if problem:
-                    self._fail(plugin, provider, problem)
-                    continue
-                key = (stage.kind, stage.method)
-                if key in found:
-                    raise PluginError(
-                        f"stage {stage.kind}={stage.method} is provided twice: by {found[key].provider!r} "
-                        f"and by {provider!r}; uninstall one or disable it with ISPKIT_DISABLE_PLUGINS"
-                    )
-                found[key] = StageEntry(stage, provider)
-            self._stages = found
-        return self._stages
+        return self._registered(HOOK_KINDS["ispkit_stages"])  # type: ignore[return-value]
 
     def kinds(self) -> list[str]:
         """Registered stage kinds, sorted."""
@@ -168,7 +296,11 @@ class Registry:
         return methods
 
     def stage(self, kind: str, method: str | None = None) -> type[Stage]:
-        """The stage class for ``kind`` and ``method`` (optional when the kind has one method)."""
+        """The stage class for ``kind`` and ``method`` (optional when the kind has one method).
+
+        The first time a plugin's stage is handed out its backends are probed (see
+        :meth:`_check_backends`).
+        """
         methods = self.methods(kind)
         if method is None:
             if len(methods) > 1:
@@ -177,25 +309,49 @@ class Registry:
         entry = self.stages().get((kind, method))
         if entry is None:
             raise UnknownStageError(f"unknown method {method!r} for stage kind {kind!r}: {close_matches(method, methods)}")
+        self._check_backends(entry)
         return entry.stage
+
+    def _check_backends(self, entry: StageEntry) -> None:
+        """Probe a plugin stage's numpy and torch backends once; warn on disagreement, raise when strict.
+
+        Built-in stages are not probed (their tests check them). A disagreement beyond
+        :data:`ispkit.stage_probe.FLOAT64_TOLERANCE`, or a backend that raises on the probe,
+        is a :class:`PluginWarning` naming the provider, the stage and the difference, or
+        a :class:`PluginError` in strict mode (then the stage is probed again next time).
+        """
+        if entry.provider == BUILTIN or entry.stage in self._checked:
+            return
+        from .stage_probe import FLOAT64_TOLERANCE, PROBE_SIZE, backend_difference
+
+        stage = entry.stage
+        name = f"plugin stage {stage.kind}={stage.method} from {entry.provider!r}"
+        try:
+            result = backend_difference(stage, self.cameras()[PROBE_CAMERA])
+        except _PLUGIN_FAULTS as exc:
+            problem = f"{name} could not be checked: at its default parameters on a {PROBE_SIZE}×{PROBE_SIZE} probe it raised {_describe(exc)}"
+        else:
+            problem = None if result.agrees else (
+                f"{name}: its numpy and torch backends differ by up to {result.max_difference:.3g} on the probe input "
+                f"({result.where}) at its default parameters; the float64 contract allows {FLOAT64_TOLERANCE:g}"
+            )
+        if problem is not None:
+            if self.strict:
+                raise PluginError(problem)
+            warnings.warn(problem, PluginWarning, stacklevel=3)
+        self._checked.add(stage)
 
     # -- cameras ------------------------------------------------------------------------
 
     def cameras(self) -> dict[str, Any]:
-        """Registered cameras by name; a name claimed twice is an error naming both providers."""
-        if self._cameras is None:
-            self._cameras = self._by_name("ispkit_cameras", "camera")
-        return self._cameras
+        """Registered cameras by name; a name claimed by two plugins is an error naming both providers."""
+        return self._registered(HOOK_KINDS["ispkit_cameras"])  # type: ignore[return-value]
 
     # -- task models --------------------------------------------------------------------
 
     def task_models(self) -> dict[str, Any]:
         """Registered :class:`~ispkit.tasks.TaskModel` objects by name."""
-        if self._task_models is None:
-            from .tasks.base import TaskModel
-
-            self._task_models = self._by_name("ispkit_task_models", "task model", TaskModel)
-        return self._task_models
+        return self._registered(HOOK_KINDS["ispkit_task_models"])  # type: ignore[return-value]
 
     def task_model(self, name: str) -> Any:
         """The task model ``name``; an unknown name is an :class:`InputError` naming close matches."""
@@ -205,28 +361,11 @@ class Registry:
 
     def distances(self) -> dict[str, Any]:
         """Registered :class:`~ispkit.drift.distances.Distance` objects by name (forensics)."""
-        if self._distances is None:
-            from .drift.distances import Distance
-
-            self._distances = self._by_name("ispkit_distances", "distance", Distance)
-        return self._distances
+        return self._registered(HOOK_KINDS["ispkit_distances"])  # type: ignore[return-value]
 
     def distance(self, name: str) -> Any:
         """The distance ``name``; an unknown name is an :class:`InputError` naming close matches."""
         return _named(self.distances(), name, "distance")
-
-    def _by_name(self, hook_name: str, what: str, kind: type | None = None) -> dict[str, Any]:
-        """Items of ``hook_name`` keyed by ``.name``; a name claimed twice is an error naming both providers."""
-        found: dict[str, Any] = {}
-        owner: dict[str, str] = {}
-        for plugin, provider, item in self._collect(hook_name):
-            if kind is not None and not isinstance(item, kind):
-                self._fail(plugin, provider, f"{hook_name}() returned {item!r}, which is not a {kind.__qualname__}")
-                continue
-            if item.name in found:
-                raise PluginError(f"{what} {item.name!r} is provided twice: by {owner[item.name]!r} and by {provider!r}")
-            found[item.name], owner[item.name] = item, provider
-        return found
 
 
 def _named(items: dict[str, Any], name: str, what: str) -> Any:
@@ -235,21 +374,89 @@ def _named(items: dict[str, Any], name: str, what: str) -> Any:
     return items[name]
 
 
+def _normalise(distribution: str) -> str:
+    """A distribution name in PEP 503 normal form (``Ispkit_Plugin.X`` → ``ispkit-plugin-x``)."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def _describe(exc: BaseException) -> str:
+    """One line naming an exception raised by plugin code."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the plugin called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _is_collection(result: Any) -> bool:
+    """Whether a hook's return value is a collection of items (``None`` counts as an empty one)."""
+    return result is None or (isinstance(result, Iterable) and not isinstance(result, (str, bytes, Mapping)))
+
+
+def _problem(kind: HookKind, item: Any) -> str | None:
+    """``kind.problem(item)``, with an item whose inspection itself raises counted as unusable."""
+    try:
+        return kind.problem(item)
+    except _PLUGIN_FAULTS as exc:
+        return f"returned an item that could not be inspected ({_describe(exc)})"
+
+
 def _stage_problem(stage: Any) -> str | None:
-    """Why ``stage`` is not a usable stage class, or ``None``."""
+    """Why ``stage`` is not a usable stage class (completing ``"ispkit_stages() ..."``), or ``None``."""
     if not (isinstance(stage, type) and issubclass(stage, Stage)):
-        return f"ispkit_stages() returned {stage!r}, which is not a subclass of ispkit.Stage"
-    name = getattr(stage, "__qualname__", repr(stage))
+        return f"returned {_short(stage)}, which is not a subclass of ispkit.Stage"
+    name = f"stage class {stage.__qualname__}"
     for attr in ("kind", "method", "takes", "gives", "numpy", "torch"):
         if not hasattr(stage, attr):
-            return f"stage class {name} does not define {attr!r}"
+            return f"returned {name}, which does not define {attr!r}"
+    for attr in ("numpy", "torch"):
+        if not callable(getattr(stage, attr)):
+            return f"returned {name}, whose {attr!r} backend is not callable"
     if stage.takes not in _DOMAINS or stage.gives not in _DOMAINS:
-        return f"stage class {name}: takes/gives must be one of {_DOMAINS}, got {stage.takes!r}/{stage.gives!r}"
+        return f"returned {name}: takes/gives must be one of {_DOMAINS}, got {_short(stage.takes)}/{_short(stage.gives)}"
     for attr in ("kind", "method"):
         value = getattr(stage, attr)
         if not (isinstance(value, str) and value.isidentifier()):
-            return f"stage class {name}: {attr} must be an identifier, got {value!r}"
+            return f"returned {name}: {attr} must be an identifier, got {_short(value)}"
+    if not (isinstance(stage.params, (tuple, list)) and all(isinstance(p, Param) for p in stage.params)):
+        return f"returned {name}: params must be a tuple of ispkit.Param, got {_short(stage.params)}"
     return None
+
+
+def _named_item_problem(module: str, cls_name: str) -> Callable[[Any], str | None]:
+    """A check that an item is a ``module.cls_name`` (imported on first use) with a non-empty string ``name``."""
+
+    def problem(item: Any) -> str | None:
+        cls = getattr(import_module(module), cls_name)
+        if not isinstance(item, cls):
+            return f"returned {_short(item)}, which is not a {cls_name}"
+        if not (isinstance(item.name, str) and item.name.strip()):
+            return f"returned a {cls_name} named {_short(item.name)}; expected a non-empty string"
+        return None
+
+    return problem
+
+
+def _named_kind(hook: str, what: str, module: str, cls_name: str) -> HookKind:
+    """The :class:`HookKind` of a hook whose items are ``module.cls_name`` objects registered by ``.name``."""
+    return HookKind(hook, what, _named_item_problem(module, cls_name), lambda item: item.name, repr, lambda item, provider: item)
+
+
+HOOK_KINDS: dict[str, HookKind] = {
+    kind.hook: kind
+    for kind in (
+        HookKind(
+            "ispkit_stages",
+            "stage",
+            _stage_problem,
+            lambda stage: (stage.kind, stage.method),
+            lambda key: f"{key[0]}={key[1]}",
+            StageEntry,
+        ),
+        _named_kind("ispkit_cameras", "camera", "ispkit.camera", "Camera"),
+        _named_kind("ispkit_task_models", "task model", "ispkit.tasks.base", "TaskModel"),
+        _named_kind("ispkit_distances", "distance", "ispkit.drift.distances", "Distance"),
+    )
+}
+"""Every hook of :mod:`ispkit.hookspecs`, by hook name."""
 
 
 _REGISTRY: Registry | None = None

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
+import re
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import ispkit
+from ispkit import Camera, Pipeline
+from ispkit.drift.distances import Distance
 from ispkit.errors import PluginError, UnknownStageError
-from ispkit.registry import Registry, get_registry, reset_registry
+from ispkit.pipeline import PRESETS
+from ispkit.registry import PluginWarning, Registry, get_registry, reset_registry
 from ispkit.stages.base import Param, Stage
+from ispkit.tasks.base import TaskModel
 
 BUILTIN = {
     ("black_level", "per_site"),
@@ -57,6 +65,17 @@ class NotAStagePlugin:
     @ispkit.hookimpl
     def ispkit_stages(self):
         return [dict]
+
+
+def _plugin(hook: str, result: object) -> object:
+    """A plugin object whose ``hook`` returns ``result``, or raises it when it is an exception."""
+
+    def implementation(self):
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    return type("Plugin", (), {hook: ispkit.hookimpl(implementation)})()
 
 
 @pytest.fixture
@@ -114,16 +133,11 @@ class TestRuntimePlugins:
         with pytest.raises(PluginError, match="lens=vignette.*'first-lens'.*'second-lens'"):
             registry.stages()
 
-    def test_duplicate_of_a_builtin_is_an_error(self, registry):
-        class Impostor:
-            @ispkit.hookimpl
-            def ispkit_stages(self):
-                clone = type("Bilinear2", (Vignette,), {"kind": "demosaic", "method": "bilinear"})
-                return [clone]
-
-        registry.register(Impostor(), name="impostor")
-        with pytest.raises(PluginError, match="demosaic=bilinear.*'ispkit'.*'impostor'"):
-            registry.stages()
+    def test_duplicate_camera_from_two_plugins_names_both(self, registry):
+        registry.register(_plugin("ispkit_cameras", [Camera(name="lab")]), name="first", provider="first-dist")
+        registry.register(_plugin("ispkit_cameras", [Camera(name="lab")]), name="second", provider="second-dist")
+        with pytest.raises(PluginError, match="camera 'lab' is provided twice: by 'first-dist' and by 'second-dist'"):
+            registry.cameras()
 
     def test_raising_hook_is_recorded_and_skipped(self, registry):
         registry.register(BrokenHookPlugin(), name="broken")
@@ -148,41 +162,228 @@ class TestRuntimePlugins:
         assert ("lens", "vignette") not in registry.stages()
 
 
-@pytest.fixture
-def installed_plugins(tmp_path, monkeypatch):
-    """Two real distributions on sys.path: a working plugin and one that raises on import."""
-    (tmp_path / "ispkit_dummy_plugin.py").write_text(
-        textwrap.dedent(
-            '''
-            import ispkit
-            from ispkit.stages.base import Param, Stage
+class ImpostorGamma(Stage):
+    """Claims the built-in gamma=power but blacks the image out."""
 
-            class Offset(Stage):
-                """Add a constant to the mosaic."""
-                kind = "offset"
-                method = "constant"
-                takes = "raw"
-                gives = "raw"
-                params = (Param("value", (), 0.1, "added value"),)
-                numpy = staticmethod(lambda raw, value: raw + value)
-                torch = staticmethod(lambda raw, value: raw + value)
+    kind = "gamma"
+    method = "power"
+    takes = "rgb"
+    gives = "rgb"
+    numpy = staticmethod(lambda rgb: rgb * 0)
+    torch = staticmethod(lambda rgb: rgb * 0)
 
-            @ispkit.hookimpl
-            def ispkit_stages():
-                return [Offset]
-            '''
+
+_IMPOSTOR_MODEL = TaskModel("small_cnn", "classification", lambda outputs: nn.Identity())
+CLASHES = " is provided twice: by 'ispkit' and by 'faulty-dist'; ispkit's own takes precedence, so the plugin's is not used"
+FAULTS = {
+    "camera-not-a-camera": ("ispkit_cameras", ["microscopy"], "ispkit_cameras() returned 'microscopy', which is not a Camera"),
+    "distance-unnamed": ("ispkit_distances", [Distance(" ", lambda a, b: a)], "ispkit_distances() returned a Distance named ' '; expected a non-empty string"),
+    "cameras-as-a-string": ("ispkit_cameras", "drone", "ispkit_cameras() returned 'drone'; expected a list"),
+    "stage-not-a-class": ("ispkit_stages", [ImpostorGamma()], "which is not a subclass of ispkit.Stage"),
+    "stages-not-in-a-list": ("ispkit_stages", ImpostorGamma, "ispkit_stages() returned <class"),
+    "task-model-not-a-task-model": ("ispkit_task_models", [{"name": "fake"}], "returned {'name': 'fake'}, which is not a TaskModel"),
+    "task-models-as-a-mapping": ("ispkit_task_models", {"small_cnn": _IMPOSTOR_MODEL}, "; expected a list"),
+    "distance-not-a-distance": ("ispkit_distances", [42], "ispkit_distances() returned 42, which is not a Distance"),
+    "hook-raises": ("ispkit_distances", RuntimeError("boom"), "ispkit_distances() raised RuntimeError: boom"),
+    "hook-calls-sys-exit": ("ispkit_cameras", SystemExit(3), "ispkit_cameras() raised SystemExit: the plugin called sys.exit(3)"),
+    "claims-builtin-stage": ("ispkit_stages", [ImpostorGamma], "stage gamma=power" + CLASHES),
+    "claims-builtin-camera": ("ispkit_cameras", [Camera(name="microscopy", pattern="BGGR")], "camera 'microscopy'" + CLASHES),
+    "claims-builtin-task-model": ("ispkit_task_models", [_IMPOSTOR_MODEL], "task model 'small_cnn'" + CLASHES),
+    "claims-builtin-distance": ("ispkit_distances", [Distance("l2", lambda a, b: a.sum() * 0)], "distance 'l2'" + CLASHES),
+}
+
+
+def _everything(registry: Registry) -> tuple:
+    return registry.stages(), registry.cameras(), registry.task_models(), registry.distances()
+
+
+class TestFaultyPlugins:
+    """Each fault of a plugin is recorded and skipped; ispkit's own items and the presets are untouched."""
+
+    @pytest.mark.parametrize(("hook", "result", "error"), FAULTS.values(), ids=FAULTS)
+    def test_recorded_and_builtins_kept(self, registry, hook, result, error):
+        raw = np.random.default_rng(1).random((8, 8))
+        expected = {name: Pipeline.preset(name)(raw) for name in ("bi,s,me", "me,u,ga")}
+        registry.register(_plugin(hook, result), name="faulty", provider="faulty-dist")
+        assert _everything(registry) == _everything(Registry(entry_points=False))
+        [failure] = registry.failures
+        assert (failure.plugin, failure.distribution) == ("faulty", "faulty-dist")
+        assert error in failure.error
+        assert [Pipeline.preset(name).name for name in PRESETS] == list(PRESETS)
+        for name, rgb in expected.items():
+            np.testing.assert_array_equal(Pipeline.preset(name)(raw), rgb)
+            np.testing.assert_array_equal(Pipeline.from_yaml(Pipeline.preset(name).to_yaml())(raw), rgb)
+
+    @pytest.mark.parametrize(("hook", "result", "error"), FAULTS.values(), ids=FAULTS)
+    def test_strict_mode_raises(self, hook, result, error):
+        strict = Registry(entry_points=False, strict=True)
+        strict.register(_plugin(hook, result), name="faulty", provider="faulty-dist")
+        with pytest.raises(PluginError, match=f"^plugin 'faulty' from 'faulty-dist': .*{re.escape(error)}"):
+            strict.collect_all()
+
+    @pytest.mark.parametrize(("hook", "result", "error"), FAULTS.values(), ids=FAULTS)
+    def test_cli_lists_the_failure(self, registry, capsys, hook, result, error):
+        from ispkit.cli import main
+
+        registry.register(_plugin(hook, result), name="faulty", provider="faulty-dist")
+        assert main(["plugins"]) == 0
+        out = capsys.readouterr().out
+        assert "  faulty (faulty-dist): " in out and error in out
+        assert "menon2007" in out and "cameras: drone, microscopy" in out
+        assert main(["plugins", "--strict"]) == 1
+
+    def test_a_builtin_wins_whatever_the_hook_order(self, registry):
+        class First:
+            @ispkit.hookimpl(trylast=True)  # pluggy lists it before ispkit's own
+            def ispkit_stages(self):
+                return [ImpostorGamma]
+
+        registry.register(First(), name="first", provider="first-dist")
+        assert [impl.plugin_name for impl in registry.manager.hook.ispkit_stages.get_hookimpls()] == ["first", "ispkit"]
+        assert registry.stages()[("gamma", "power")].provider == "ispkit"
+        assert "stage gamma=power is provided twice: by 'ispkit' and by 'first-dist'" in registry.failures[0].error
+
+    def test_an_item_whose_inspection_raises_is_recorded(self, registry):
+        class Hostile(Camera):
+            pass
+
+        camera = Hostile(name="hostile")
+        Hostile.name = property(lambda self: 1 / 0)  # reading the camera's name raises
+        registry.register(_plugin("ispkit_cameras", [camera]), name="hostile")
+        assert set(registry.cameras()) == {"microscopy", "drone"}
+        assert registry.failures[0].error == (
+            "ispkit_cameras() returned an item that could not be inspected (ZeroDivisionError: division by zero)"
         )
-    )
-    (tmp_path / "ispkit_broken_plugin.py").write_text("raise ImportError('missing optional dependency xyz')\n")
-    for dist, module in (("ispkit-plugin-dummy", "ispkit_dummy_plugin"), ("ispkit-plugin-broken", "ispkit_broken_plugin")):
-        info = tmp_path / f"{dist.replace('-', '_')}-0.1.dist-info"
+
+
+class Skewed(Stage):
+    """A broken plugin stage: its torch backend adds 0.48 to what numpy gives."""
+
+    kind = "lens"
+    method = "skewed"
+    takes = "raw"
+    gives = "raw"
+    params = (Param("strength", (), 0.5, "fraction of light kept", bounds=(0.0, 1.0)),)
+    numpy = staticmethod(lambda raw, strength: raw * strength)
+    torch = staticmethod(lambda raw, strength: raw * strength + 0.48)
+
+
+class Crashing(Vignette):
+    """A plugin stage whose torch backend cannot run."""
+
+    method = "crashing"
+    torch = staticmethod(lambda raw, strength: raw.no_such_method())
+
+
+def _lens_yaml(method: str) -> str:
+    return f"stages:\n  - kind: lens\n    method: {method}\n  - kind: demosaic\n    method: bilinear\n"
+
+
+def _plugin_warnings(action) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        action()
+    return [str(w.message) for w in caught if issubclass(w.category, PluginWarning)]
+
+
+class TestBackendProbe:
+    """A plugin stage's numpy and torch backends are compared once, when a pipeline first asks for it."""
+
+    def test_disagreement_warns_once_naming_plugin_stage_and_difference(self, registry):
+        registry.register(_plugin("ispkit_stages", [Skewed]), name="skewed", provider="skewed-dist")
+        [message] = _plugin_warnings(lambda: Pipeline.from_yaml(_lens_yaml("skewed")))
+        assert re.fullmatch(
+            r"plugin stage lens=skewed from 'skewed-dist': its numpy and torch backends differ by up to 0\.48 on the probe input "
+            r"\(ramp, RGGB\) at its default parameters; the float64 contract allows 1e-06",
+            message,
+        ), message
+        assert _plugin_warnings(lambda: Pipeline.from_yaml(_lens_yaml("skewed"))) == []
+
+    def test_disagreement_is_an_error_when_strict(self):
+        strict = Registry(entry_points=False, strict=True)
+        strict.register(_plugin("ispkit_stages", [Skewed]), name="skewed", provider="skewed-dist")
+        with pytest.raises(PluginError, match=r"lens=skewed from 'skewed-dist'.* differ by up to 0\.48 "):
+            strict.stage("lens", "skewed")
+
+    def test_a_backend_raising_on_the_probe_warns(self, registry):
+        registry.register(_plugin("ispkit_stages", [Crashing]), name="crashing", provider="crashing-dist")
+        [message] = _plugin_warnings(lambda: registry.stage("lens", "crashing"))
+        assert message.startswith("plugin stage lens=crashing from 'crashing-dist' could not be checked: at its default parameters")
+        assert "AttributeError" in message and "no_such_method" in message
+
+    def test_agreeing_plugin_stage_is_silent(self, registry):
+        registry.register(LensPlugin(), name="lens-plugin")
+        assert _plugin_warnings(lambda: Pipeline.from_yaml(_lens_yaml("vignette"))) == []
+
+    def test_probe_is_lazy_once_and_only_for_plugin_stages(self, registry, monkeypatch):
+        from ispkit import stage_probe
+
+        probed = []
+
+        def recording(stage, camera):
+            probed.append(stage)
+            return real(stage, camera)
+
+        real = stage_probe.backend_difference
+        monkeypatch.setattr(stage_probe, "backend_difference", recording)
+        registry.register(LensPlugin(), name="lens-plugin")
+        registry.collect_all()
+        for name in PRESETS:
+            Pipeline.preset(name)
+        assert probed == []
+        Pipeline.from_yaml(_lens_yaml("vignette"))
+        Pipeline.from_yaml(_lens_yaml("vignette"))
+        assert probed == [Vignette]
+
+
+@pytest.fixture
+def install(tmp_path, monkeypatch):
+    """``install(dist, entry_point, source)``: a real distribution on sys.path whose ``ispkit`` entry point is a module."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("ISPKIT_DISABLE_PLUGINS", raising=False)
+    modules = []
+
+    def install(dist: str, entry_point: str, source: str) -> None:
+        module = dist.replace("-", "_")
+        (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+        info = tmp_path / f"{module}-0.1.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-        (info / "entry_points.txt").write_text(f"[ispkit]\n{module.split('_')[1]} = {module}\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield
-    for module in ("ispkit_dummy_plugin", "ispkit_broken_plugin"):
+        (info / "entry_points.txt").write_text(f"[ispkit]\n{entry_point} = {module}\n")
+        modules.append(module)
+        importlib.invalidate_caches()
+
+    yield install
+    for module in modules:
         sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def installed_plugins(install):
+    """Two real distributions on sys.path: a working plugin and one that raises on import."""
+    install(
+        "ispkit-plugin-dummy",
+        "dummy",
+        '''
+        import ispkit
+        from ispkit.stages.base import Param, Stage
+
+        class Offset(Stage):
+            """Add a constant to the mosaic."""
+            kind = "offset"
+            method = "constant"
+            takes = "raw"
+            gives = "raw"
+            params = (Param("value", (), 0.1, "added value"),)
+            numpy = staticmethod(lambda raw, value: raw + value)
+            torch = staticmethod(lambda raw, value: raw + value)
+
+        @ispkit.hookimpl
+        def ispkit_stages():
+            return [Offset]
+        ''',
+    )
+    install("ispkit-plugin-broken", "broken", "raise ImportError('missing optional dependency xyz')\n")
 
 
 class TestEntryPoints:
@@ -221,3 +422,66 @@ class TestEntryPoints:
             assert main(["plugins", "--strict"]) == 1
         finally:
             reset_registry()
+
+    def test_disable_by_distribution_name(self, installed_plugins, monkeypatch):
+        monkeypatch.setenv("ISPKIT_DISABLE_PLUGINS", "ispkit-plugin-broken")
+        registry = Registry(strict=False)
+        assert ("offset", "constant") in registry.stages() and not registry.failures
+        monkeypatch.setenv("ISPKIT_DISABLE_PLUGINS", " Ispkit_Plugin.Dummy , ispkit-plugin-broken")  # PEP 503 spellings
+        registry = Registry(strict=False)
+        assert ("offset", "constant") not in registry.stages() and not registry.failures
+        assert not {"dummy", "broken"} & {record.plugin for record in registry.imports}
+
+    def test_sys_exit_at_import_is_recorded(self, installed_plugins, install, capsys, tmp_path):
+        from ispkit.cli import main
+
+        install("ispkit-plugin-exiting", "exiting", "import sys\nsys.exit(0)\n")
+        registry = Registry(strict=False)
+        assert ("offset", "constant") in registry.stages()
+        [exiting] = [f for f in registry.failures if f.distribution == "ispkit-plugin-exiting"]
+        assert (exiting.plugin, exiting.error) == ("exiting", "import failed: SystemExit: the plugin called sys.exit(0)")
+        assert "sys.exit(0)" in exiting.detail  # the traceback points at the plugin's line
+        reset_registry()
+        try:
+            assert main(["plugins"]) == 0
+            out = capsys.readouterr().out
+            assert "offset" in out and "  exiting (ispkit-plugin-exiting): import failed: SystemExit: the plugin called sys.exit(0)" in out
+            assert main(["views", "--out", str(tmp_path / "views"), "--size", "16", "--presets", "bi,s,me"]) == 0
+            assert "ispkit views: generated 16×16 demo scene" in capsys.readouterr().out
+            assert (tmp_path / "views" / "contact_sheet.png").is_file()
+        finally:
+            reset_registry()
+
+    def test_sys_exit_at_import_raises_when_strict(self, install, monkeypatch):
+        install("ispkit-plugin-exiting", "exiting", "import sys\nsys.exit(0)\n")
+        monkeypatch.setenv("ISPKIT_STRICT_PLUGINS", "1")
+        with pytest.raises(PluginError, match=r"'exiting' from 'ispkit-plugin-exiting': import failed: SystemExit"):
+            Registry()
+
+    def test_import_times_are_kept_and_slow_ones_reported(self, installed_plugins, install, monkeypatch, capsys):
+        from ispkit.cli import main
+
+        install("ispkit-plugin-sleepy", "sleepy", "import time\ntime.sleep(0.3)\n")
+        monkeypatch.setattr("ispkit.registry.SLOW_IMPORT_S", 0.25)
+        reset_registry()
+        try:
+            assert main(["plugins"]) == 0
+            registry = get_registry()
+        finally:
+            reset_registry()
+        out = capsys.readouterr().out
+        assert "plugins slow to import (over 0.25 s; every ispkit command waits for them):" in out
+        assert re.search(r"^  sleepy \(ispkit-plugin-sleepy\): 0\.[3-9] s$", out, re.MULTILINE), out
+        seconds = {record.plugin: record.seconds for record in registry.imports}
+        assert {"dummy", "broken", "sleepy"} <= set(seconds)  # failed imports are timed too
+        assert seconds["sleepy"] >= 0.3 and seconds["dummy"] < 0.25
+        assert ("sleepy", "ispkit-plugin-sleepy") in [(r.plugin, r.distribution) for r in registry.slow_imports()]
+        assert "dummy" not in [r.plugin for r in registry.slow_imports()] and "dummy (" not in out.split("slow to import")[1]
+        assert registry.slow_imports(threshold=60) == []
+
+    def test_a_second_distribution_reusing_an_entry_point_name_is_recorded(self, installed_plugins, install):
+        install("ispkit-plugin-copycat", "dummy", "raise AssertionError('must not be imported')\n")
+        registry = Registry(strict=False)
+        assert registry.stages()[("offset", "constant")].provider in {"ispkit-plugin-dummy", "ispkit-plugin-copycat"}
+        [clash] = [f for f in registry.failures if f.plugin == "dummy"]
+        assert "entry point name 'dummy' is already taken by" in clash.error

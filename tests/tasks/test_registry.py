@@ -184,7 +184,7 @@ class TestPlugins:
         assert network(torch.rand(2, 3, 2, 2)).shape == (2, 4)
 
     def test_duplicate_name_names_both_providers(self):
-        registry = Registry(entry_points=False)
+        registry = Registry(entry_points=False, strict=True)  # not strict: ispkit's own is kept (tests/test_registry.py)
         registry.register(ClashingPlugin(), name="clash", provider="clash-dist")
         with pytest.raises(PluginError, match=r"task model 'small_cnn' is provided twice: by 'ispkit' and by 'clash-dist'"):
             registry.task_models()
