@@ -14,6 +14,7 @@ from an even share of every class the least, with fold size as the tie-breaker.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,7 +44,10 @@ def grouped_stratified_kfold(
     n_splits
         Number of folds, at least 2 and at most the number of groups.
     seed
-        Orders groups of equal size; the same inputs and seed give the same folds.
+        A non-negative integer that orders groups of equal size (visited in a random
+        order drawn from ``numpy.random.default_rng(seed)``); the same inputs and seed
+        give the same folds, and other seeds give other folds wherever groups of equal
+        size exist (if all groups differ in size the seed changes nothing).
 
     Returns
     -------
@@ -64,6 +68,8 @@ def grouped_stratified_kfold(
     n_groups = group_ids.max() + 1 if n else 0
     if not isinstance(n_splits, int) or n_splits < 2:
         raise InputError(f"grouped_stratified_kfold: n_splits must be an integer >= 2, got {n_splits!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise InputError(f"grouped_stratified_kfold: seed must be an integer >= 0, got {seed!r}")
     if n_groups < n_splits:
         raise InputError(
             f"grouped_stratified_kfold: {n_splits} folds need at least {n_splits} groups, got {n_groups}; "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,43 @@ def test_unlabelled_groups_balance_sizes():
 def test_errors(kwargs, message):
     with pytest.raises(InputError, match=message):
         grouped_stratified_kfold(**kwargs)
+
+
+def _partition(groups: np.ndarray, folds) -> frozenset[frozenset]:
+    """The folds as a set of sets of groups: independent of the folds' order."""
+    return frozenset(frozenset(groups[test].tolist()) for _, test in folds)
+
+
+def _class_imbalance(folds) -> float:
+    """Sum over folds and classes of the squared deviation from an even share, relative to the share."""
+    share = np.array([(LABELS == c).sum() / len(folds) for c in CLASSES])
+    counts = np.array([[(LABELS[test] == c).sum() for c in CLASSES] for _, test in folds])
+    return float((((counts - share) / np.maximum(share, 1)) ** 2).sum())
+
+
+def test_the_seed_changes_the_folds_and_every_seed_keeps_groups_whole_and_classes_balanced():
+    """On the microscopy-like layout (60 zones of 1-12 crops, so many zones of equal size) the seed orders
+    the ties: ten seeds give (nearly) ten different partitions of the zones, each one grouped and stratified."""
+    partitions = set()
+    for seed in range(10):
+        folds = grouped_stratified_kfold(ZONES, LABELS, n_splits=5, seed=seed)
+        partitions.add(_partition(ZONES, folds))
+        assert sorted(np.concatenate([test for _, test in folds]).tolist()) == list(range(len(ZONES)))
+        assert all(not set(ZONES[train]) & set(ZONES[test]) for train, test in folds), seed
+        sizes = [len(test) for _, test in folds]
+        assert max(sizes) - min(sizes) <= 12, (seed, sizes)
+        balanced = _class_imbalance(folds)
+        unstratified = _class_imbalance(grouped_stratified_kfold(ZONES, None, n_splits=5, seed=seed))
+        assert balanced < 1.0 and 5 * balanced < unstratified, (seed, balanced, unstratified)
+    assert len(partitions) >= 8  # ten on this layout; a seed that is ignored gives one
+
+
+def test_the_seed_only_breaks_ties_of_group_size():
+    frames = np.repeat(np.arange(6), [60, 50, 40, 30, 20, 10])  # no two frames of one size: nothing to order
+    assert len({_partition(frames, grouped_stratified_kfold(frames, n_splits=3, seed=s)) for s in range(5)}) == 1
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0", None])
+def test_bad_seed(seed):
+    with pytest.raises(InputError, match=rf"seed must be an integer >= 0, got {re.escape(repr(seed))}"):
+        grouped_stratified_kfold(ZONES, LABELS, seed=seed)
