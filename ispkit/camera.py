@@ -21,8 +21,8 @@ import numpy as np
 import yaml
 
 from .cfa import check_pattern
-from .config import Locator, load_yaml
-from .errors import InputError, UnknownStageError, close_matches
+from .config import Locator, check_int, check_number, check_string, holds_text_or_bool, load_yaml
+from .errors import ConfigError, InputError, UnknownStageError, close_matches
 from .stages.base import FromCamera
 
 __all__ = ["Camera"]
@@ -74,21 +74,27 @@ class Camera:
     optics: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "pattern", check_pattern(self.pattern))
-        object.__setattr__(self, "black_level", _vector(self.black_level, 4, f"camera {self.name!r} black_level"))
-        object.__setattr__(self, "white_balance", _vector(self.white_balance, 3, f"camera {self.name!r} white_balance"))
-        matrix = _numbers(self.color_matrix, (3, 3), f"camera {self.name!r} color_matrix")
-        object.__setattr__(self, "color_matrix", tuple(tuple(float(v) for v in row) for row in matrix))
+        """Check every field (type, shape, finiteness, range) and store it in canonical form.
+
+        Raises :class:`~ispkit.errors.InputError` naming the camera and the field;
+        :meth:`from_dict` reports it at the field's line.
+        """
+        _field(self, "name", check_string, what="a camera name (a non-empty string)")
+        _field(self, "pattern", check_pattern)
+        for name in ("bit_depth", "container_bits"):
+            _field(self, name, check_int)
         if not (1 <= self.bit_depth <= self.container_bits <= 32):
-            raise InputError(
-                f"camera {self.name!r}: need 1 <= bit_depth <= container_bits <= 32, "
-                f"got bit_depth={self.bit_depth}, container_bits={self.container_bits}"
+            raise _FieldError(
+                self, "bit_depth", f"need 1 <= bit_depth <= container_bits <= 32, got bit_depth={self.bit_depth}, container_bits={self.container_bits}"
             )
+        _field(self, "black_level", _vector, n=4)
+        _field(self, "white_balance", _vector, n=3)
+        _field(self, "color_matrix", _matrix)
         for name in ("gain", "read_noise"):
-            value = getattr(self, name)
-            if value is not None and not (np.isfinite(value) and value > 0):
-                raise InputError(f"camera {self.name!r} {name}: expected a positive number or null, got {value!r}")
-        object.__setattr__(self, "optics", MappingProxyType(dict(self.optics)))
+            if getattr(self, name) is not None:
+                _field(self, name, check_number, low=0.0, exclusive_low=True, what="a positive number or null")
+        _field(self, "description", _text)
+        _field(self, "optics", _optics)
 
     def __reduce__(self) -> tuple:
         # The read-only optics view cannot be pickled; rebuild from a plain dict (DataLoader workers, process pools).
@@ -177,6 +183,8 @@ class Camera:
             locator.error(path, "a camera needs a 'name'")
         try:
             return cls(**data)
+        except _FieldError as exc:
+            locator.error((*path, exc.field), exc.problem)
         except (InputError, TypeError) as exc:
             locator.error(path, str(exc))
 
@@ -194,16 +202,54 @@ class Camera:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def _numbers(values: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
+class _FieldError(InputError):
+    """An invalid camera field: ``field`` names it and ``problem`` says what is wrong with it."""
+
+    def __init__(self, camera: Camera, field: str, problem: str) -> None:
+        super().__init__(f"camera {camera.name!r} {field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def _field(camera: Camera, name: str, validate: Any, **options: Any) -> None:
+    """Store ``validate(camera.<name>, **options)`` as the field, or raise :class:`_FieldError` for it."""
     try:
-        array = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
+        object.__setattr__(camera, name, validate(getattr(camera, name), **options))
+    except (ConfigError, InputError) as exc:
+        raise _FieldError(camera, name, getattr(exc, "message", str(exc))) from None
+
+
+def _numbers(values: Any, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        array = None if holds_text_or_bool(values) else np.asarray(values, dtype=float)
+    except (TypeError, ValueError, OverflowError):
         array = None
     if array is None or array.shape != shape or not np.all(np.isfinite(array)):
         expected = f"{shape[0]}" if len(shape) == 1 else "×".join(map(str, shape))
-        raise InputError(f"{where}: expected {expected} finite numbers, got {values!r}")
+        raise ConfigError(f"expected {expected} finite numbers, got {values!r}")
     return array
 
 
-def _vector(values: Any, n: int, where: str) -> tuple[float, ...]:
-    return tuple(float(v) for v in _numbers(values, (n,), where))
+def _vector(values: Any, n: int) -> tuple[float, ...]:
+    return tuple(float(v) for v in _numbers(values, (n,)))
+
+
+def _matrix(values: Any) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(float(v) for v in row) for row in _numbers(values, (3, 3)))
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"expected text, got {value!r}")
+    return value
+
+
+def _optics(value: Any) -> MappingProxyType:
+    """Optical facts: a read-only mapping of names to finite numbers."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"expected a mapping of names to numbers, got {value!r}")
+    for key, number in value.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"expected names (strings) as keys, got {key!r}")
+        check_number(number, what=f"a finite number for {key!r}")
+    return MappingProxyType(dict(value))

@@ -31,13 +31,16 @@ runs one and turns its complaint into an error at the value's position.
 
 from __future__ import annotations
 
+import difflib
 import math
+import numbers
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import numpy as np
 import yaml
 
 from .errors import ConfigError, close_matches
@@ -52,6 +55,7 @@ __all__ = [
     "check_bool",
     "check_string",
     "check_choice",
+    "holds_text_or_bool",
     "MAX_TEXT",
     "MAX_NODES",
     "MAX_DEPTH",
@@ -146,7 +150,7 @@ def check_number(
 
 
 def _as_float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     try:
         return float(value)
@@ -163,17 +167,17 @@ def check_int(
     odd: bool = False,
     what: str | None = None,
 ) -> int:
-    """``value`` if it is an integer (not a boolean, not a float) within the bounds and parity."""
+    """``value`` as an ``int`` if it is an integer (not a boolean, not a float) within the bounds and parity."""
     if (
         isinstance(value, bool)
-        or not isinstance(value, int)
+        or not isinstance(value, numbers.Integral)
         or (minimum is not None and value < minimum)
         or (maximum is not None and value > maximum)
         or (even and value % 2)
         or (odd and not value % 2)
     ):
         raise ConfigError(f"expected {what or _describe_int(minimum, maximum, even, odd)}, got {value!r}")
-    return value
+    return int(value)
 
 
 def _describe_int(minimum: int | None, maximum: int | None, even: bool, odd: bool) -> str:
@@ -183,6 +187,17 @@ def _describe_int(minimum: int | None, maximum: int | None, even: bool, odd: boo
     if minimum is not None:
         return f"{parity} >= {minimum}"
     return f"{parity} <= {maximum}" if maximum is not None else parity
+
+
+def holds_text_or_bool(values: Any) -> bool:
+    """Whether ``values`` (a value or nested lists of them) holds a string or a boolean.
+
+    NumPy turns ``"2.2"`` and ``True`` into numbers; a YAML typo such as ``gamma: yes``
+    or a quoted number must be an error instead.
+    """
+    if isinstance(values, (str, bytes, bool, np.bool_)):
+        return True
+    return isinstance(values, (list, tuple)) and any(holds_text_or_bool(v) for v in values)
 
 
 def check_bool(value: Any) -> bool:
@@ -200,12 +215,12 @@ def check_string(value: Any, *, what: str = "a non-empty string") -> str:
 
 
 def check_choice(value: Any, choices: Collection[str]) -> str:
-    """``value`` if it is one of the strings ``choices``; the error names close matches."""
+    """``value`` if it is one of the strings ``choices``; the error lists them and names close matches."""
     if isinstance(value, str) and value in choices:
         return value
-    if isinstance(value, str):
-        raise ConfigError(f"unknown value {value!r}: {close_matches(value, choices)}")
-    raise ConfigError(f"expected one of {sorted(choices)}, got {value!r}")
+    hint = difflib.get_close_matches(value, sorted(choices), n=3, cutoff=0.5) if isinstance(value, str) else []
+    suggestion = f" (did you mean {' or '.join(map(repr, hint))}?)" if hint else ""
+    raise ConfigError(f"expected one of {sorted(choices)}, got {value!r}{suggestion}")
 
 
 # -- reading ----------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from torch import nn
 from .arrays import check_raw_data
 from .camera import Camera
 from .color import luma, rgb_to_yuv_numpy, with_luma, yuv_to_rgb_numpy
-from .config import Locator, load_yaml
+from .config import Locator, check_string, load_yaml
 from .errors import InputError, ParameterError, UnknownStageError, close_matches
 from .registry import get_registry
 from .stages.base import Stage, StageModule
@@ -170,6 +170,8 @@ class Pipeline:
         stages = data.get("stages")
         if not isinstance(stages, list) or not stages:
             locator.error(("stages",), "a pipeline needs a non-empty list 'stages'")
+        if data.get("name") is not None:
+            locator.check(("name",), check_string, data["name"], what="a pipeline name (a non-empty string) or null")
         camera_spec = data.get("camera", "microscopy")
         try:
             camera = Camera.get(camera_spec) if not isinstance(camera_spec, Mapping) else Camera.from_dict(camera_spec, locator=locator, path=("camera",))
@@ -417,6 +419,9 @@ def _build_stage(spec: Any, camera: Camera, locator: Locator, path: tuple) -> Pi
     locator.check_keys(spec, _STAGE_KEYS, path, "unknown stage key")
     if "kind" not in spec:
         locator.error(path, "a stage needs a 'kind'")
+    locator.check((*path, "kind"), check_string, spec["kind"], what="a stage kind name")
+    if spec.get("method") is not None:
+        locator.check((*path, "method"), check_string, spec["method"], what="a stage method name (or null for a kind with one method)")
     try:
         stage = get_registry().stage(spec["kind"], spec.get("method"))
     except UnknownStageError as exc:

@@ -261,3 +261,56 @@ class TestFromDictErrors:
     def test_constructor_raises_input_error(self):
         with pytest.raises(InputError, match="camera 'cam' black_level"):
             Camera(name="cam", black_level=(0.1, 0.2))  # type: ignore[arg-type]
+
+
+class TestValuesCheckedAtTheirLine:
+    """Every camera field is checked for type, shape, finiteness and range; YAML errors point at the field's line."""
+
+    @pytest.mark.parametrize(
+        ("field", "value", "problem"),
+        [
+            ("gain", ".inf", "expected a positive number or null, got inf"),
+            ("gain", ".nan", "expected a positive number or null, got nan"),
+            ("gain", "fast", "expected a positive number or null, got 'fast'"),
+            ("gain", "yes", "expected a positive number or null, got True"),
+            ("read_noise", "-.inf", "expected a positive number or null, got -inf"),
+            ("bit_depth", "12.5", "expected an integer, got 12.5"),
+            ("bit_depth", "'12'", "expected an integer, got '12'"),
+            ("container_bits", "true", "expected an integer, got True"),
+            ("bit_depth", "40", "need 1 <= bit_depth <= container_bits <= 32, got bit_depth=40, container_bits=16"),
+            ("black_level", "[0, 0, 0, .inf]", "expected 4 finite numbers, got [0, 0, 0, inf]"),
+            ("white_balance", "['1', 1, 1]", "expected 3 finite numbers, got ['1', 1, 1]"),
+            ("color_matrix", "[[1, 0, 0], [0, no, 0], [0, 0, 1]]", "expected 3×3 finite numbers"),
+            ("pattern", "3", "unknown CFA pattern 3"),
+            ("description", "3", "expected text, got 3"),
+            ("optics", "{na: .nan}", "expected a finite number for 'na', got nan"),
+            ("optics", "{na: fast}", "expected a finite number for 'na', got 'fast'"),
+            ("optics", "[0.95]", "expected a mapping of names to numbers, got [0.95]"),
+            ("optics", "{1: 0.95}", "expected names (strings) as keys, got 1"),
+        ],
+    )
+    def test_field_errors_from_yaml(self, tmp_path, field, value, problem):
+        path = tmp_path / "cam.yaml"
+        path.write_text(f"name: cam\n# the field is on line 3\n{field}: {value}\n", encoding="utf-8")
+        with pytest.raises(ConfigError) as info:
+            Camera.from_yaml(path)
+        assert (info.value.source, info.value.line) == (str(path), 3)
+        assert info.value.message.startswith(f"{field}: {problem}")
+
+    @pytest.mark.parametrize("name", ["3", "''", "[cam]", "null"])
+    def test_name_must_be_text(self, name):
+        with pytest.raises(ConfigError, match=r"^<string>:1:7: name: expected a camera name \(a non-empty string\)"):
+            Camera.from_yaml(f"name: {name}\n")
+
+    def test_constructor_raises_input_error_naming_camera_and_field(self):
+        with pytest.raises(InputError, match=r"^camera 'cam' gain: expected a positive number or null, got inf$"):
+            Camera(name="cam", gain=float("inf"))
+        with pytest.raises(InputError, match=r"^camera 'cam' bit_depth: expected an integer, got 12.0$"):
+            Camera(name="cam", bit_depth=12.0)  # type: ignore[arg-type]
+
+    def test_values_are_canonical(self):
+        import numpy as np
+
+        c = Camera(name="cam", bit_depth=np.int64(12), gain=2, optics={"na": 1})
+        assert type(c.bit_depth) is int and c.bit_depth == 12 and c.gain == 2.0 and c.optics == {"na": 1}
+        assert Camera.from_yaml(c.to_yaml()) == c

@@ -310,3 +310,76 @@ class TestStageEquality:
         renamed = dataclasses.replace(p["gamma"], name="tone")
         assert renamed != p["gamma"] and p["denoise"] != Pipeline.preset("bi,s,ga")["denoise"]
         assert p["gamma"] != "gamma" and p["gamma"] != p["gamma"].to_dict()
+
+
+class TestValuesCheckedAtLoad:
+    """Every stage parameter and camera value of a pipeline YAML is checked when it is read, at its line."""
+
+    HEAD = "name: p\nstages:\n  - kind: demosaic\n    method: bilinear\n"
+
+    def _error(self, tmp_path, stage: str) -> ConfigError:
+        path = tmp_path / "p.yaml"
+        path.write_text(self.HEAD + stage)
+        with pytest.raises(ConfigError) as info:
+            Pipeline.from_yaml(path)
+        assert info.value.source == str(path)
+        return info.value
+
+    def test_median_size_must_be_odd(self, tmp_path):
+        err = self._error(tmp_path, "  - kind: denoise\n    method: median\n    params:\n      size: 4\n")
+        assert err.line == 8
+        assert err.message == "stages[1].params.size: denoise.size: expected an odd integer (odd side of the square median window, in pixels), got 4"
+        assert Pipeline.from_yaml(self.HEAD + "  - kind: denoise\n    method: median\n    params: {size: 5}\n")["denoise"].values["size"] == 5
+
+    def test_median_size_4_through_with_params(self):
+        with pytest.raises(ParameterError, match="denoise.size: expected an odd integer"):
+            Pipeline.preset("bi,s,me").with_params({"denoise.size": 4})
+
+    @pytest.mark.parametrize(
+        ("value", "problem"),
+        [
+            (".inf", "values must be finite, got inf"),
+            (".nan", "values must be finite, got nan"),
+            ("yes", "expected numbers of shape (), got True"),
+            ("'2.2'", "expected numbers of shape (), got '2.2'"),
+            ("fast", "expected numbers of shape (), got 'fast'"),
+            ("20.0", "values must lie in [0.1, 10.0]"),
+        ],
+    )
+    def test_float_parameters(self, tmp_path, value, problem):
+        err = self._error(tmp_path, f"  - kind: gamma\n    params:\n      gamma: {value}\n")
+        assert err.line == 7 and err.message.startswith(f"stages[1].params.gamma: gamma.gamma: {problem}")
+
+    def test_list_parameter_with_a_boolean_or_text(self, tmp_path):
+        err = self._error(tmp_path, "  - kind: white_balance\n    params:\n      gains: [1.0, true, 1.0]\n")
+        assert err.line == 7 and "white_balance.gains: expected numbers of shape (3,), got [1.0, True, 1.0]" in err.message
+
+    @pytest.mark.parametrize(
+        ("stage", "line", "message"),
+        [
+            ("  - kind: 3\n", 5, "stages[1].kind: expected a stage kind name, got 3"),
+            ("  - kind: gamma\n    method: 3\n", 6, "stages[1].method: expected a stage method name (or null for a kind with one method), got 3"),
+            ("  - kind: gamma\n    method: [power]\n", 6, "stages[1].method: expected a stage method name"),
+        ],
+    )
+    def test_kind_and_method_must_be_names(self, tmp_path, stage, line, message):
+        err = self._error(tmp_path, stage)
+        assert err.line == line and err.message.startswith(message)
+
+    def test_pipeline_name_must_be_text(self):
+        with pytest.raises(ConfigError, match=r"^<string>:1:7: name: expected a pipeline name \(a non-empty string\) or null, got \['p'\]"):
+            Pipeline.from_yaml("name: [p]\nstages: [{kind: demosaic, method: bilinear}]\n")
+
+    @pytest.mark.parametrize(
+        ("field", "value", "problem"),
+        [
+            ("gain", ".inf", "expected a positive number or null, got inf"),
+            ("bit_depth", "12.5", "expected an integer, got 12.5"),
+            ("white_balance", "[1, yes, 1]", "expected 3 finite numbers, got [1, True, 1]"),
+        ],
+    )
+    def test_embedded_camera_values(self, field, value, problem):
+        text = f"camera:\n  name: c\n  {field}: {value}\nstages: [{{kind: demosaic, method: bilinear}}]\n"
+        with pytest.raises(ConfigError) as info:
+            Pipeline.from_yaml(text)
+        assert info.value.line == 3 and info.value.message == f"camera.{field}: {problem}"

@@ -26,19 +26,23 @@ process it runs in (all cores here; a share of the host's cores on a Dask worker
 can flip a borderline prediction (:mod:`ispkit.drift.grid`). Every experiment kind takes
 ``seed``, ``device`` and ``threads``.
 
-Every key is checked; a mistake is a :class:`~ispkit.errors.ConfigError` with the
-file, line and column and the closest valid key.
+Every key and every value is checked when the file is read, before anything runs: a
+mistake (an unknown key, a string where a number belongs, ``.nan``, ``.inf``, a value
+out of range, ``'no'`` where a boolean belongs) is a :class:`~ispkit.errors.ConfigError`
+with the file, line and column, the key and what was expected.
 """
 
 from __future__ import annotations
 
-import math
+import inspect
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Locator, load_yaml
+from ..config import Locator, check_bool, check_choice, check_int, check_number, check_string, parse_yaml, read_text_or_path
 from ..corruptions import CORRUPTIONS
 from ..errors import ISPKitError, close_matches
 from ..pipeline import Pipeline, presets
@@ -188,10 +192,9 @@ class AdjustmentConfig(_ReferencePipeline):
 
 def _read(path_or_text: str | os.PathLike[str], parse: Any) -> Any:
     """Load the YAML document and hand it to ``parse(data, locator, base folder, text)``."""
-    data, loc = load_yaml(path_or_text)
-    if loc.source == "<string>":
-        return parse(data, loc, Path.cwd(), str(path_or_text))
-    return parse(data, loc, Path(loc.source).parent, Path(loc.source).read_text(encoding="utf-8"))
+    text, source = read_text_or_path(path_or_text)
+    data, loc = parse_yaml(text, source)
+    return parse(data, loc, Path.cwd() if source == "<string>" else Path(source).parent, text)
 
 
 _TOP = ("name", "seed", "device", "threads", "dataset", "pipelines", "model", "training", "folds", "corruptions")
@@ -211,10 +214,68 @@ def _require(mapping: dict[str, Any], key: str, loc: Locator, path: tuple) -> An
     return mapping[key]
 
 
-def _int(value: Any, loc: Locator, path: tuple, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        loc.error(path, f"expected an integer >= {minimum}, got {value!r}")
-    return value
+Check = tuple[Callable[..., Any], dict[str, Any]]
+"""A validator of :mod:`ispkit.config` and its options, e.g. ``(check_int, {"minimum": 1})``."""
+
+
+def _section(mapping: dict[str, Any], loc: Locator, path: tuple, checks: dict[str, Check], what: str) -> dict[str, Any]:
+    """The keys of ``mapping`` (all known to ``checks``), each value checked at its position."""
+    loc.check_keys(mapping, checks, path, what)
+    return {key: loc.check((*path, key), checks[key][0], value, **checks[key][1]) for key, value in mapping.items()}
+
+
+def _distinct_list(value: Any, loc: Locator, path: tuple, check: Check, what: str) -> list[Any]:
+    """A non-empty list without repeats, each item checked at its position."""
+    if not isinstance(value, list) or not value:
+        loc.error(path, f"expected a non-empty list of {what}, got {value!r}")
+    items: list[Any] = []
+    seen: set[Any] = set()
+    for i, raw in enumerate(value):
+        item = loc.check((*path, i), check[0], raw, **check[1])
+        if item in seen:
+            loc.error((*path, i), f"{raw!r} is listed twice")
+        seen.add(item)
+        items.append(item)
+    return items
+
+
+def _integer(minimum: int, **options: Any) -> Check:
+    return (check_int, {"minimum": minimum, **options})
+
+
+def _number(low: float = 0.0, high: float = float("inf"), *, exclusive_low: bool = False, allow_inf: bool = False, what: str) -> Check:
+    return (check_number, {"low": low, "high": high, "exclusive_low": exclusive_low, "allow_inf": allow_inf, "what": what})
+
+
+_TRAINING: dict[str, Check] = {
+    "epochs": _integer(1),
+    "batch_size": _integer(1),
+    "lr": _number(exclusive_low=True, what="a learning rate > 0 (finite)"),
+    "weight_decay": _number(what="a weight decay >= 0 (finite)"),
+    "augment": (check_bool, {}),
+    "recalibrate_bn": (check_bool, {}),
+}
+_SYNTHETIC: dict[str, dict[str, Check]] = {
+    "microscopy": {"n": _integer(1), "seed": _integer(0), "size": _integer(32, even=True)},
+    "drone": {
+        "n_frames": _integer(1),
+        "seed": _integer(0),
+        "height": _integer(128, even=True),
+        "width": _integer(128, even=True),
+        "cars_per_frame": _integer(0),
+    },
+}
+_SPLIT: dict[str, Check] = {"folds": _integer(2), "fold": _integer(0)}
+_OPTIMISATION: dict[str, Check] = {
+    "steps": _integer(1),
+    "lr": _number(high=1e6, exclusive_low=True, what="a relative learning rate in (0, 1e6]"),
+    "batch_size": _integer(1),
+}
+_SENSOR: dict[str, Check] = {
+    "gain": _number(exclusive_low=True, what="a gain > 0 (DN per electron, finite)"),
+    "read_noise": _number(what="a read noise >= 0 (electrons, finite)"),
+}
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 def _pipelines(value: Any, loc: Locator, path: tuple, base: Path, files: dict[str, Path]) -> tuple[str, ...]:
@@ -222,43 +283,48 @@ def _pipelines(value: Any, loc: Locator, path: tuple, base: Path, files: dict[st
         return tuple(presets())
     if not isinstance(value, list) or not value:
         loc.error(path, f"expected 'all' or a non-empty list of preset names / pipeline YAML files, got {value!r}")
-    labels = []
+    labels: list[str] = []
     for i, item in enumerate(value):
-        if not isinstance(item, str):
+        if not isinstance(item, str) or not item:
             loc.error((*path, i), f"expected a preset name or a YAML file, got {item!r}")
-        if item.endswith((".yaml", ".yml")):
-            file = (base / item).resolve()
-            if not file.is_file():
-                loc.error((*path, i), f"pipeline file {str(file)!r} not found")
-            try:
-                Pipeline.from_yaml(file)
-            except ISPKitError as exc:
-                loc.error((*path, i), f"pipeline file {item!r} is invalid: {exc}")
-            label = file.stem
-            if files.get(label, file) != file:
-                loc.error((*path, i), f"two pipeline files are both labelled {label!r}: rename one")
-            files[label] = file
+        is_file = item.endswith((".yaml", ".yml"))
+        label = (base / item).resolve().stem if is_file else item
+        if label in labels:
+            loc.error((*path, i), f"pipelines listed twice: {label!r}")
+        if is_file:
+            files[label] = _pipeline_file(item, loc, (*path, i), base, files)
         elif item not in presets():
             loc.error((*path, i), f"unknown preset {item!r}: {close_matches(item, presets())}")
-        else:
-            label = item
         labels.append(label)
-    if len(set(labels)) != len(labels):
-        loc.error(path, f"pipelines listed twice: {sorted({x for x in labels if labels.count(x) > 1})}")
     return tuple(labels)
+
+
+def _pipeline_file(item: str, loc: Locator, path: tuple, base: Path, files: dict[str, Path]) -> Path:
+    """The pipeline YAML file ``item`` (relative to ``base``), checked to load and to have a label of its own."""
+    file = (base / item).resolve()
+    if not file.is_file():
+        loc.error(path, f"pipeline file {str(file)!r} not found")
+    if files.get(file.stem, file) != file:
+        loc.error(path, f"two pipeline files are both labelled {file.stem!r}: rename one")
+    try:
+        Pipeline.from_yaml(file)
+    except ISPKitError as exc:
+        loc.error(path, f"pipeline file {item!r} is invalid: {exc}")
+    return file
 
 
 def _header(data: Any, loc: Locator, allowed: tuple[str, ...], default_name: str) -> tuple[dict[str, Any], str, int, str, int | None]:
     """The top mapping, checked against ``allowed``, and its name, seed, device and torch threads per unit."""
     top = _mapping(data, loc, (), "the experiment")
     loc.check_keys(top, allowed, (), "unknown experiment key")
-    name = str(top.get("name", Path(loc.source).stem if loc.source != "<string>" else default_name))
-    seed = _int(top.get("seed", 0), loc, ("seed",), 0)
+    default = Path(loc.source).stem if loc.source != "<string>" else default_name
+    name = loc.check(("name",), check_string, top.get("name", default), what="an experiment name (a non-empty string)")
+    seed = loc.check(("seed",), check_int, top.get("seed", 0), minimum=0)
     device = top.get("device", "auto")
-    if device not in ("auto", "cpu") and not str(device).startswith("cuda"):
+    if not (isinstance(device, str) and _DEVICE.fullmatch(device)):
         loc.error(("device",), f"expected 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    threads = _int(top["threads"], loc, ("threads",), 1) if "threads" in top else None
-    return top, name, seed, str(device), threads
+    threads = loc.check(("threads",), check_int, top["threads"], minimum=1) if "threads" in top else None
+    return top, name, seed, device, threads
 
 
 def _dataset(top: dict[str, Any], loc: Locator, base: Path) -> DatasetConfig:
@@ -266,19 +332,33 @@ def _dataset(top: dict[str, Any], loc: Locator, base: Path) -> DatasetConfig:
 
     ds = _mapping(_require(top, "dataset", loc, ()), loc, ("dataset",), "dataset")
     loc.check_keys(ds, ("kind", "root", "intensity", "camera", "synthetic"), ("dataset",), "unknown dataset key")
-    kind = _require(ds, "kind", loc, ("dataset",))
-    if kind not in DATASET_KINDS:
-        loc.error(("dataset", "kind"), f"expected one of {sorted(DATASET_KINDS)}, got {kind!r}")
-    intensity = ds.get("intensity", 1.0)
+    kind = loc.check(("dataset", "kind"), check_choice, _require(ds, "kind", loc, ("dataset",)), choices=DATASET_KINDS)
+    intensity = loc.check(("dataset", "intensity"), check_number, ds.get("intensity", 1.0), what="a published intensity (a number)")
     try:
         intensity_folder(intensity)
     except ISPKitError as exc:
         loc.error(("dataset", "intensity"), str(exc))
-    synthetic = _mapping(ds.get("synthetic"), loc, ("dataset", "synthetic"), "dataset.synthetic") if "synthetic" in ds else None
-    allowed = ("n", "seed", "size") if kind == "microscopy" else ("n_frames", "seed", "height", "width", "cars_per_frame")
-    if synthetic is not None:
-        loc.check_keys(synthetic, allowed, ("dataset", "synthetic"), f"unknown synthetic {kind} setting")
-    return DatasetConfig(kind, (base / str(_require(ds, "root", loc, ("dataset",)))).resolve(), float(intensity), ds.get("camera"), synthetic)
+    synthetic = None
+    if "synthetic" in ds:
+        given = _mapping(ds["synthetic"], loc, ("dataset", "synthetic"), "dataset.synthetic")
+        checks = _SYNTHETIC["microscopy" if kind == "microscopy" else "drone"]
+        synthetic = _section(given, loc, ("dataset", "synthetic"), checks, f"unknown synthetic {kind} setting")
+    root = loc.check(("dataset", "root"), check_string, _require(ds, "root", loc, ("dataset",)), what="a folder (a non-empty string)")
+    return DatasetConfig(kind, (base / root).resolve(), intensity, _camera(ds, loc), synthetic)
+
+
+def _camera(ds: dict[str, Any], loc: Locator) -> str | None:
+    """``dataset.camera``: ``None``, or a registered camera name or camera YAML file that loads."""
+    from ..camera import Camera
+
+    if ds.get("camera") is None:
+        return None
+    camera = loc.check(("dataset", "camera"), check_string, ds["camera"], what="a camera name or camera YAML file")
+    try:
+        Camera.get(camera)
+    except ISPKitError as exc:
+        loc.error(("dataset", "camera"), str(exc))
+    return camera
 
 
 def _model(md: dict[str, Any], loc: Locator, task: str, kind: str, extra: tuple[str, ...] = ()) -> ModelConfig:
@@ -286,20 +366,35 @@ def _model(md: dict[str, Any], loc: Locator, task: str, kind: str, extra: tuple[
 
     loc.check_keys(md, ("name", "downsample", "options", *extra), ("model",), "unknown model key")
     models = task_models()
-    model_name = _require(md, "name", loc, ("model",))
+    model_name = loc.check(("model", "name"), check_string, _require(md, "name", loc, ("model",)), what="a task model name")
     if model_name not in models:
-        loc.error(("model", "name"), f"unknown task model {model_name!r}: {close_matches(str(model_name), sorted(models))}")
+        loc.error(("model", "name"), f"unknown task model {model_name!r}: {close_matches(model_name, sorted(models))}")
     if models[model_name].task != task:
         loc.error(("model", "name"), f"{model_name!r} is a {models[model_name].task} model but dataset kind {kind!r} is a {task} task")
-    return ModelConfig(model_name, _int(md.get("downsample", 1), loc, ("model", "downsample"), 1), dict(_mapping(md.get("options"), loc, ("model", "options"), "model.options")))
+    downsample = loc.check(("model", "downsample"), check_int, md.get("downsample", 1), minimum=1)
+    options = dict(_mapping(md.get("options"), loc, ("model", "options"), "model.options"))
+    accepted = _option_names(models[model_name].build)
+    if accepted is not None:
+        loc.check_keys(options, accepted, ("model", "options"), f"{model_name} has no option")
+    return ModelConfig(model_name, downsample, options)
+
+
+def _option_names(build: Callable[..., Any]) -> list[str] | None:
+    """Keyword options a model factory takes (``None`` when it takes any); ``in_channels`` is not an option."""
+    try:
+        parameters = list(inspect.signature(build).parameters.values())[1:]  # the first is the number of outputs
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "in_channels"]
 
 
 def _training(top: dict[str, Any], loc: Locator, seed: int, **defaults: Any) -> TrainConfig:
-    tr = _mapping(top.get("training"), loc, ("training",), "training")
-    loc.check_keys(tr, ("epochs", "batch_size", "lr", "weight_decay", "augment", "recalibrate_bn"), ("training",), "unknown training key")
+    tr = _section(_mapping(top.get("training"), loc, ("training",), "training"), loc, ("training",), _TRAINING, "unknown training key")
     try:
         return TrainConfig(seed=seed, **{**defaults, **tr})
-    except (ISPKitError, TypeError) as exc:
+    except ISPKitError as exc:
         loc.error(("training",), str(exc))
 
 
@@ -316,31 +411,27 @@ def _parse(data: Any, loc: Locator, base: Path, text: str) -> SynthesisConfig:
         loc.error(("pipelines", "test"), f"every train pipeline must also be a test pipeline (for its in-distribution score); missing {missing}")
     model = _model(_mapping(_require(top, "model", loc, ()), loc, ("model",), "model"), loc, dataset.task, dataset.kind)
     training = _training(top, loc, seed)
-    folds = _int(top.get("folds", 5), loc, ("folds",), 2)
-
-    cr = _mapping(top.get("corruptions"), loc, ("corruptions",), "corruptions")
-    loc.check_keys(cr, ("names", "severities", "scale"), ("corruptions",), "unknown corruptions key")
-    names = cr.get("names", "all")
-    names = tuple(CORRUPTIONS) if names == "all" else names
-    if not isinstance(names, (list, tuple)) or any(n not in CORRUPTIONS for n in names):
-        loc.error(("corruptions", "names"), f"expected 'all' or a list from {list(CORRUPTIONS)}, got {names!r}")
-    severities = cr.get("severities", [3])
-    if not isinstance(severities, list) or not severities or any(isinstance(s, bool) or s not in (1, 2, 3, 4, 5) for s in severities):
-        loc.error(("corruptions", "severities"), f"expected a non-empty list of severities 1..5, got {severities!r}")
-    scale = cr.get("scale", "auto")
-    if scale != "auto" and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0):
-        loc.error(("corruptions", "scale"), f"expected 'auto' or a positive number, got {scale!r}")
-    corruptions = CorruptionConfig(tuple(names), tuple(severities), None if scale == "auto" else float(scale))
+    folds = loc.check(("folds",), check_int, top.get("folds", 5), minimum=2)
+    corruptions = _corruptions(top, loc)
     return SynthesisConfig(name, dataset, train, test, files, model, training, folds, corruptions, seed, device, text, threads)
 
 
+def _corruptions(top: dict[str, Any], loc: Locator) -> CorruptionConfig:
+    cr = _mapping(top.get("corruptions"), loc, ("corruptions",), "corruptions")
+    loc.check_keys(cr, ("names", "severities", "scale"), ("corruptions",), "unknown corruptions key")
+    names = cr.get("names", "all")
+    if names != "all":
+        if not isinstance(names, list):
+            loc.error(("corruptions", "names"), f"expected 'all' or a list from {list(CORRUPTIONS)}, got {names!r}")
+        names = _distinct_list(names, loc, ("corruptions", "names"), (check_choice, {"choices": CORRUPTIONS}), "corruption names")
+    severities = _distinct_list(cr.get("severities", [3]), loc, ("corruptions", "severities"), (check_int, {"minimum": 1, "maximum": 5}), "severities 1..5")
+    scale = cr.get("scale", "auto")
+    if scale != "auto":
+        scale = loc.check(("corruptions", "scale"), check_number, scale, low=0.0, exclusive_low=True, what="'auto' or a positive number (finite)")
+    return CorruptionConfig(tuple(CORRUPTIONS) if names == "all" else tuple(names), tuple(severities), None if scale == "auto" else scale)
+
+
 _FORENSICS_TOP = ("name", "seed", "device", "threads", "dataset", "pipeline", "model", "training", "split", "samples", "subsets", "lambdas", "distance", "optimisation", "tolerance")
-
-
-def _number(value: Any, loc: Locator, path: tuple, *, low: float, high: float = math.inf, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        loc.error(path, f"expected {what}, got {value!r}")
-    return float(value)
 
 
 def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> ForensicsConfig:
@@ -357,20 +448,19 @@ def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> Forensic
     checkpoint, model = None, None
     if "checkpoint" in md:
         loc.check_keys(md, ("checkpoint",), ("model",), "with a checkpoint, unexpected model key")
-        checkpoint = (base / str(md["checkpoint"])).resolve()  # may be written by a study run before this one
+        file = loc.check(("model", "checkpoint"), check_string, md["checkpoint"], what="a checkpoint file (a non-empty string)")
+        checkpoint = (base / file).resolve()  # may be written by a study run before this one
     else:
         model = _model(md, loc, dataset.task, dataset.kind)
     training = _training(top, loc, seed)
 
-    sp = _mapping(top.get("split"), loc, ("split",), "split")
-    loc.check_keys(sp, ("folds", "fold"), ("split",), "unknown split key")
-    folds = _int(sp.get("folds", 5), loc, ("split", "folds"), 2)
-    fold = _int(sp.get("fold", 0), loc, ("split", "fold"), 0)
+    split = {"folds": 5, "fold": 0, **_section(_mapping(top.get("split"), loc, ("split",), "split"), loc, ("split",), _SPLIT, "unknown split key")}
+    folds, fold = split["folds"], split["fold"]
     if fold >= folds:
         loc.error(("split", "fold"), f"fold {fold} does not exist with {folds} folds (folds are numbered from 0)")
     samples = top.get("samples")
     if samples is not None:
-        samples = _int(samples, loc, ("samples",), 1)
+        samples = loc.check(("samples",), check_int, samples, minimum=1)
 
     trainable = {s.name for s in reference.stages if any(p.differentiable and p.dtype is float for p in s.stage.params)}
     subsets = top.get("subsets", "all")
@@ -378,28 +468,26 @@ def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> Forensic
         subsets = ["all", *[s.name for s in reference.stages if s.name in trainable]]
     if not isinstance(subsets, list) or not subsets:
         loc.error(("subsets",), f"expected 'all' or a list of 'all' and stage names, got {subsets!r}")
+    seen: set[str] = set()
     for i, subset in enumerate(subsets):
+        if loc.check(("subsets", i), check_string, subset, what="'all' or a stage name") in seen:
+            loc.error(("subsets", i), f"subset {subset!r} is listed twice")
+        seen.add(subset)
         if subset != "all" and subset not in trainable:
             names = [s.name for s in reference.stages]
             why = "has no differentiable parameters" if subset in names else f"is not a stage of {label!r} ({', '.join(names)})"
             loc.error(("subsets", i), f"subset {subset!r} {why}")
 
-    lambdas = top.get("lambdas", [0.0, 0.1, 1.0, 10.0, 100.0])
-    if not isinstance(lambdas, list) or not lambdas:
-        loc.error(("lambdas",), f"expected a non-empty list of λ >= 0 (.inf allowed), got {lambdas!r}")
-    lambdas = [_number(v, loc, ("lambdas", i), low=0.0, what="λ >= 0 (.inf allowed)") for i, v in enumerate(lambdas)]
+    lambdas = _distinct_list(top.get("lambdas", [0.0, 0.1, 1.0, 10.0, 100.0]), loc, ("lambdas",), _number(allow_inf=True, what="λ >= 0 (.inf allowed)"), "λ >= 0 (.inf allowed)")
 
-    distance = top.get("distance", "l2")
+    distance = loc.check(("distance",), check_string, top.get("distance", "l2"), what="a distance name")
     found = get_registry().distances()
     if distance not in found:
-        loc.error(("distance",), f"unknown distance {distance!r}: {close_matches(str(distance), sorted(found))}")
+        loc.error(("distance",), f"unknown distance {distance!r}: {close_matches(distance, sorted(found))}")
 
-    op = _mapping(top.get("optimisation"), loc, ("optimisation",), "optimisation")
-    loc.check_keys(op, ("steps", "lr", "batch_size"), ("optimisation",), "unknown optimisation key")
-    steps = _int(op.get("steps", 60), loc, ("optimisation", "steps"), 1)
-    lr = _number(op.get("lr", 0.02), loc, ("optimisation", "lr"), low=1e-12, high=1e6, what="a relative learning rate > 0")
-    batch = _int(op.get("batch_size", 32), loc, ("optimisation", "batch_size"), 1)
-    tolerance = _number(top.get("tolerance", 0.05), loc, ("tolerance",), low=0.0, high=1.0, what="a tolerance in [0, 1]")
+    op = {"steps": 60, "lr": 0.02, "batch_size": 32, **_section(_mapping(top.get("optimisation"), loc, ("optimisation",), "optimisation"), loc, ("optimisation",), _OPTIMISATION, "unknown optimisation key")}
+    steps, lr, batch = op["steps"], op["lr"], op["batch_size"]
+    tolerance = loc.check(("tolerance",), check_number, top.get("tolerance", 0.05), low=0.0, high=1.0, what="a tolerance in [0, 1]")
     return ForensicsConfig(
         name, dataset, label, files, checkpoint, model, training, folds, fold, samples, tuple(subsets), tuple(lambdas),
         distance, steps, lr, batch, tolerance, seed, device, text, threads,
@@ -414,21 +502,15 @@ def _parse_adjustment(data: Any, loc: Locator, base: Path, text: str) -> Adjustm
     dataset = _dataset(top, loc, base)
     files: dict[str, Path] = {}
     label = _pipelines([_require(top, "pipeline", loc, ())], loc, ("pipeline",), base, files)[0]
-    intensities = top.get("intensities", [0.001, 1.0])
-    if not isinstance(intensities, list) or not intensities:
-        loc.error(("intensities",), f"expected a non-empty list of intensity factors in (0, 1], got {intensities!r}")
-    intensities = [_number(v, loc, ("intensities", i), low=1e-9, high=1.0, what="an intensity factor in (0, 1]") for i, v in enumerate(intensities)]
-    sensor = _mapping(top.get("sensor"), loc, ("sensor",), "sensor")
-    loc.check_keys(sensor, ("gain", "read_noise"), ("sensor",), "unknown sensor key")
-    gain = _number(sensor["gain"], loc, ("sensor", "gain"), low=1e-9, what="a gain > 0 (DN per electron)") if "gain" in sensor else None
-    read_noise = _number(sensor["read_noise"], loc, ("sensor", "read_noise"), low=0.0, what="a read noise >= 0 (electrons)") if "read_noise" in sensor else None
-    arms = top.get("arms", list(ARMS))
-    if not isinstance(arms, list) or not arms or any(a not in ARMS for a in arms) or len(set(arms)) != len(arms):
-        loc.error(("arms",), f"expected a list of distinct arms from {list(ARMS)}, got {arms!r}")
+    intensity = _number(exclusive_low=True, high=1.0, what="an intensity factor in (0, 1]")
+    intensities = _distinct_list(top.get("intensities", [0.001, 1.0]), loc, ("intensities",), intensity, "intensity factors in (0, 1]")
+    sensor = _section(_mapping(top.get("sensor"), loc, ("sensor",), "sensor"), loc, ("sensor",), _SENSOR, "unknown sensor key")
+    gain, read_noise = sensor.get("gain"), sensor.get("read_noise")
+    arms = _distinct_list(top.get("arms", list(ARMS)), loc, ("arms",), (check_choice, {"choices": ARMS}), f"arms from {list(ARMS)}")
     model = _model(_mapping(_require(top, "model", loc, ()), loc, ("model",), "model"), loc, dataset.task, dataset.kind)
     if "raw" in arms and model.downsample > 1 and model.downsample % 2:
         loc.error(("model", "downsample"), f"the raw arm packs the mosaic to half resolution, so downsample must be 1 or even, got {model.downsample}")
     training = _training(top, loc, seed, recalibrate_bn=True)  # the learned arm's inputs change as it trains
-    pipeline_lr = _number(top.get("pipeline_lr", 0.01), loc, ("pipeline_lr",), low=1e-12, high=1e6, what="a learning rate > 0")
-    folds = _int(top.get("folds", 5), loc, ("folds",), 2)
+    pipeline_lr = loc.check(("pipeline_lr",), check_number, top.get("pipeline_lr", 0.01), low=0.0, high=1e6, exclusive_low=True, what="a learning rate in (0, 1e6]")
+    folds = loc.check(("folds",), check_int, top.get("folds", 5), minimum=2)
     return AdjustmentConfig(name, dataset, label, files, tuple(intensities), gain, read_noise, tuple(arms), model, training, pipeline_lr, folds, seed, device, text, threads)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import holds_text_or_bool
 from ..errors import ParameterError
 
 __all__ = ["Domain", "Param", "FromCamera", "Stage", "StageModule"]
@@ -62,6 +63,8 @@ class Param:
         Whether the torch backend is differentiable in it (continuous floats only).
     dtype
         ``float``, ``int`` or ``bool``.
+    odd
+        For ``int`` parameters: the value must be odd (the side of a centred window).
     """
 
     name: str
@@ -71,13 +74,17 @@ class Param:
     bounds: tuple[float, float] | None = None
     differentiable: bool = True
     dtype: type = float
+    odd: bool = False
 
     def validate(self, value: Any, where: str) -> Any:
         """Check ``value`` against the declaration and return it in canonical form.
 
         Floats become read-only float64 arrays of the declared shape; ints and bools
         become Python scalars. ``where`` names the parameter in errors
-        (``"demosaic.kernels"``).
+        (``"demosaic.kernels"``). Guaranteed on return: the type is the declared one
+        (strings and booleans are no numbers, numbers no booleans), floats are finite,
+        every value lies within ``bounds`` and odd parameters are odd; otherwise
+        :class:`~ispkit.errors.ParameterError` says which of these failed.
         """
         if self.dtype is not float:
             if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0:
@@ -86,13 +93,17 @@ class Param:
             if not ok:
                 raise ParameterError(f"{where}: expected {'a boolean' if self.dtype is bool else 'an integer'}, got {value!r}")
             self._check_bounds(np.asarray(value), where)
+            if self.odd and value % 2 == 0:
+                raise ParameterError(f"{where}: expected an odd integer ({self.doc}), got {value!r}")
             return value
         if isinstance(value, torch.Tensor):
             value = value.detach().cpu().numpy()
         try:
-            array = np.array(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ParameterError(f"{where}: expected numbers of shape {self.shape}, got {value!r}") from None
+            array = None if holds_text_or_bool(value) else np.array(value, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            array = None
+        if array is None:
+            raise ParameterError(f"{where}: expected numbers of shape {self.shape}, got {value!r}")
         if array.shape != self.shape:
             raise ParameterError(f"{where}: expected shape {self.shape}, got shape {array.shape}")
         if not np.all(np.isfinite(array)):

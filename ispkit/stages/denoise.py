@@ -110,7 +110,7 @@ class MedianDenoise(Stage):
     takes = "luma"
     gives = "luma"
     params = (
-        Param("size", (), 3, "odd side of the square median window, in pixels", bounds=(1, 15), differentiable=False, dtype=int),
+        Param("size", (), 3, "odd side of the square median window, in pixels", bounds=(1, 15), differentiable=False, dtype=int, odd=True),
     )
     numpy = staticmethod(median_denoise_numpy)
     torch = staticmethod(median_denoise)

@@ -81,10 +81,11 @@ def test_errors_name_the_problem_and_the_line(tmp_path, change, message, line):
     ("extra", "message"),
     [
         ("folds: 1", "integer >= 2"),
-        ("training: {epochs: 0}", "epochs must be a positive integer"),
+        ("training: {epochs: 0}", r"training\.epochs: expected an integer >= 1, got 0"),
         ("training: {epoch: 3}", "did you mean 'epochs'"),
-        ("corruptions: {severities: [6]}", "severities 1..5"),
-        ("corruptions: {names: [fog]}", "expected 'all' or a list"),
+        ("corruptions: {severities: [6]}", r"corruptions\.severities\[0\]: expected an integer in \[1, 5\], got 6"),
+        ("corruptions: {names: [fog]}", r"corruptions\.names\[0\]: expected one of \['brightness', .*, got 'fog'$"),
+        ("corruptions: {names: fog}", "expected 'all' or a list"),
         ("corruptions: {scale: -1}", "positive number"),
         ("device: tpu", "'auto', 'cpu' or 'cuda"),
         ("optimiser: adam", "unknown experiment key 'optimiser'"),
@@ -103,3 +104,204 @@ def test_shipped_experiments_parse(name):
     config = KINDS[name.split("_")[0]].from_yaml(EXPERIMENTS / name)
     assert config.name == Path(name).stem.replace("_", "-")
     assert config.dataset.root.is_absolute()
+
+
+# -- values are checked when the file is read ---------------------------------------------
+
+
+def _located(cls, tmp_path, text):
+    """The ConfigError of ``cls.from_yaml`` on ``text`` written to a file."""
+    file = tmp_path / "exp.yaml"
+    file.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        cls.from_yaml(file)
+    assert info.value.source == str(file)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("training", "key", "problem"),
+    [
+        ("lr: .inf", "lr", "expected a learning rate > 0 (finite), got inf"),
+        ("lr: fast", "lr", "expected a learning rate > 0 (finite), got 'fast'"),
+        ("lr: .nan", "lr", "expected a learning rate > 0 (finite), got nan"),
+        ("lr: 0", "lr", "expected a learning rate > 0 (finite), got 0"),
+        ("augment: 'no'", "augment", "expected true or false, got 'no'"),
+        ("augment: 1", "augment", "expected true or false, got 1"),
+        ("recalibrate_bn: 'true'", "recalibrate_bn", "expected true or false, got 'true'"),
+        ("weight_decay: -1", "weight_decay", "expected a weight decay >= 0 (finite), got -1"),
+        ("epochs: 2.5", "epochs", "expected an integer >= 1, got 2.5"),
+        ("batch_size: true", "batch_size", "expected an integer >= 1, got True"),
+    ],
+)
+def test_training_values_are_checked_at_their_line(tmp_path, training, key, problem):
+    other = "batch_size: 4" if key == "epochs" else "epochs: 2"
+    err = _located(SynthesisConfig, tmp_path, MINIMAL + f"training:\n  {other}\n  {training}\n")
+    assert err.line == 6 and err.message == f"training.{key}: {problem}"
+
+
+def test_booleans_are_kept_when_they_are_real_yaml_booleans():
+    config = SynthesisConfig.from_yaml(MINIMAL + "training: {augment: no, recalibrate_bn: yes}\n")
+    assert config.training.augment is False and config.training.recalibrate_bn is True
+
+
+def test_corruption_scale_nan_is_refused(tmp_path):
+    err = _located(SynthesisConfig, tmp_path, MINIMAL + "corruptions:\n  scale: .nan\n")
+    assert err.line == 5 and err.message == "corruptions.scale: expected 'auto' or a positive number (finite), got nan"
+
+
+ADJUSTMENT = "dataset: {kind: microscopy, root: data}\npipeline: bi,s,me\nmodel: {name: small_cnn}\n"
+
+
+@pytest.mark.parametrize(("sensor", "problem"), [("gain: .inf", "gain > 0 (DN per electron, finite), got inf"), ("read_noise: -.inf", "read noise >= 0 (electrons, finite), got -inf")])
+def test_sensor_values_must_be_finite(tmp_path, sensor, problem):
+    err = _located(AdjustmentConfig, tmp_path, ADJUSTMENT + "sensor:\n  " + sensor + "\n")
+    assert err.line == 5 and err.message == f"sensor.{sensor.split(':')[0]}: expected a {problem}"
+
+
+@pytest.mark.parametrize(
+    ("cls", "text", "line", "message"),
+    [
+        (SynthesisConfig, MINIMAL + "device: cudafoo\n", 4, "device: expected 'auto', 'cpu' or 'cuda[:N]', got 'cudafoo'"),
+        (SynthesisConfig, MINIMAL + "device: [cuda]\n", 4, "device: expected 'auto', 'cpu' or 'cuda[:N]', got ['cuda']"),
+        (SynthesisConfig, MINIMAL + "name: [a]\n", 4, "name: expected an experiment name (a non-empty string), got ['a']"),
+        (SynthesisConfig, MINIMAL.replace("root: data", "root: null"), 1, "dataset.root: expected a folder (a non-empty string), got None"),
+        (SynthesisConfig, MINIMAL.replace("root: data", "root: data, camera: 3"), 1, "dataset.camera: expected a camera name or camera YAML file, got 3"),
+        (SynthesisConfig, MINIMAL.replace("root: data", "root: data, camera: dron"), 1, "dataset.camera: unknown camera 'dron'"),
+        (SynthesisConfig, MINIMAL.replace("root: data", "root: data, intensity: yes"), 1, "dataset.intensity: expected a published intensity (a number), got True"),
+        (SynthesisConfig, MINIMAL.replace("kind: microscopy", "kind: [microscopy]"), 1, "dataset.kind: expected one of ['drone', 'drone-classification', 'microscopy'], got ['microscopy']"),
+        (SynthesisConfig, MINIMAL.replace("root: data", "root: data, synthetic: {size: 65}"), 1, "dataset.synthetic.size: expected an even integer >= 32, got 65"),
+        (SynthesisConfig, MINIMAL.replace("root: data", "root: data, synthetic: {n: '10'}"), 1, "dataset.synthetic.n: expected an integer >= 1, got '10'"),
+        (SynthesisConfig, MINIMAL.replace("microscopy, root: data", "drone, root: data, synthetic: {width: 100}").replace("small_cnn", "small_unet"), 1, "dataset.synthetic.width: expected an even integer >= 128, got 100"),
+        (SynthesisConfig, MINIMAL.replace("{name: small_cnn}", "{name: [small_cnn]}"), 3, "model.name: expected a task model name, got ['small_cnn']"),
+        (SynthesisConfig, MINIMAL.replace("{name: small_cnn}", "{name: small_cnn, options: {width: 8}}"), 3, "model.options.width: small_cnn has no option 'width': did you mean 'widths'?"),
+        (SynthesisConfig, MINIMAL + "corruptions: {severities: [3, 3]}\n", 4, "corruptions.severities[1]: 3 is listed twice"),
+        (SynthesisConfig, MINIMAL + "corruptions: {severities: [3.0]}\n", 4, "corruptions.severities[0]: expected an integer in [1, 5], got 3.0"),
+        (SynthesisConfig, MINIMAL + "corruptions: {names: [contrast, contrast]}\n", 4, "corruptions.names[1]: 'contrast' is listed twice"),
+        (ForensicsConfig, ADJUSTMENT.replace("bi,s,me", "bi,s,ga") + "lambdas: [0, 1, 1]\n", 4, "lambdas[2]: 1 is listed twice"),
+        (ForensicsConfig, ADJUSTMENT.replace("bi,s,me", "bi,s,ga") + "subsets: [[gamma]]\n", 4, "subsets[0]: expected 'all' or a stage name, got ['gamma']"),
+        (ForensicsConfig, ADJUSTMENT.replace("bi,s,me", "bi,s,ga") + "distance: [l2]\n", 4, "distance: expected a distance name, got ['l2']"),
+        (ForensicsConfig, ADJUSTMENT.replace("{name: small_cnn}", "{checkpoint: 3}").replace("bi,s,me", "bi,s,ga"), 3, "model.checkpoint: expected a checkpoint file (a non-empty string), got 3"),
+        (AdjustmentConfig, ADJUSTMENT + "arms: [learned, learned]\n", 4, "arms[1]: 'learned' is listed twice"),
+        (AdjustmentConfig, ADJUSTMENT + "arms: [lerned]\n", 4, "arms[0]: expected one of ['frozen', 'learned', 'raw'], got 'lerned' (did you mean 'learned'?)"),
+        (AdjustmentConfig, ADJUSTMENT + "intensities: [1.0, 1]\n", 4, "intensities[1]: 1 is listed twice"),
+    ],
+)
+def test_other_values_are_checked_at_their_line(tmp_path, cls, text, line, message):
+    err = _located(cls, tmp_path, text)
+    assert err.line == line
+    assert err.message.startswith(message)
+
+
+# Every numeric key of every experiment kind, one per line, so that a bad value can be put on any one line.
+SWEEP = {
+    "synthesis": (SynthesisConfig, """\
+name: sweep
+seed: 0
+threads: 2
+dataset:
+  kind: microscopy
+  root: data
+  intensity: 1.0
+  synthetic:
+    n: 10
+    seed: 0
+    size: 64
+pipelines: {train: all, test: all}
+model:
+  name: small_cnn
+  downsample: 4
+training:
+  epochs: 2
+  batch_size: 4
+  lr: 0.003
+  weight_decay: 0.0
+folds: 3
+corruptions:
+  severities: [3]
+  scale: 1.5
+"""),
+    "synthesis-drone": (SynthesisConfig, """\
+dataset:
+  kind: drone
+  root: data
+  synthetic:
+    n_frames: 2
+    seed: 0
+    height: 256
+    width: 256
+    cars_per_frame: 3
+pipelines: {train: all, test: all}
+model: {name: small_unet}
+"""),
+    "forensics": (ForensicsConfig, """\
+dataset: {kind: microscopy, root: data}
+pipeline: bi,s,ga
+model: {name: small_cnn}
+split:
+  folds: 3
+  fold: 0
+samples: 16
+lambdas: [0.5]
+optimisation:
+  steps: 5
+  lr: 0.02
+  batch_size: 8
+tolerance: 0.05
+"""),
+    "adjustment": (AdjustmentConfig, """\
+dataset: {kind: microscopy, root: data}
+pipeline: bi,s,me
+intensities: [0.5]
+sensor:
+  gain: 2.2
+  read_noise: 1.5
+model: {name: small_cnn}
+pipeline_lr: 0.01
+folds: 3
+"""),
+}
+ALLOWED = {("forensics", "lambdas[0]", ".inf")}  # λ = ∞ is the reference pipeline itself
+
+
+def _numeric_keys(text: str) -> list[tuple[int, str]]:
+    """``(line index, dotted key)`` of every line of ``text`` that holds a number (or a list of one)."""
+    out, parents = [], []
+    for index, line in enumerate(text.splitlines()):
+        indent = (len(line) - len(line.lstrip())) // 2
+        key, _, value = line.strip().partition(":")
+        parents[indent:] = [key]
+        value = value.strip()
+        if value.strip("[]").replace(".", "", 1).isdigit():
+            out.append((index, ".".join(parents) + ("[0]" if value.startswith("[") else "")))
+    return out
+
+
+SWEEP_CASES = [
+    pytest.param(kind, index, key, bad, id=f"{kind}:{key}={bad}")
+    for kind, (_, text) in SWEEP.items()
+    for index, key in _numeric_keys(text)
+    for bad in (".nan", ".inf", "-1", "fast")
+    if (kind, key, bad) not in ALLOWED
+]
+
+
+def test_the_sweep_covers_every_numeric_key():
+    keys = {key for _, _, key, _ in (case.values for case in SWEEP_CASES)}
+    assert {"seed", "threads", "dataset.intensity", "dataset.synthetic.size", "model.downsample", "training.lr", "training.weight_decay", "folds"} <= keys
+    assert {"corruptions.severities[0]", "corruptions.scale", "dataset.synthetic.cars_per_frame", "split.fold", "samples", "lambdas[0]"} <= keys
+    assert {"optimisation.lr", "tolerance", "intensities[0]", "sensor.gain", "sensor.read_noise", "pipeline_lr"} <= keys
+    for kind, (cls, text) in SWEEP.items():
+        cls.from_yaml(text)  # the unchanged templates are valid
+
+
+@pytest.mark.parametrize(("kind", "index", "key", "bad"), SWEEP_CASES)
+def test_every_numeric_key_refuses_nan_inf_negative_and_text(tmp_path, kind, index, key, bad):
+    cls, text = SWEEP[kind]
+    lines = text.splitlines()
+    name, _, value = lines[index].partition(":")
+    lines[index] = f"{name}: {'[' + bad + ']' if value.strip().startswith('[') else bad}"
+    err = _located(cls, tmp_path, "\n".join(lines) + "\n")
+    assert err.line == index + 1, err
+    assert err.message.startswith(f"{key}: "), err
+    assert str(err).startswith(f"{tmp_path / 'exp.yaml'}:{index + 1}:")
