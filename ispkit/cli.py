@@ -28,6 +28,7 @@ Commands
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .camera import Camera
-from .errors import ISPKitError
+from .errors import ISPKitError, storage_oserror
 from .io import read_raw
 from .memory import keep_freed_memory
 from .pipeline import PRESETS
@@ -70,6 +71,7 @@ def _synth(args: argparse.Namespace) -> int:
         if done == total or done % max(1, total // 20) == 0:
             print(f"\r  {args.kind}: {done}/{total}", end="\n" if done == total else "", flush=True)
 
+    args.saved_in = args.out
     print(f"ispkit data synth {args.kind} → {args.out} (seed {args.seed}; existing files are kept, so a rerun resumes)")
     if args.kind == "microscopy":
         synthesize_microscopy(args.out, n=args.n or 100, seed=args.seed, progress=progress)
@@ -81,6 +83,7 @@ def _synth(args: argparse.Namespace) -> int:
 def _download(args: argparse.Namespace) -> int:
     from .data.download import ZENODO, download_record
 
+    args.saved_in = args.root
     state = {"key": None, "shown": -1}
 
     def progress(done: int, total: int, key: str) -> None:
@@ -149,6 +152,7 @@ def _run_experiment(args: argparse.Namespace, kind: str) -> tuple[Any, Path]:
     }[kind]
     config = loader.from_yaml(args.config)
     out = args.out or Path("runs") / config.name
+    args.saved_in = out  # named by the interrupt and storage-fault messages
     print(f"ispkit {kind}: {args.config} → {out} (interrupt at any time; the same command resumes)", flush=True)
     results = run(config, out, tracking=not args.no_tracking, tracking_uri=args.tracking_uri, progress=lambda line: print(line, flush=True),
                   scheduler=args.scheduler, workers=args.workers)  # fmt: skip
@@ -181,6 +185,7 @@ def _adjust(args: argparse.Namespace) -> int:
 def _bulk(args: argparse.Namespace) -> int:
     from .scale import raw_archive, synthesize_bulk
 
+    args.saved_in = args.store
     archive = raw_archive(args.src, camera=args.camera)
     print(f"ispkit bulk: {len(archive)} raw files {archive.shape} → {args.store} through {', '.join(args.pipelines)} (a rerun writes only what is missing)", flush=True)
     written = synthesize_bulk(archive, list(args.pipelines), args.store, scheduler=args.scheduler, workers=args.workers, backend=args.backend, overwrite=args.overwrite)
@@ -268,6 +273,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ISPKitError, FileNotFoundError, FileExistsError) as exc:
         print(f"ispkit: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        print(f"ispkit: {_interrupted(exc, getattr(args, 'saved_in', None))}", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        fault = storage_fault(exc)
+        if fault is None:
+            raise
+        saved = getattr(args, "saved_in", None)
+        where = f" in {saved}" if saved else ""
+        print(f"ispkit: error: {fault}; what finished is kept{where}: free space (or make it writable) and run the same command to resume", file=sys.stderr)
+        return 2
+
+
+def _interrupted(exc: KeyboardInterrupt, saved_in: Path | None) -> str:
+    """The one line printed on Ctrl-C: what was saved and how to resume."""
+    from .drift.execution import StudyInterrupted
+
+    if isinstance(exc, StudyInterrupted):
+        return (
+            f"interrupted: {exc.finished} of {exc.total} units finished and saved in {saved_in} (the running unit keeps its "
+            "last finished epoch); run the same command to resume"
+        )
+    where = f" in {saved_in}" if saved_in else ""
+    return f"interrupted: what was written{where} is kept; run the same command to resume"
+
+
+_STORE_MESSAGES = ("database or disk is full", "attempt to write a readonly database", "disk i/o error")
+
+
+def storage_fault(exc: BaseException) -> str | None:
+    """What a full disk, a read-only file system or a missing permission did, if ``exc`` is (or
+    was raised from) one of those (:func:`ispkit.errors.storage_oserror`), or if the tracking
+    store's database says so; ``None`` for any other error.
+
+    >>> storage_fault(OSError(errno.ENOSPC, "No space left on device", "out/units/a/model.pt"))
+    'cannot write out/units/a/model.pt: No space left on device'
+    >>> storage_fault(ValueError("bad")) is None
+    True
+    """
+    cause = storage_oserror(exc)
+    if cause is not None:
+        return f"cannot write {cause.filename or 'a file'}: {cause.strerror or cause}"
+    text = str(exc).lower()
+    for message in _STORE_MESSAGES:
+        if message in text:
+            return f"cannot write the tracking store: {message}"
+    return None
 
 
 if __name__ == "__main__":

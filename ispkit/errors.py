@@ -7,6 +7,7 @@ the input without reading ispkit's source.
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 __all__ = [
@@ -18,6 +19,9 @@ __all__ = [
     "PluginError",
     "RawFormatError",
     "DownloadError",
+    "RunFolderError",
+    "STORAGE_ERRNOS",
+    "storage_oserror",
     "close_matches",
 ]
 
@@ -89,6 +93,38 @@ class RawFormatError(ISPKitError, ValueError):
 
 class DownloadError(ISPKitError):
     """A dataset download failed: no network, a checksum mismatch, an unsafe archive or a changed record."""
+
+
+class RunFolderError(ISPKitError):
+    """A run folder cannot be used: another process is running a study in it, or it cannot be written."""
+
+
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
+"""What a full disk, a quota, a read-only file system or a missing permission raise."""
+
+
+def storage_oserror(exc: BaseException | None) -> OSError | None:
+    """The :class:`OSError` of :data:`STORAGE_ERRNOS` that ``exc`` is or was raised from, if any.
+
+    Libraries that write through their own streams (torch, SQLite) often raise an error
+    of their own while the cause, a full disk say, sits in ``__cause__``/``__context__``.
+
+    >>> try:
+    ...     try:
+    ...         raise OSError(errno.ENOSPC, "No space left on device")
+    ...     except OSError:
+    ...         raise RuntimeError("stream error")
+    ... except RuntimeError as exc:
+    ...     storage_oserror(exc).strerror
+    'No space left on device'
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def close_matches(word: str, candidates: Iterable[str]) -> str:

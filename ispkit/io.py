@@ -45,7 +45,7 @@ from PIL import Image
 from .arrays import check_float, check_mosaic, check_raw_data
 from .camera import Camera
 from .config import parse_yaml
-from .errors import ConfigError, InputError, ISPKitError, RawFormatError
+from .errors import ConfigError, InputError, ISPKitError, RawFormatError, storage_oserror
 
 __all__ = [
     "atomic_write",
@@ -83,8 +83,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None], *,
     try:
         write(Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        cause = storage_oserror(exc)
+        if cause is not None and cause.filename is None:  # name the file the full disk (etc.) stopped
+            raise OSError(cause.errno, cause.strerror, str(path)) from exc
         raise
     return path
 

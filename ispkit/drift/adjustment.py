@@ -76,6 +76,7 @@ from .config import AdjustmentConfig
 from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute, unit_seed
 from .results import JsonResults
 from .synthesis import RawSet, ViewBank, _folds, open_run, seeded_network
+from .run_lock import holding_run_folder
 from .tracking import make_tracker
 
 __all__ = ["AdjustmentResults", "AdjustmentStudy", "low_light", "run_adjustment"]
@@ -242,6 +243,7 @@ class AdjustmentStudy(Study):
         return epoch_metrics(result)
 
 
+@holding_run_folder
 def run_adjustment(config: AdjustmentConfig, run_dir: str | os.PathLike[str], *, tracking: bool = True, tracking_uri: str | None = None,
                    progress: Progress | None = None, scheduler: Any = "local", workers: int = 1) -> AdjustmentResults:  # fmt: skip
     """Run (or resume) the adjustment study ``config`` in ``run_dir``; write results, figures and report.

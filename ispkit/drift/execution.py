@@ -35,7 +35,7 @@ import numpy as np
 from ..scale.cluster import in_process
 from .tracking import Tracker
 
-__all__ = ["Unit", "Study", "Clock", "execute", "torch_threads", "slug", "unit_seed", "epoch_metrics", "duration"]
+__all__ = ["Unit", "Study", "Clock", "execute", "StudyInterrupted", "torch_threads", "slug", "unit_seed", "epoch_metrics", "duration"]
 
 Progress = Callable[[str], None]
 Metrics = list[tuple[dict[str, float], "int | None"]]
@@ -191,9 +191,11 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 def execute(study: Study, units: Sequence[Unit], *, clock: Clock, tracker: Tracker, scheduler: Any = None, workers: int = 1) -> dict[tuple, dict[str, Any]]:
     """Run the unfinished ``units`` of ``study`` and return every unit's result by key.
 
-    Finished units are read back; each newly finished unit is tracked (one nested run)
-    as it completes. If the run stops with an error or an interrupt the study run is
-    marked ``KILLED`` and the error propagates; what finished is kept.
+    Finished units are read back; each finished unit is tracked (one nested run) as it
+    completes, or when it is read back if it was not tracked yet (the tracker logs a unit
+    once). If the run stops with an error the study run is marked ``KILLED`` and the
+    error propagates; an interrupt (Ctrl-C) does the same and raises
+    :class:`StudyInterrupted`. What finished is kept.
 
     Parameters
     ----------
@@ -204,21 +206,21 @@ def execute(study: Study, units: Sequence[Unit], *, clock: Clock, tracker: Track
         or a :class:`dask.distributed.Client`: that cluster (see :mod:`ispkit.drift.grid`).
     """
     results: dict[tuple, dict[str, Any]] = {}
-    pending = []
-    for unit in units:
-        result = study.done(unit)
-        if result is None:
-            pending.append(unit)
-            continue
-        results[unit.key] = result
-        clock.skip(unit.work)
-        clock.say(f"{unit.tag} {unit.name}: done earlier, read back".lstrip())
 
     def finished(unit: Unit, result: dict[str, Any]) -> None:
         results[unit.key] = result
-        tracker.log_unit(unit.name, unit.params, study.metrics(unit, result))
+        tracker.log_unit(unit.name, unit.params, study.metrics(unit, result))  # once: a unit logged before is skipped
 
     try:
+        pending = []
+        for unit in units:
+            result = study.done(unit)
+            if result is None:
+                pending.append(unit)
+                continue
+            finished(unit, result)  # logs it if a kill came between its result file and its logging
+            clock.skip(unit.work)
+            clock.say(f"{unit.tag} {unit.name}: done earlier, read back".lstrip())
         if in_process(scheduler, workers):
             with torch_threads(getattr(study.config, "threads", None)):
                 for unit in pending:
@@ -227,7 +229,25 @@ def execute(study: Study, units: Sequence[Unit], *, clock: Clock, tracker: Track
             from .grid import run_units
 
             run_units(study, pending, finished, clock=clock, scheduler=scheduler, workers=workers)
+    except KeyboardInterrupt:
+        _mark_killed(tracker)
+        raise StudyInterrupted(len(results), len(units)) from None
     except BaseException:
-        tracker.end_study("KILLED")
+        _mark_killed(tracker)
         raise
     return results
+
+
+def _mark_killed(tracker: Tracker) -> None:
+    """Mark the study run ``KILLED``, best effort: when the store cannot be written either (the
+    disk is full, the server is down) the error that stopped the study is the one to report."""
+    with contextlib.suppress(Exception):
+        tracker.end_study("KILLED")
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """An interrupt (Ctrl-C) stopped a study; ``finished`` of ``total`` units are saved in the run folder."""
+
+    def __init__(self, finished: int, total: int) -> None:
+        super().__init__(f"interrupted with {finished} of {total} units finished")
+        self.finished, self.total = finished, total

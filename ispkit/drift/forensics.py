@@ -69,6 +69,7 @@ from .distances import distance as get_distance
 from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute, slug, unit_seed
 from .results import JsonResults
 from .synthesis import RawSet, ViewBank, open_run, seeded_network
+from .run_lock import holding_run_folder
 from .tracking import make_tracker
 
 __all__ = ["ForensicsRun", "ForensicsResults", "ForensicsStudy", "attack", "run_forensics"]
@@ -342,6 +343,7 @@ class ForensicsStudy(Study):
         return [*trace, ({PRIMARY_METRIC[self.data.task]: result["metric"], "view_distance": result["distance"]}, None)]
 
 
+@holding_run_folder
 def run_forensics(
     config: ForensicsConfig,
     run_dir: str | os.PathLike[str],

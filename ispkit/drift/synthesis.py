@@ -52,6 +52,7 @@ from ..tasks.training import ViewSource, evaluate, fit
 from .config import DatasetConfig, SynthesisConfig
 from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute, slug, unit_seed
 from .results import SynthesisResults
+from .run_lock import holding_run_folder
 from .tracking import make_tracker
 
 __all__ = ["RawSet", "load_raw_set", "ViewBank", "open_run", "SynthesisStudy", "run_synthesis", "resolve_device", "seeded_network"]
@@ -308,6 +309,7 @@ def _worst_views(bank: ViewBank, results: SynthesisResults, index: int) -> tuple
         return tuple(bank.module(label)(raw)[0].clamp(0, 1).cpu().numpy() for label in (train, test))  # type: ignore[return-value]
 
 
+@holding_run_folder
 def run_synthesis(
     config: SynthesisConfig,
     run_dir: str | os.PathLike[str],

@@ -18,9 +18,8 @@ from typing import Any
 import torch
 
 from ..errors import InputError
-from ..io import atomic_write
 from .base import TaskNetwork
-from .state import load_state
+from .state import load_state, save_state
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "FORMAT"]
 
@@ -59,7 +58,7 @@ def save_checkpoint(
         "pipeline_yaml": pipeline_yaml,
         "metadata": dict(metadata or {}),
     }
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp), overwrite=overwrite)
+    return save_state(payload, path, overwrite=overwrite)
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> Checkpoint:

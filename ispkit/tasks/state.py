@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import os
 import pickle
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import InputError
+from ..io import atomic_write
 
-__all__ = ["load_state", "is_url"]
+__all__ = ["load_state", "save_state", "is_url"]
 
 
 def is_url(source: str | os.PathLike[str]) -> bool:
@@ -33,6 +35,21 @@ def is_url(source: str | os.PathLike[str]) -> bool:
     (True, False)
     """
     return os.fspath(source).startswith(("http://", "https://"))
+
+
+def save_state(state: Any, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
+    """``torch.save`` ``state`` to ``path`` atomically (:func:`ispkit.io.atomic_write`).
+
+    The file is written through a Python file object, so that a failing write (a full
+    disk, say) surfaces as the :class:`OSError` it is -- as the context of torch's own
+    ``RuntimeError`` -- rather than as an anonymous stream error.
+    """
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as file:
+            torch.save(state, file)
+
+    return atomic_write(path, write, overwrite=overwrite)
 
 
 def load_state(source: str | os.PathLike[str], *, what: str, map_location: str | torch.device = "cpu") -> Any:

@@ -23,10 +23,9 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..io import atomic_write
 from .base import TaskNetwork
 from .metrics import task_loss, task_metrics
-from .state import load_state
+from .state import load_state, save_state
 
 __all__ = ["TrainConfig", "History", "fit", "evaluate", "recalibrate_batchnorm", "ViewSource"]
 
@@ -92,7 +91,7 @@ def _save_state(path: Path, network: TaskNetwork, optimiser: torch.optim.Optimiz
         "validation": history.validation,
         "extra": extra,
     }
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    save_state(state, path)
 
 
 def fit(
