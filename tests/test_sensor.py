@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import binom, norm
 
 from ispkit.camera import Camera
 from ispkit.cfa import BAYER_PATTERNS, site_channels, site_map_numpy
@@ -221,6 +222,58 @@ class TestScaleExposure:
         assert out.shape == raw.shape and out.dtype == np.float64
         assert 0.0 <= out.min() and out.max() <= 4095 * 16 / 65535
         assert np.all(np.round(out * 65535) % 16 == 0)
+
+
+class TestBelowBlackRemainder:
+    """scale_exposure carries the part of the signal below black (``S < 0``, where ``n = 0`` and the
+    remainder ``r = S``) deterministically, scaled by ``f``: dark frames keep their below-black half."""
+
+    def test_values_below_black_move_towards_black_by_the_factor_exactly(self, drone):
+        j, w = drone.justification, drone.white_level
+        black = _black_dn(drone, (8, 8))
+        stored = np.floor(black / j) * j - j * np.arange(1, 65).reshape(8, 8)  # integers on the ADC grid, 16..1024 DN below
+        raw = stored / w
+        for f in (0.5, 0.1, 0.001):
+            out = scale_exposure(raw, f, drone, seed=0, read_noise=0.0)
+            expected = np.clip(np.round((f * (raw * w - black) + black) / j) * j, 0, 4095 * j) / w
+            np.testing.assert_array_equal(out, expected)
+        half = scale_exposure(raw, 0.5, drone, seed=0, read_noise=0.0) * w - black
+        assert np.all(np.abs(half - 0.5 * (stored - black)) <= j / 2 + 1e-9)  # halfway to black, to the ADC grid
+        assert np.all(half < 0) and half.min() < -500  # still below black, not clipped to it
+
+    def test_dark_frame_mean_and_variance(self, drone):
+        """Dark frame of read noise 2 e⁻ (half of it below black). With ``S = g n + r`` and ``k ~ Bin(n, f)``
+        the output ``g (k + ε) + f r`` has mean ``f·S`` and variance ``f² var(S) + g² f (1 - f) ⟨n⟩ + g² σ² + J²/12``."""
+        f, sigma = 0.3, DRONE_READ_NOISE
+        g, j, w = drone.stored_gain, drone.justification, drone.white_level
+        dark = acquire(np.zeros((3, 256, 512)), drone, seed=40, read_noise=sigma)
+        black = _black_dn(drone, dark.shape)
+        signal = dark * w - black
+        assert 0.4 < np.mean(signal < 0) < 0.6
+        electrons = np.rint(np.maximum(signal, 0.0) / g)
+        out = scale_exposure(dark, f, drone, seed=41, read_noise=sigma) * w - black
+        mean = f * signal.mean()
+        var = f**2 * signal.var() + g**2 * f * (1 - f) * electrons.mean() + g**2 * sigma**2 + j**2 / 12
+        assert out.mean() == pytest.approx(mean, abs=5 * np.sqrt(var / out.size))
+        assert out.var() == pytest.approx(var, rel=5 * np.sqrt(2 / out.size))
+        below = signal < 0  # these pixels hold no electrons: only the scaled remainder and fresh read noise
+        assert out[below].mean() == pytest.approx(f * signal[below].mean(), abs=5 * np.sqrt(var / below.sum()))
+
+    def test_count_clipped_at_zero(self, microscopy_calibrated):
+        """A black level of 0.64 DN with read noise 3.3 DN: the output is 0 where ``g (k + ε) + f r + B`` rounds to
+        0 or less, i.e. ``P = Σ_k Bin(k; n, f) Φ((0.5 - B - f r - g k) / (g σ))`` per pixel, given the input frame."""
+        cam = microscopy_calibrated
+        f, g, sigma, w = 0.5, cam.stored_gain, cam.read_noise, cam.white_level
+        dark = acquire(np.zeros((3, 256, 512)), cam, seed=42)
+        black = _black_dn(cam, dark.shape)
+        signal = dark * w - black
+        electrons = np.rint(np.maximum(signal, 0.0) / g)
+        remainder = signal - electrons * g
+        ks = np.arange(int(electrons.max()) + 1)[:, None, None]
+        p = (binom.pmf(ks, electrons, f) * norm.cdf((0.5 - black - f * remainder - g * ks) / (g * sigma))).sum(axis=0)
+        zeros = scale_exposure(dark, f, cam, seed=43) == 0
+        assert 0.2 < p.mean() < 0.8
+        assert zeros.mean() == pytest.approx(p.mean(), abs=5 * np.sqrt(np.sum(p * (1 - p))) / p.size)
 
 
 # -- acquire -----------------------------------------------------------------------------------
