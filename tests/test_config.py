@@ -8,11 +8,27 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from ispkit import config
 from ispkit.camera import Camera
-from ispkit.config import INT_RANGE, MAX_DEPTH, MAX_NODES, MAX_TEXT, Locator, load_yaml, parse_yaml, read_text_or_path
+from ispkit.config import (
+    INT_RANGE,
+    MAX_DEPTH,
+    MAX_NODES,
+    MAX_TEXT,
+    Locator,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_string,
+    holds_text_or_bool,
+    load_yaml,
+    parse_yaml,
+    read_text_or_path,
+)
 from ispkit.drift.config import AdjustmentConfig, ForensicsConfig, SynthesisConfig
 from ispkit.errors import ConfigError, UnknownStageError
 from ispkit.pipeline import Pipeline
@@ -384,3 +400,40 @@ def test_every_reader_refuses_the_bomb_quickly(tmp_path, prepare):
     err, seconds, peak = bounded(prepare(tmp_path))
     assert err.line == 3 and "aliases are not allowed (found *a)" in err.message
     assert seconds < 2.0 and peak < 20_000_000
+
+
+class TestValidators:
+    def test_check_number(self):
+        assert check_number(2, what="x") == 2.0 and type(check_number(np.float32(0.5), what="x")) is float
+        assert check_number(math.inf, what="λ", allow_inf=True) == math.inf
+        for bad in (True, "1.0", None, [1.0], math.nan, math.inf, 10**400, -1):
+            with pytest.raises(ConfigError, match=r"^expected a rate >= 0, got "):
+                check_number(bad, what="a rate >= 0", low=0.0)
+        with pytest.raises(ConfigError, match="got 0"):
+            check_number(0, what="a rate > 0", low=0.0, exclusive_low=True)
+        with pytest.raises(ConfigError, match="got 2"):
+            check_number(2, what="a fraction", high=1.0)
+
+    def test_check_int(self):
+        assert check_int(np.int64(3), minimum=1, odd=True) == 3 and type(check_int(np.int64(3))) is int
+        cases = [(True, {}, "an integer"), (3.0, {}, "an integer"), ("3", {}, "an integer"), (0, {"minimum": 1}, "an integer >= 1"),
+                 (6, {"minimum": 1, "maximum": 5}, r"an integer in \[1, 5\]"), (4, {"odd": True}, "an odd integer"), (65, {"minimum": 32, "even": True}, "an even integer >= 32")]  # fmt: skip
+        for value, options, expected in cases:
+            with pytest.raises(ConfigError, match=f"^expected {expected}, got {value!r}$"):
+                check_int(value, **options)
+
+    def test_check_bool_string_and_choice(self):
+        assert check_bool(False) is False and check_string("x") == "x" and check_choice("raw", ("raw", "rgb")) == "raw"
+        for bad in ("no", "false", 0, None):
+            with pytest.raises(ConfigError, match=f"^expected true or false, got {bad!r}$"):
+                check_bool(bad)
+        with pytest.raises(ConfigError, match=r"^expected a stage name, got \[\]$"):
+            check_string([], what="a stage name")
+        with pytest.raises(ConfigError, match=r"^expected one of \['raw', 'rgb'\], got 'rbg' \(did you mean 'rgb'\?\)$"):
+            check_choice("rbg", ("raw", "rgb"))
+        with pytest.raises(ConfigError, match=r"^expected one of \['raw', 'rgb'\], got \['raw'\]$"):
+            check_choice(["raw"], ("raw", "rgb"))
+
+    def test_holds_text_or_bool(self):
+        assert holds_text_or_bool([[1.0, 2.0], [3.0, "4"]]) and holds_text_or_bool(np.bool_(True)) and holds_text_or_bool((1, True))
+        assert not holds_text_or_bool([[1.0, 2], (3, np.float64(4))]) and not holds_text_or_bool(np.array([True]))
