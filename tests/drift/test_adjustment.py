@@ -13,7 +13,7 @@ from ispkit.pipeline import Pipeline
 from ispkit.tasks import load_checkpoint
 
 
-def _config(root, arms="[learned, frozen, raw]", epochs=2, extra=""):
+def _config(root, arms="[learned, frozen, raw]", epochs=2, extra="", pipeline_lr=0.05):
     return AdjustmentConfig.from_yaml(f"""
 name: tiny-adjust
 dataset: {{kind: microscopy, root: {root}}}
@@ -22,7 +22,7 @@ intensities: [0.01, 1.0]
 arms: {arms}
 model: {{name: small_cnn, downsample: 2}}
 training: {{epochs: {epochs}, batch_size: 8}}
-pipeline_lr: 0.05
+pipeline_lr: {pipeline_lr}
 folds: 2
 {extra}
 """)
@@ -56,7 +56,7 @@ def test_learned_pipeline_moves_and_frozen_does_not(microscopy_root, tmp_path):
 
 
 def test_learned_pipeline_stays_within_bounds(microscopy_root, tmp_path):
-    run_adjustment(_config(microscopy_root, arms="[learned]", extra="pipeline_lr: 5.0"), tmp_path / "run", tracking=False)
+    run_adjustment(_config(microscopy_root, arms="[learned]", pipeline_lr=5.0), tmp_path / "run", tracking=False)
     learned = Pipeline.from_yaml(tmp_path / "run" / "units" / "1" / "learned" / "fold1" / "pipeline.yaml")  # validated on load
     for s in learned.stages:
         for p in s.stage.params:
@@ -102,7 +102,7 @@ def test_config_errors():
     base = "dataset: {kind: microscopy, root: d}\npipeline: bi,s,me\nmodel: {name: small_cnn, downsample: 3}\n"
     with pytest.raises(ConfigError, match="downsample must be 1 or even"):
         AdjustmentConfig.from_yaml(base)
-    with pytest.raises(ConfigError, match="distinct arms"):
+    with pytest.raises(ConfigError, match=r"arms\[1\]: expected one of \['frozen', 'learned', 'raw'\], got 'tuned'"):
         AdjustmentConfig.from_yaml(base.replace("downsample: 3", "downsample: 2") + "arms: [learned, tuned]\n")
     with pytest.raises(ConfigError, match="intensity factor in \\(0, 1\\]"):
         AdjustmentConfig.from_yaml(base.replace("downsample: 3", "downsample: 2") + "intensities: [0, 1]\n")
