@@ -313,12 +313,19 @@ def _pipeline_file(item: str, loc: Locator, path: tuple, base: Path, files: dict
     return file
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._,+-]{0,99}")
+
+
 def _header(data: Any, loc: Locator, allowed: tuple[str, ...], default_name: str) -> tuple[dict[str, Any], str, int, str, int | None]:
     """The top mapping, checked against ``allowed``, and its name, seed, device and torch threads per unit."""
     top = _mapping(data, loc, (), "the experiment")
     loc.check_keys(top, allowed, (), "unknown experiment key")
-    default = Path(loc.source).stem if loc.source != "<string>" else default_name
+    # a name not given is the file's name, made a folder name (see _NAME)
+    default = (re.sub(r"[^A-Za-z0-9 ._,+-]", "_", Path(loc.source).stem).lstrip(" ._,+-")[:100] or default_name) if loc.source != "<string>" else default_name
     name = loc.check(("name",), check_string, top.get("name", default), what="an experiment name (a non-empty string)")
+    if not _NAME.fullmatch(name):
+        # the default run folder is runs/<name>: a name must not reach outside it ("../x", "/etc", "a/b")
+        loc.error(("name",), f"an experiment name is a folder name (letters, digits and ._,+- and spaces, starting with a letter or digit, at most 100 characters), got {name!r}")
     seed = loc.check(("seed",), check_int, top.get("seed", 0), minimum=0)
     device = top.get("device", "auto")
     if not (isinstance(device, str) and _DEVICE.fullmatch(device)):

@@ -35,6 +35,21 @@ def test_defaults_and_relative_root(tmp_path):
     assert config.threads is None and config.training.recalibrate_bn is False
 
 
+@pytest.mark.parametrize("name", ["../../../x", "/etc/cron.d/x", "a/b", "a\\\\b", "..", ".hidden", "x" * 101, "tab\\tname"])
+@pytest.mark.parametrize("cls", [SynthesisConfig, ForensicsConfig, AdjustmentConfig])
+def test_a_name_is_a_folder_name_inside_runs(cls, name):
+    """The default run folder is ``runs/<name>``: a name that would leave it is refused at its line."""
+    body = MINIMAL if cls is SynthesisConfig else "dataset: {kind: microscopy, root: data}\npipeline: bi,s,me\nmodel: {name: small_cnn}\n"
+    with pytest.raises(ConfigError, match=r"<string>:2:7: name: an experiment name is a folder name .* got "):
+        cls.from_yaml(f'# study\nname: "{name}"\n' + body)
+
+
+def test_a_default_name_from_an_odd_file_name_is_made_a_folder_name(tmp_path):
+    file = tmp_path / "..my study (v2)?.yaml"
+    file.write_text(MINIMAL)
+    assert SynthesisConfig.from_yaml(file).name == "my study _v2__"
+
+
 def test_adjustment_recalibrates_batchnorm_by_default_and_threads_are_checked():
     base = "dataset: {kind: microscopy, root: data}\npipeline: bi,s,me\nmodel: {name: small_cnn}\n"
     assert AdjustmentConfig.from_yaml(base).training.recalibrate_bn is True
