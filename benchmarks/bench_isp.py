@@ -137,7 +137,7 @@ def main() -> None:
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
-        from ispkit.io import atomic_write_text
+        from ispkit.atomic import atomic_write_text
 
         atomic_write_text(args.out, text + "\n")
 

@@ -19,7 +19,8 @@ from PIL import Image, ImageDraw, ImageFont
 from .camera import Camera
 from .cfa import masks_numpy, site_map_numpy
 from .errors import InputError
-from .io import atomic_write, to_uint8, write_png
+from .atomic import atomic_write
+from .io import to_uint8, write_png
 from .pipeline import PRESETS, Pipeline
 
 __all__ = ["demo_scene", "scene_to_raw", "render_views", "contact_sheet"]

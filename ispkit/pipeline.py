@@ -211,7 +211,7 @@ class Pipeline:
         """YAML text that :meth:`from_yaml` reads back to an equal pipeline; written to ``path`` if given."""
         text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
         if path is not None:
-            from .io import atomic_write_text
+            from .atomic import atomic_write_text
 
             atomic_write_text(path, text)
         return text

@@ -72,7 +72,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import DownloadError
-from ..io import atomic_write_text
+from ..atomic import atomic_write_text
 
 __all__ = [
     "RECORD_ID",

@@ -35,7 +35,8 @@ from PIL import Image
 
 from ..camera import Camera
 from ..errors import InputError
-from ..io import atomic_write, atomic_write_text, write_raw
+from ..atomic import atomic_write, atomic_write_text
+from ..io import write_raw
 from ..sensor import acquire, scale_exposure
 from .published import INTENSITIES, intensity_folder
 from .synthetic_drone import render_frame

@@ -66,7 +66,7 @@ import torch
 
 from ..cfa import pack_bayer
 from ..errors import InputError
-from ..io import atomic_write_text
+from ..atomic import atomic_write_text
 from ..sensor import scale_exposure
 from ..tasks.base import downsample_views
 from ..tasks.checkpoint import save_checkpoint

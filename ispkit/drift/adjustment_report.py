@@ -44,7 +44,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ..io import atomic_write_text
+from ..atomic import atomic_write_text
 from ..pipeline import Pipeline
 from .adjustment import AdjustmentResults
 from .forensics_report import _array

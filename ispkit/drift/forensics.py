@@ -59,7 +59,7 @@ import torch
 import yaml
 
 from ..errors import InputError
-from ..io import atomic_write_text
+from ..atomic import atomic_write_text
 from ..tasks.base import TaskNetwork
 from ..tasks.checkpoint import load_checkpoint, save_checkpoint
 from ..tasks.metrics import PRIMARY_METRIC, task_loss, task_metrics

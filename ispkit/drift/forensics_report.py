@@ -43,7 +43,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ..io import atomic_write_text
+from ..atomic import atomic_write_text
 from ..pipeline import Pipeline
 from .forensics import ForensicsResults, _plain_lambda
 from .html_report import embed_figure, escape, fmt, html_document, new_figure, save_png

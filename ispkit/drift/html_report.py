@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..io import atomic_write
+from ..atomic import atomic_write
 
 __all__ = ["DPI", "CSS", "new_figure", "save_png", "embed_figure", "html_document", "fmt", "escape"]
 

@@ -49,7 +49,7 @@ from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
 from ..errors import InputError, close_matches
-from ..io import atomic_write_text
+from ..atomic import atomic_write_text
 from .html_report import embed_figure, escape, fmt, html_document, new_figure, save_png
 from .results import SynthesisResults
 

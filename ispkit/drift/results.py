@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..io import atomic_write_text
+from ..atomic import atomic_write_text
 
 __all__ = ["SynthesisResults", "Ranking", "JsonResults"]
 

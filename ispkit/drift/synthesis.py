@@ -41,7 +41,7 @@ from ..camera import Camera
 from ..corruptions import CORRUPTIONS
 from ..data.splits import grouped_stratified_kfold
 from ..errors import InputError
-from ..io import atomic_write_text
+from ..atomic import atomic_write_text
 from ..pipeline import Pipeline
 from ..tasks.base import TaskNetwork, downsample_views
 from ..tasks.checkpoint import save_checkpoint

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_write_text
+from ..atomic import atomic_write_text
 
 __all__ = ["Tracker", "MlflowTracker", "make_tracker", "flatten"]
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError
-from ..io import atomic_write
+from ..atomic import atomic_write
 
 __all__ = ["load_state", "save_state", "is_url"]
 
@@ -38,7 +38,7 @@ def is_url(source: str | os.PathLike[str]) -> bool:
 
 
 def save_state(state: Any, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
-    """``torch.save`` ``state`` to ``path`` atomically (:func:`ispkit.io.atomic_write`).
+    """``torch.save`` ``state`` to ``path`` atomically (:func:`ispkit.atomic.atomic_write`).
 
     The file is written through a Python file object, so that a failing write (a full
     disk, say) surfaces as the :class:`OSError` it is -- as the context of torch's own

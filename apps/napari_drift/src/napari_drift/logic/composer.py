@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from ispkit import Camera, ParameterError, Pipeline, UnknownStageError, get_registry, presets
-from ispkit.io import atomic_write_text
+from ispkit.atomic import atomic_write_text
 
 __all__ = ["ComposerModel", "ParamRow", "StageRow", "format_value", "parse_value", "to_view"]
 
