@@ -1,15 +1,17 @@
-"""Demosaicing: library equality, backends agree (borders and ties included), gradients, errors."""
+"""Demosaicing: library equality, golden images, backends agree (borders, ties, photographs and integer
+raws included), the shift metamorphism, gradients, errors."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -29,7 +31,19 @@ from ispkit.stages.demosaic import (
     demosaic_menon2007_numpy,
 )
 from ispkit.stages.demosaic.menon2007 import _classifier, _green_estimates
-from support import assert_backends_agree, default_values, raw_batches, run_torch
+from support import (
+    TOLERANCE,
+    assert_backends_agree,
+    assert_backends_agree_on_values,
+    default_values,
+    dn_raw_batches,
+    float32_values,
+    mosaic,
+    natural_crop,
+    natural_raw_batches,
+    raw_batches,
+    run_torch,
+)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # colour's note that matplotlib is missing
@@ -38,7 +52,24 @@ with warnings.catch_warnings():
 
 
 STAGES = [pytest.param(s, id=s.method) for s in (Bilinear, Malvar2004, Menon2007)]
+#: Every method with each setting that changes what it computes (``None``: the declared defaults).
+CONFIGURED = [
+    pytest.param(Bilinear, None, id="bilinear"),
+    pytest.param(Malvar2004, {}, id="malvar2004"),
+    pytest.param(Menon2007, {"refining_step": True}, id="menon2007"),
+    pytest.param(Menon2007, {"refining_step": False}, id="menon2007-no-refining"),
+]
 SETTINGS = settings(max_examples=50, deadline=None)
+REAL_SETTINGS = settings(max_examples=8, deadline=None)
+#: How far (in pixels) an output pixel reads the mosaic: Menon's refining step reaches 11.
+REACH = 12
+#: The layout a mosaic has after ``np.roll(raw, 1, axis)``: one column over swaps the
+#: colours within each row, one row down swaps the rows.
+ROLLED = {
+    -1: {"RGGB": "GRBG", "GRBG": "RGGB", "BGGR": "GBRG", "GBRG": "BGGR"},
+    -2: {"RGGB": "GBRG", "GBRG": "RGGB", "BGGR": "GRBG", "GRBG": "BGGR"},
+}
+INTERIOR = (slice(None), slice(REACH, -REACH), slice(REACH, -REACH))
 FIXED = np.random.default_rng(11).random((3, 6, 8))
 
 # The examples of the colour-demosaicing 0.2.7 docstrings: CFA and the printed
@@ -86,6 +117,10 @@ def torch_values(values: dict, dtype: torch.dtype = torch.float64) -> dict:
 
 def validated_kernels(kernels) -> dict[str, np.ndarray]:
     return {"kernels": Bilinear.param("kernels").validate(kernels, "demosaic.kernels")}
+
+
+def configured(stage, values) -> dict:
+    return default_values(stage) if values is None else values
 
 
 class TestDemosaic:
@@ -171,6 +206,47 @@ class TestDemosaic:
         out = stage.numpy(raw, **default_values(stage), pattern=pattern)
         np.testing.assert_allclose(out[:, 2:-2, 2:-2], np.broadcast_to([[[0.2]], [[0.5]], [[0.8]]], (3, 6, 6)), atol=1e-14)
 
+    @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+    @pytest.mark.parametrize(("stage", "values"), CONFIGURED)
+    def test_backends_agree_on_photographs(self, stage, values, pattern):
+        """Crops at odd offsets of four photographs, 8-bit and on the 12-bit grid: full of exact ties."""
+        values = configured(stage, values)
+        for top, left, bits in ((101, 57, 8), (33, 211, 12)):
+            batch = np.stack([mosaic(natural_crop(name, top, left, 24, 32, bits), pattern) for name in ("astronaut", "coffee", "chelsea", "immunohistochemistry")])
+            assert_backends_agree_on_values(stage, batch, values, pattern)
+
+    @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+    @pytest.mark.parametrize(("stage", "values"), CONFIGURED)
+    @REAL_SETTINGS
+    @given(data=st.data())
+    def test_backends_agree_on_natural_mosaics(self, stage, values, pattern, data):
+        assert_backends_agree_on_values(stage, data.draw(natural_raw_batches(pattern)), configured(stage, values), pattern)
+
+    @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+    @pytest.mark.parametrize(("stage", "values"), CONFIGURED)
+    @REAL_SETTINGS
+    @given(batch=dn_raw_batches())
+    def test_backends_agree_on_integer_raws(self, stage, values, pattern, batch):
+        """12-, 14- and 16-bit counts over the white level."""
+        assert_backends_agree_on_values(stage, batch, configured(stage, values), pattern)
+
+    @pytest.mark.parametrize("axis", [-1, -2])
+    @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+    @pytest.mark.parametrize(("stage", "values"), CONFIGURED)
+    def test_rolled_mosaic_is_the_neighbouring_layout(self, stage, values, pattern, axis):
+        """Kornia-style metamorphism: a mosaic rolled by one pixel is a mosaic of the neighbouring
+        layout, and demosaicing it as that layout rolls the interior of the result, in both backends."""
+        values = configured(stage, values)
+        raw = mosaic(natural_crop("astronaut", 101, 203, 2 * REACH + 16, 2 * REACH + 20), pattern)
+        rolled, layout = np.roll(raw, 1, axis), ROLLED[axis][pattern]
+        expected = np.roll(stage.run_numpy(raw, values, pattern), 1, axis)[INTERIOR]
+        np.testing.assert_allclose(stage.run_numpy(rolled, values, layout)[INTERIOR], expected, rtol=0, atol=1e-12)
+        for dtype, tol in TOLERANCE.items():
+            expected = np.roll(run_torch(stage, raw[None], values, pattern, dtype)[0], 1, axis)[INTERIOR]
+            np.testing.assert_allclose(run_torch(stage, rolled[None], values, layout, dtype)[0][INTERIOR], expected, rtol=0, atol=tol)
+        # the interior really reads the layout: demosaicing the rolled mosaic as the old layout is far off
+        assert np.abs(stage.run_numpy(rolled, values, pattern)[INTERIOR] - np.roll(stage.run_numpy(raw, values, pattern), 1, axis)[INTERIOR]).max() > 0.05
+
     def test_import_silences_colour_without_touching_global_filters(self):
         code = (
             "import warnings, numpy, scipy.ndimage, torch; before = list(warnings.filters); "
@@ -178,6 +254,36 @@ class TestDemosaic:
         )
         result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def lighthouse():
+    """Crops of colour-demosaicing's reference images (see golden/README.md)."""
+    with np.load(Path(__file__).with_name("golden") / "lighthouse.npz") as data:
+        return dict(data)
+
+
+class TestGolden:
+    """colour-demosaicing's own reference images: its Lighthouse mosaics and their demosaiced
+    results for all four layouts (float32 OpenEXR files), compared on a 40 × 40 interior."""
+
+    MARGIN = 12  # the stored mosaic crops are 64 × 64; the references are their interior
+
+    @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+    @pytest.mark.parametrize(
+        ("stage", "values", "name"),
+        [pytest.param(*p.values, n, id=p.id) for p, n in zip(CONFIGURED, ("Bilinear", "Malvar2004", "Menon2007", "Menon2007_NR"))],
+    )
+    def test_equals_the_reference_image(self, lighthouse, stage, values, name, pattern):
+        values = configured(stage, values)
+        cfa = lighthouse[f"cfa_{pattern}"].astype(np.float64)  # half floats: the same numbers in float32
+        expected = lighthouse[f"{name}_{pattern}"].astype(np.float64)  # the library's result rounded to float32
+        inner = (slice(None), slice(self.MARGIN, -self.MARGIN), slice(self.MARGIN, -self.MARGIN))
+        assert expected.shape == (3, 40, 40) and np.ptp(expected) > 0.5
+        np.testing.assert_allclose(stage.run_numpy(cfa, values, pattern)[inner], expected, rtol=0, atol=1e-7)
+        for dtype, tol in ((torch.float64, 1e-7), (torch.float32, 1e-6)):
+            got = run_torch(stage, cfa[None], values, pattern, dtype)[0][inner]
+            np.testing.assert_allclose(got, expected, rtol=0, atol=tol, err_msg=f"{name} {pattern} {dtype}")
 
 
 class TestBilinear:
@@ -282,15 +388,31 @@ class TestMenon2007:
     @settings(max_examples=60, deadline=None)
     @given(batch=raw_batches())
     def test_backends_agree(self, pattern, refining_step, batch):
-        horizontal64, margin = decisions(batch, pattern, torch.float64)
-        flipped = decisions(batch, pattern, torch.float32)[0] != horizontal64
-        # float32 may take the other direction only where float64 sees a tie (within
-        # float32 resolution); there the reference's choice hangs on input bits that
-        # rounding to float32 drops (see test_float32_cannot_resolve_exact_ties).
-        if flipped.any():
-            assert margin[flipped].abs().max() < 1e-5
-        assume(not flipped.any())
-        assert_backends_agree(Menon2007, batch, {"refining_step": refining_step}, pattern)
+        """On the same numbers, ties included: the decision is taken in float64 whatever the input dtype."""
+        assert_backends_agree_on_values(Menon2007, batch, {"refining_step": refining_step}, pattern)
+
+    @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+    def test_float32_takes_the_library_decisions_on_a_photograph(self, pattern):
+        """A 64 × 64 crop of a photograph has directions that float32 arithmetic would decide
+        the other way; the float32 module still equals the library on the same numbers."""
+        raw = float32_values(mosaic(natural_crop("astronaut", 7, 151, 64, 64), pattern))[None]
+        flipped = decisions(raw, pattern, torch.float32)[0] != decisions(raw, pattern, torch.float64)[0]
+        assert flipped.sum() >= 3  # the input is one that float32 decisions get wrong
+        for refining_step in (True, False):
+            expected = demosaic_menon2007_numpy(raw[0], refining_step, pattern=pattern)
+            got = demosaic_menon2007(torch.from_numpy(raw).float(), refining_step, pattern=pattern)[0]
+            np.testing.assert_allclose(got.double().numpy(), expected, rtol=0, atol=1e-6)
+
+    @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+    def test_half_precision_takes_the_float64_decisions(self, dtype):
+        """Inputs of any float dtype: the direction is the library's on the numbers the tensor holds."""
+        raw = torch.from_numpy(mosaic(natural_crop("coffee", 51, 99, 32, 32), "GRBG")).to(dtype)[None]
+        exact = raw.double()
+        expected = demosaic_menon2007_numpy(exact[0].numpy(), True, pattern="GRBG")
+        got = demosaic_menon2007(raw, True, pattern="GRBG")
+        assert got.dtype == dtype
+        # half-precision rounding of the output only (8 and 11 significant bits), never a wrong direction
+        np.testing.assert_allclose(got[0].double().numpy(), expected, rtol=0, atol=2.0 * float(torch.finfo(dtype).eps))
 
     @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
     @settings(max_examples=60, deadline=None)
@@ -311,7 +433,8 @@ class TestMenon2007:
 
     def test_float32_cannot_resolve_exact_ties(self):
         """The reference itself moves by far more than 1e-4 when its float64 input is
-        rounded to float32, so no float32 computation can be within 1e-4 of it on both."""
+        rounded to float32, so the float32 contract is on the same numbers
+        (:func:`support.assert_backends_agree_on_values`), not on the float64 data they came from."""
         rounded = RAMP.astype(np.float32).astype(np.float64)
         exact = demosaic_menon2007_numpy(RAMP, False, pattern="GRBG")
         assert np.abs(demosaic_menon2007_numpy(rounded, False, pattern="GRBG") - exact).max() > 0.1

@@ -6,22 +6,29 @@ colour-difference gradients, red and blue follow along the chosen direction, and
 optional refining step smooths the colour differences.
 
 The torch backend reproduces ``colour_demosaicing.demosaicing_CFA_Bayer_Menon2007``.
-Everything up to the directional decision ``d_V >= d_H`` is summed tap by tap in the
-order in which ``scipy.ndimage`` sums it, so that in float64 the decision is
-bit-identical to the library's, ties included. After the decision, the red and blue
-interpolations filter colour differences once instead of filtering each colour and
-subtracting (the same linear maps, equal to the library to float rounding, about
-1e-16, and half the memory traffic). The decision is
-piecewise constant, so the output is piecewise linear in the mosaic: differentiable
-almost everywhere, with jumps where ``d_V - d_H`` changes sign (at green sites both
-sums are 0 and the decision is not used).
+Everything up to the directional decision is summed tap by tap in the order in which
+``scipy.ndimage`` sums it, and always in float64 whatever the input dtype, so the
+decision is bit-identical to the library's run on the same values, ties included:
+``M = [d_V >= d_H]``, a tie going horizontal as in the library. The refining step takes
+no decision of its own; it filters along the same ``M``. Float32 arithmetic could not
+promise this: photographs and integer-valued raws give many sums that tie in exact
+arithmetic, float32 rounding then picks either direction, and a flipped decision moves
+the output by up to about 0.2. The green estimates are formed in float64 too (the
+decision selects between them) and rounded once to the input dtype; everything after
+the decision runs in the input dtype. The red and blue interpolations filter colour
+differences once instead of filtering each colour and subtracting (the same linear
+maps, equal to the library to float rounding, about 1e-16, and half the memory
+traffic). The decision is piecewise constant, so the output is piecewise linear in the
+mosaic: differentiable almost everywhere, with jumps where ``d_V - d_H`` changes sign
+(at green sites both sums are 0 and the decision is not used).
 
-In float32 the decision can differ from the float64 reference only where the two sums
-agree to within float32 rounding. Exact ties do occur on symmetric content (on a
-diagonal ramp rows and columns look alike), and there the reference's choice hangs on
-the float64 rounding of its input: rounding a 4×4 ramp to float32 moves the
-reference's own output by 0.17, so no float32 computation can stay within 1e-4 of it
-on such inputs. Random and natural images do not tie.
+"The same values" matters at exact ties: the library's choice there hangs on the last
+bits of its float64 input (rounding a 4×4 ramp, or an 8-bit photograph ``k / 255``, to
+float32 moves the library's own output by up to 0.17), so a float32 tensor reproduces
+the library run on that tensor's values promoted to float64, not on the float64 data
+it was rounded from. For the same reason the stage sets ``exact_input``: a pipeline
+runs its raw stages (the black level) in float64 and hands this stage their float64
+result, which is what the NumPy backend decides on.
 
 References
 ----------
@@ -155,6 +162,11 @@ def _convolve_constant(x: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
     return out
 
 
+def _decision_dtype(device: torch.device) -> torch.dtype:
+    """Float64, in which the library takes the decision; float32 on Apple's MPS, which has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def _green_estimates(raw: torch.Tensor, green: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The directional greens ``Ĝ_H`` and ``Ĝ_V``: sampled green kept, ``h_0 + h_1`` elsewhere."""
     green_h, green_v = (torch.where(green, raw, _convolve1d(raw, H_0, axis) + _convolve1d(raw, H_1, axis)) for axis in (-1, -2))
@@ -179,7 +191,9 @@ def _along(planes: torch.Tensor, weights: tuple[float, ...], horizontal: torch.T
 def demosaic_menon2007(raw: torch.Tensor, refining_step: bool, *, pattern: str) -> torch.Tensor:
     """Torch twin of :func:`demosaic_menon2007_numpy` on a batch ``(N, H, W)`` → ``(N, 3, H, W)``.
 
-    Differentiable almost everywhere in ``raw`` (see the module notes on the decision).
+    The result has ``raw``'s dtype; the directional decision is taken in float64 (float32
+    on MPS), so it is the library's on the values ``raw`` holds. Differentiable almost
+    everywhere in ``raw`` (see the module notes on the decision).
 
     Examples
     --------
@@ -192,10 +206,11 @@ def demosaic_menon2007(raw: torch.Tensor, refining_step: bool, *, pattern: str) 
     pattern = check_pattern(pattern)
     red, green, blue = masks_torch(raw.shape[-2:], pattern, dtype=torch.bool, device=raw.device)
     red_rows = red.any(-1, keepdim=True)
-    green_h, green_v = _green_estimates(raw, green)
-    d_h, d_v = _classifier(raw, green_h, green_v, green)
-    horizontal = d_v >= d_h  # the decision M
-    g = torch.where(horizontal, green_h, green_v)
+    exact = raw.to(_decision_dtype(raw.device))  # the identity for float64 input
+    green_h, green_v = _green_estimates(exact, green)
+    d_h, d_v = _classifier(exact, green_h, green_v, green)
+    horizontal = d_v >= d_h  # the decision M, as the library takes it
+    g = torch.where(horizontal, green_h, green_v).to(raw.dtype)
     # R and B at green sites: G plus the k_b-interpolated colour difference from the
     # two neighbours of that colour, along the row in rows of that colour, across it
     # otherwise. The library filters R, B and G separately and subtracts; filtering
@@ -249,6 +264,7 @@ class Menon2007(Stage):
     takes = "raw"
     gives = "rgb"
     cfa_aware = True
+    exact_input = True
     params = (
         Param(
             "refining_step",
