@@ -327,6 +327,9 @@ class PipelineModule(nn.Module):
         for s in pipeline.stages:
             self.add_module(s.name, StageModule(s.stage, s.values, pipeline.camera.pattern, chosen.get(s.name, frozenset())))
         self._overrides = {s.name: s.overrides | chosen.get(s.name, frozenset()) for s in pipeline.stages}
+        # A raw stage that decides on its input values (Stage.exact_input) gets them, and
+        # the raw stages before it run, in float64, as in the NumPy backend.
+        self._exact_raw = any(s.stage.takes == "raw" and s.stage.exact_input for s in pipeline.stages)
 
     def forward(self, raw: torch.Tensor) -> torch.Tensor:
         if not isinstance(raw, torch.Tensor):
@@ -340,7 +343,8 @@ class PipelineModule(nn.Module):
             raise InputError(f"PipelineModule input: expected (H, W), (N, H, W) or (N, 1, H, W), got shape {tuple(raw.shape)}")
         check_raw_data(raw, "PipelineModule input", batched=True)
         self.views = {}
-        x, y_before, y = raw, None, None  # y: the luma plane while luma stages run
+        exact = self._exact_raw and raw.dtype != torch.float64 and raw.device.type != "mps"  # MPS has no float64
+        x, y_before, y = raw.to(torch.float64) if exact else raw, None, None  # y: the luma plane while luma stages run
         for step in self._plan:
             if step.op == "to_yuv":
                 y_before = y = luma(x)
@@ -352,8 +356,10 @@ class PipelineModule(nn.Module):
                     y = module(y)
                 else:
                     x = module(x)
+                    if exact and step.stage.stage.gives != "raw":
+                        x, exact = x.to(raw.dtype), False
                 if self.track_stages:
-                    self.views[step.stage.name] = with_luma(x, y_before, y) if step.stage.stage.takes == "luma" else x
+                    self.views[step.stage.name] = with_luma(x, y_before, y) if step.stage.stage.takes == "luma" else x.to(raw.dtype)
         return x[0] if single else x
 
     @torch.no_grad()

@@ -129,6 +129,10 @@ class Stage:
     gives: ClassVar[Domain]
     params: ClassVar[tuple[Param, ...]] = ()
     cfa_aware: ClassVar[bool] = False
+    #: The torch backend takes discrete decisions from its input values (Menon's choice of
+    #: direction) that rounding the input to float32 would flip; a pipeline then runs its
+    #: raw stages in float64, as the NumPy backend does, and casts after the demosaic.
+    exact_input: ClassVar[bool] = False
     numpy: ClassVar[Callable[..., np.ndarray]]
     torch: ClassVar[Callable[..., torch.Tensor]]
 
