@@ -1,4 +1,5 @@
-"""Gamma correction: backends agree, clipping, black stays black, gradients, parameter checks, module."""
+"""Gamma correction: backends agree (near black too), the difference it propagates, clipping, black stays
+black, gradients, parameter checks, module."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from torch import nn
 from ispkit.cfa import BAYER_PATTERNS
 from ispkit.errors import ParameterError
 from ispkit.stages.base import StageModule
-from ispkit.stages.gamma import Gamma, gamma, gamma_numpy
-from support import assert_backends_agree, default_values, rgb_batches
+from ispkit.stages.gamma import Gamma, gamma, gamma_numpy, propagated_difference
+from support import assert_backends_agree, assert_backends_agree_on_values, default_values, natural_rgb_batches, rgb_batches
 
 
 
@@ -55,6 +56,22 @@ class TestBackendsAgree:
     @given(batch=rgb_batches(), value=gammas)
     def test_random_gamma(self, batch, value):
         assert_backends_agree(Gamma, batch, validated(value))
+
+    @SETTINGS
+    @given(batch=natural_rgb_batches(), value=gammas)
+    def test_photographs_and_integer_values(self, batch, value):
+        assert_backends_agree_on_values(Gamma, batch, validated(value))
+
+    @pytest.mark.parametrize("value", [1.0, 2.2, 10.0])
+    def test_near_black_on_the_same_input(self, value):
+        """Where the slope is unbounded the stage itself still agrees: the float32 power of a
+        float32 number is its float64 power to rounding (subnormals included)."""
+        tiny = np.concatenate([[1e-45, 1e-40, 1.2e-38], np.logspace(-37, -1, 73)])
+        batch = np.broadcast_to(tiny, (1, 3, 1, tiny.size)).copy()
+        assert_backends_agree_on_values(Gamma, batch, validated(value))
+        got = gamma(torch.tensor(batch, dtype=torch.float32), t(value, torch.float32)).double().numpy()
+        # relative too: γ rounded to float32 moves v^(1/γ) by about |ln v|·2^-24 relative (2e-6 at 1e-45)
+        np.testing.assert_allclose(got, gamma_numpy(batch.astype(np.float32).astype(np.float64), np.array(value)), rtol=1e-5, atol=0)
 
     @pytest.mark.parametrize("value", [0.1, 1.0, 10.0])
     def test_bounds_and_exact_edges(self, value):
@@ -100,6 +117,49 @@ class TestKnownValues:
         x = torch.rand(2, 3, 4, 6, dtype=torch.float32)
         out = gamma(x, t(2.2, torch.float32))
         assert out.shape == x.shape and out.dtype == torch.float32
+
+
+class TestPropagatedDifference:
+    """``propagated_difference(v, δ, γ)``: the most the output moves when the input moves by δ."""
+
+    def test_docstring_example(self):
+        got = propagated_difference(np.array([0.0, 0.25, 1.0]), 1e-6, np.array(2.0))
+        np.testing.assert_allclose(got, [1e-3, 1e-6, 5e-7], rtol=1e-5)
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        v=st.floats(-0.5, 1.5),
+        t_=st.floats(-0.1, 0.1),
+        slack=st.floats(0.0, 0.1),
+        value=gammas,
+    )
+    def test_bounds_every_move_within_delta(self, v, t_, slack, value):
+        delta = abs(t_) + slack
+        g = np.array(value)
+        moved = abs(float(gamma_numpy(np.array(v + t_), g) - gamma_numpy(np.array(v), g)))
+        bound = float(propagated_difference(np.array(v), delta, g))
+        assert moved <= bound + 1e-15
+        # ... and it is at most δ^(1/γ) (γ ≥ 1, Hölder) or δ/γ (γ < 1, Lipschitz)
+        assert bound <= (delta ** (1 / value) if value >= 1 else delta / value) + 1e-15
+
+    @pytest.mark.parametrize("value", [1.0, 2.2, 10.0])
+    def test_attained_at_black(self, value):
+        for delta in (1e-8, 1e-6, 1e-4):
+            assert float(propagated_difference(np.array(0.0), delta, np.array(value))) == pytest.approx(delta ** (1 / value), rel=1e-12)
+
+    def test_small_away_from_black(self):
+        """About δ·f'(v): below δ where the slope is below 1 (v > 0.235 for γ = 2.2)."""
+        v = np.array([0.25, 0.5, 1.0])
+        slope = v ** (1 / 2.2 - 1) / 2.2
+        np.testing.assert_allclose(propagated_difference(v, 1e-4, np.array(2.2)), 1e-4 * slope, rtol=1e-3)
+
+    def test_the_readme_pixel(self):
+        """The README example's one value off by 1.3e-3: float64 reaches gamma with 4.3e-7, float32 with -2.4e-7."""
+        numpy_value, torch_value = 4.31774059173e-07, -2.38418579102e-07
+        g = np.array(2.2)
+        moved = float(gamma_numpy(np.array(numpy_value), g) - gamma_numpy(np.array(torch_value), g))
+        assert moved == pytest.approx(1.279e-3, rel=1e-3)
+        assert moved <= float(propagated_difference(np.array(numpy_value), numpy_value - torch_value, g))
 
 
 class TestGradients:
