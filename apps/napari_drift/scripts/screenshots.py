@@ -307,10 +307,6 @@ def main(argv: list[str] | None = None) -> int:
     from napari.utils.notifications import notification_manager
 
     notification_manager.notification_ready.connect(_record_notification)
-    try:  # torch's lazy _dynamo import must happen in the main thread (see README, Jobs)
-        import torch._dynamo  # noqa: F401
-    except Exception:  # noqa: BLE001
-        pass
 
     with tempfile.TemporaryDirectory(prefix="napari-drift-shots-") as tmpdir:
         tmp = Path(tmpdir)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from ispkit.tasks import build_network, save_checkpoint
 from napari_drift.logic.classifier import ClassifierModel, bundled_checkpoint, softmax
 from napari_drift.logic.composer import to_view
 from napari_drift.logic.drift_view import difference_stack, drift_stack
-from napari_drift.logic.jobs import JobRunner, detect_kind, figures, forensics_pipelines, parse_progress
+from napari_drift.logic.jobs import JobError, JobRunner, _decode, detect_kind, figures, forensics_pipelines, parse_progress
 
 
 # -- drift view -------------------------------------------------------------------------
@@ -154,3 +156,32 @@ def test_detect_kind_rejects_synthesis(tmp_path):
         detect_kind(path)
     with pytest.raises(FileNotFoundError):
         JobRunner(None, tmp_path / "missing.yaml", tmp_path / "run")
+
+
+def test_a_failing_job_raises_its_error_from_the_job_process(tiny_forensics, tiny_microscopy_root, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    config = tmp_path / "no_data.yaml"  # valid YAML, but the dataset folder holds no images: the run fails
+    config.write_text(tiny_forensics.read_text().replace(str(tiny_microscopy_root), str(empty)), encoding="utf-8")
+    runner = JobRunner("forensics", config, tmp_path / "run")
+    with pytest.raises(JobError, match=r"^FileNotFoundError: Raw-Microscopy images not found") as info:
+        runner.run()
+    assert info.value.type_name == "FileNotFoundError" and "Traceback (most recent call last)" in info.value.details
+    assert runner.returncode == 1 and not runner.finished and not runner.cancelled
+
+
+def test_a_killed_job_process_is_an_error_not_a_crash(tiny_forensics, tmp_path):
+    runner = JobRunner("forensics", tiny_forensics, tmp_path / "run")
+    lines = runner.lines()
+    assert runner.pid is None
+    next(lines)  # the job process is running
+    os.kill(runner.pid, signal.SIGKILL)
+    with pytest.raises(JobError, match="ended without a result \\(killed by SIGKILL\\)") as info:
+        list(lines)
+    assert info.value.type_name == "JobProcessDied" and runner.returncode == -signal.SIGKILL
+
+
+def test_job_protocol_ignores_foreign_lines():
+    assert _decode('{"event": "line", "text": "[1/3] x"}') == {"event": "line", "text": "[1/3] x"}
+    for foreign in ("[1/3] gamma", "", "{", "[]", '"event"', '{"event": 3}', '{"text": "x"}', "null"):
+        assert _decode(foreign) is None, foreign

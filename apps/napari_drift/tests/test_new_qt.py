@@ -119,3 +119,19 @@ def test_jobs_run_and_cancel(viewer, qtbot, tiny_forensics, tmp_path, errors):
     assert "[3/3]" not in widget.log.toPlainText()
     assert not (tmp_path / "cancelled" / "results.json").exists()
     assert not errors
+
+
+def test_jobs_failure_in_the_job_process_is_shown(viewer, qtbot, tiny_forensics, tiny_microscopy_root, tmp_path, errors):
+    from napari_drift.widgets.jobs import JobsWidget
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    config = tmp_path / "no_data.yaml"  # valid, but the dataset folder holds no images: the run fails in the job process
+    config.write_text(tiny_forensics.read_text().replace(str(tiny_microscopy_root), str(empty)), encoding="utf-8")
+    widget = JobsWidget(viewer)
+    with qtbot.waitSignal(widget.job_finished, timeout=60000) as blocker:
+        assert widget.start(config, tmp_path / "run")
+    assert blocker.args == ["error"] and widget.start_button.isEnabled()
+    assert len(errors) == 1 and errors[0].startswith("forensics job failed: FileNotFoundError: Raw-Microscopy images not found")
+    log = widget.log.toPlainText()
+    assert "Traceback (most recent call last)" in log and "failed: FileNotFoundError" in log

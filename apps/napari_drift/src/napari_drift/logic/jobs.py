@@ -1,23 +1,33 @@
 """Background drift experiments (forensics, adjustment) with progress lines and cancellation.
 
 :class:`JobRunner` runs ``ispkit.drift.forensics.run_forensics`` or
-``ispkit.drift.adjustment.run_adjustment`` in a helper thread; :meth:`JobRunner.lines`
-is a generator of its progress lines (handed over through a queue), meant to be driven
-by a napari generator ``thread_worker``. :meth:`JobRunner.cancel` sets an event that the
-progress callback checks: the next time ispkit reports progress, the callback raises
-:class:`JobCancelled`, which unwinds the run. ispkit writes each finished unit before
-reporting it, so a cancelled run folder resumes where it stopped (run the same
-experiment into the same folder again). The helper thread is always joined.
+``ispkit.drift.adjustment.run_adjustment`` in a separate Python process
+(:mod:`napari_drift.logic.job_process`); :meth:`JobRunner.lines` is a generator of its
+progress lines (read from the process's stdout), meant to be driven by a napari generator
+``thread_worker``. :meth:`JobRunner.cancel` tells the process to stop: the next time
+ispkit reports progress there, the callback raises :class:`JobCancelled`, which unwinds
+the run. ispkit writes each finished unit before reporting it, so a cancelled run folder
+resumes where it stopped (run the same experiment into the same folder again). The
+process is always waited for.
+
+Why a process and not a thread: the training builds ``torch.optim`` optimisers, whose
+first use imports ``torch._dynamo`` and with it triton, and triton cannot be loaded into a
+process in which Mesa's OpenGL driver has loaded the system LLVM (every napari process
+rendering with llvmpipe): see :mod:`napari_drift.logic.job_process`. Nothing here imports
+torch's compiler stack into the caller's process, whatever ran before.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
-import queue
 import re
+import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +36,10 @@ import yaml
 from ispkit import InputError
 
 __all__ = [
+    "CANCEL",
     "JOB_KINDS",
     "JobCancelled",
+    "JobError",
     "JobRunner",
     "Progress",
     "detect_kind",
@@ -35,15 +47,31 @@ __all__ = [
     "forensics_pipelines",
     "adjustment_pipelines",
     "parse_progress",
+    "run_function",
 ]
 
 JOB_KINDS = ("forensics", "adjustment")
+CANCEL = "cancel"  # the line that asks the job process to stop
 _UNIT = re.compile(r"^\s*\[(\d+)/(\d+)\]")
 _EPOCH = re.compile(r"epoch\s+(\d+)/(\d+)")
 
 
 class JobCancelled(Exception):
     """Raised from the progress callback of a cancelled job; stops the run at its next progress point."""
+
+
+class JobError(Exception):
+    """The job process failed: the original exception's type name and message, and its traceback.
+
+    ``str(error)`` is ``"<type name>: <message>"``; ``details`` holds the job process's
+    traceback (empty when the process died without reporting, e.g. killed by a signal).
+    Not a ``RuntimeError``: napari's (superqt's) generator workers take a ``RuntimeError``
+    for "the worker was deleted" and end without emitting ``errored`` or ``finished``.
+    """
+
+    def __init__(self, type_name: str, message: str, details: str = "") -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name, self.message, self.details = type_name, message, details
 
 
 @dataclass(frozen=True)
@@ -102,26 +130,53 @@ def load_config(kind: str, config: str | os.PathLike[str]) -> Any:
     return (ForensicsConfig if kind == "forensics" else AdjustmentConfig).from_yaml(path)
 
 
-_WARM = False
+def run_function(kind: str) -> Callable[..., Any]:
+    """ispkit's ``run_forensics`` or ``run_adjustment`` (imports ispkit's training code)."""
+    if kind == "forensics":
+        from ispkit.drift.forensics import run_forensics
+
+        return run_forensics
+    from ispkit.drift.adjustment import run_adjustment
+
+    return run_adjustment
 
 
-def warm_up() -> None:
-    """Do torch's lazy imports in the calling (main) thread, once per process.
+def exit_status(returncode: int) -> str:
+    """``"exit code 3"`` or, for a negative code, the signal: ``"killed by SIGSEGV"``."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
 
-    The first ``torch.optim`` optimiser imports ``torch._dynamo`` (and with it triton);
-    doing that import first inside a helper thread while Qt runs crashes the process
-    (segmentation fault in triton's extension loading), so the runner does it up front.
+
+def _child_environment() -> dict[str, str]:
+    """This process's environment, with ``PYTHONPATH`` set to its ``sys.path``.
+
+    The job process then imports the same ``napari_drift`` and ``ispkit`` as this one, even
+    when they were put on ``sys.path`` at run time (as ``multiprocessing`` does for its children).
     """
-    global _WARM
-    if not _WARM:
-        import torch
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if isinstance(p, str) and p)
+    return env
 
-        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-        _WARM = True
+
+def _decode(raw: str) -> dict[str, Any] | None:
+    """A protocol event from a line of the job process's stdout, or ``None`` for any other text."""
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and isinstance(event.get("event"), str) else None
 
 
 class JobRunner:
-    """One forensics/adjustment run in ``run_dir`` (resumed if it exists).
+    """One forensics/adjustment run in ``run_dir`` (resumed if it exists), in a job process.
+
+    The experiment is read and checked here (errors raise before any process starts);
+    the run itself happens in ``python -m napari_drift.logic.job_process`` (see the module
+    docstring for why), started by :meth:`lines`. Its stderr is this process's stderr.
 
     Parameters
     ----------
@@ -139,86 +194,111 @@ class JobRunner:
         self.config_path = Path(config)
         self.kind = kind or detect_kind(self.config_path)
         self.config = load_config(self.kind, self.config_path)
-        self._run_function = self._function()  # imported here, in the caller's thread
-        warm_up()
         self.run_dir = Path(run_dir)
         self.tracking, self.tracking_uri = tracking, tracking_uri
-        self.result: Any = None
         self.cancelled = False
         self.finished = False
         self.progress = Progress(0.0, 0)
+        self.returncode: int | None = None
         self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # guards the process's stdin (cancel() comes from another thread)
+        self._process: subprocess.Popen[str] | None = None
+        self._started = False
 
     def cancel(self) -> None:
         """Ask the run to stop at its next progress point (returns at once)."""
-        self._cancel.set()
+        with self._lock:
+            self._cancel.set()
+            self._send_cancel()
 
     @property
     def cancel_requested(self) -> bool:
         return self._cancel.is_set()
 
-    def _function(self) -> Any:
-        if self.kind == "forensics":
-            from ispkit.drift.forensics import run_forensics
+    @property
+    def pid(self) -> int | None:
+        """The job process's id once :meth:`lines` has started it (``None`` before)."""
+        return self._process.pid if self._process is not None else None
 
-            return run_forensics
-        from ispkit.drift.adjustment import run_adjustment
-
-        return run_adjustment
+    def command(self) -> list[str]:
+        """The job process's command line (absolute paths: it does not depend on the working directory)."""
+        command = [sys.executable, "-X", "faulthandler", "-m", "napari_drift.logic.job_process", self.kind, str(self.config_path.resolve()), str(self.run_dir.resolve())]
+        if self.tracking:
+            command.append("--tracking")
+        if self.tracking_uri is not None:
+            command += ["--tracking-uri", self.tracking_uri]
+        return command
 
     def lines(self) -> Iterator[str]:
-        """Run the job, yielding its progress lines; returns when it ends, raises its error.
+        """Run the job, yielding its progress lines; returns when it ends, raises :class:`JobError` if it fails.
 
-        A cancelled job ends normally with ``self.cancelled = True``. Closing the
-        generator early cancels the job and waits for its thread.
+        A cancelled job ends normally with ``self.cancelled = True``; a job cancelled
+        before it starts never starts a process. Closing the generator early cancels the
+        job and waits for its process to stop.
         """
-        if self._thread is not None:
+        if self._started:
             raise InputError("this job has already been started; make a new JobRunner to run again")
-        inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
-        function = self._run_function
-
-        def report(line: str) -> None:
+        self._started = True
+        if self._cancel.is_set():
+            self.cancelled = True
+            yield self._cancelled_line()
+            return
+        with self._lock:
+            self._process = subprocess.Popen(
+                self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8", errors="replace", bufsize=1, env=_child_environment()
+            )  # fmt: skip
             if self._cancel.is_set():
-                raise JobCancelled("cancelled")
-            inbox.put(("line", str(line)))
-
-        def target() -> None:
-            try:
-                result = function(self.config, self.run_dir, tracking=self.tracking, tracking_uri=self.tracking_uri, progress=report)
-                inbox.put(("done", result))
-            except JobCancelled:
-                inbox.put(("cancelled", None))
-            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-                inbox.put(("error", exc))
-
-        self._thread = threading.Thread(target=target, name=f"ispkit-{self.kind}", daemon=True)
-        self._thread.start()
+                self._send_cancel()
         try:
-            while True:
-                what, value = inbox.get()
-                if what == "line":
-                    progress = parse_progress(value)
-                    if progress is not None:
-                        self.progress = progress
-                    yield value
-                elif what == "done":
-                    self.result, self.finished = value, True
-                    if self.progress.total:
-                        self.progress = Progress(float(self.progress.total), self.progress.total)
-                    return
-                elif what == "cancelled":
-                    self.cancelled = True
-                    yield f"cancelled; {self.run_dir} keeps the finished units: run again into it to resume"
-                    return
-                else:
-                    raise value
+            yield from self._follow(self._process)
         finally:
-            self._cancel.set()  # no-op after a normal end; stops the run if the consumer went away
-            self._thread.join()
+            with self._lock:  # end of input: the job process stops at its next progress point, if still running
+                self._process.stdin.close()
+            self.returncode = self._process.wait()
+            self._process.stdout.close()
+
+    def _follow(self, process: subprocess.Popen[str]) -> Iterator[str]:
+        """The progress lines of ``process`` until its outcome; sets the outcome's attributes."""
+        for raw in process.stdout:
+            event = _decode(raw)
+            if event is None:  # not the protocol (should not happen: the job process keeps stdout for it)
+                yield raw.rstrip("\n")
+            elif event["event"] == "line":
+                text = str(event.get("text", ""))
+                progress = parse_progress(text)
+                if progress is not None:
+                    self.progress = progress
+                yield text
+            elif event["event"] == "done":
+                self.finished = True
+                if self.progress.total:
+                    self.progress = Progress(float(self.progress.total), self.progress.total)
+                return
+            elif event["event"] == "cancelled":
+                self.cancelled = True
+                yield self._cancelled_line()
+                return
+            elif event["event"] == "error":
+                raise JobError(str(event.get("type", "Error")), str(event.get("message", "")), str(event.get("traceback", "")))
+        returncode = process.wait()
+        raise JobError("JobProcessDied", f"the {self.kind} job process ended without a result ({exit_status(returncode)}); its error output is above on stderr")
+
+    def _send_cancel(self) -> None:
+        """Write ``cancel`` to the running process (the caller holds the lock); a no-op once it has ended."""
+        stdin = self._process.stdin if self._process is not None else None
+        if stdin is None or stdin.closed:
+            return
+        try:
+            stdin.write(CANCEL + "\n")
+            stdin.flush()
+        except (BrokenPipeError, ValueError):  # the process has ended: nothing to cancel
+            pass
+
+    def _cancelled_line(self) -> str:
+        return f"cancelled; {self.run_dir} keeps the finished units: run again into it to resume"
 
     def run(self) -> list[str]:
-        """Run to the end in the calling thread; the list of progress lines."""
+        """Run to the end (blocking the calling thread); the list of progress lines."""
         return list(self.lines())
 
 

@@ -1,9 +1,11 @@
 """Jobs: run a drift-forensics or drift-adjustment experiment in the background.
 
 Choose the experiment YAML (the kind is detected from its keys, or set explicitly) and a
-run folder (an existing one resumes), *Run*. A napari generator ``thread_worker`` drives
+run folder (an existing one resumes), *Run*. The job runs in a separate Python process (so
+torch's compiler stack, which cannot load next to napari's OpenGL, never enters napari's
+process); a napari generator ``thread_worker`` drives
 :meth:`napari_drift.logic.jobs.JobRunner.lines`: each progress line goes to the log, and
-``[k/n]`` lines move the progress bar. *Cancel* asks ispkit to stop at its next progress
+``[k/n]`` lines move the progress bar. *Cancel* asks the job to stop at its next progress
 point (the run folder keeps the finished units and resumes). When the run ends, its
 figures (``figures/*.png``) open as image layers and the found pipelines are listed:
 forensic units (subset, λ) or the learned pipelines of an adjustment (intensity, fold);
@@ -34,7 +36,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..logic.jobs import JobRunner, adjustment_pipelines, figures, forensics_pipelines
+from ..logic.jobs import JobError, JobRunner, adjustment_pipelines, figures, forensics_pipelines
 from ._common import guarded, notify_error
 
 __all__ = ["JobsWidget", "FIGURE_PREFIX"]
@@ -143,7 +145,8 @@ class JobsWidget(QWidget):
         self.pipeline_combo.clear()
         self._pipelines = {}
         self.load_pipeline_button.setEnabled(False)
-        worker = thread_worker(runner.lines, start_thread=False)()
+        # errors are shown by _on_error; without ignore_errors napari would also re-raise them in the main thread
+        worker = thread_worker(runner.lines, start_thread=False, ignore_errors=True)()
         worker.yielded.connect(self._on_line)
         worker.returned.connect(lambda _value: self._on_done(runner))
         worker.errored.connect(lambda exc: self._on_error(runner, exc))
@@ -201,8 +204,11 @@ class JobsWidget(QWidget):
 
     def _on_error(self, runner: JobRunner, exc: BaseException) -> None:
         self.state = "error"
-        self.log.appendPlainText(f"failed: {type(exc).__name__}: {exc}")
-        notify_error(f"{runner.kind} job failed: {type(exc).__name__}: {exc}")
+        what = str(exc) if isinstance(exc, JobError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, JobError) and exc.details:
+            self.log.appendPlainText(exc.details.rstrip())
+        self.log.appendPlainText(f"failed: {what}")
+        notify_error(f"{runner.kind} job failed: {what}")
 
     def _on_finished(self) -> None:
         self._worker = None
