@@ -1,7 +1,26 @@
+"""Fixtures of the plugin's tests, and the isolation of the tests that create a napari viewer.
+
+Isolation: every test that requests ``make_napari_viewer`` (directly or through
+``viewer``) runs in a fresh interpreter, one ``python -m pytest`` child per test module,
+never in the process that runs the rest of the suite. A library loaded by an earlier test
+(torch's compiler stack, say) therefore cannot hide a crash that a user would meet, and a
+crash (e.g. a segmentation fault) fails the test that was running, with the child's fatal
+error report; the module's remaining tests then run in a new child. The child's reports
+(``pytest_report_to_serializable``, written as JSON lines to the file named by
+``NAPARI_DRIFT_TEST_REPORTS``) are replayed here, so ``-x``, ``-k``, the summary and junit
+output behave as for in-process tests.
+"""
+
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,3 +130,125 @@ def errors(monkeypatch):
 
     monkeypatch.setattr(_common.notifications, "show_error", lambda msg: seen.append(msg))
     return seen
+
+
+# -- isolation: tests that create a viewer run in a fresh interpreter, one child per module --
+
+REPORTS_ENV = "NAPARI_DRIFT_TEST_REPORTS"
+_HERE = Path(__file__).parent
+_PHASES = ("setup", "call", "teardown")
+_results_key = pytest.StashKey[dict]()
+
+
+def _isolated(item: pytest.Item) -> bool:
+    """Whether ``item`` runs in a child: it creates a viewer, is one of ours, and is not skipped anyway."""
+    return (
+        REPORTS_ENV not in os.environ
+        and "make_napari_viewer" in getattr(item, "fixturenames", ())
+        and _HERE in Path(item.path).parents
+        and item.get_closest_marker("skip") is None
+    )
+
+
+_CONFIG: list[pytest.Config] = []  # this session's config: pytest_runtest_logreport gets none
+
+
+def pytest_configure(config):
+    _CONFIG[:] = [config]
+    config.stash[_results_key] = {}
+
+
+def pytest_runtest_logreport(report):
+    """In a child: append each report, serialised, to the file the parent reads back."""
+    path = os.environ.get(REPORTS_ENV)
+    if path:
+        config = _CONFIG[0]
+        data = config.hook.pytest_report_to_serializable(config=config, report=report)
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(data) + "\n")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """In the parent: replay the child's reports for an isolated item (running its module's child first)."""
+    if not _isolated(item):
+        return None
+    results = item.config.stash[_results_key]
+    if item.nodeid not in results:
+        module = [i for i in item.session.items if i.path == item.path and _isolated(i)]
+        results.update(_run_isolated(item.config, module))
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for report in results.pop(item.nodeid):
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def _run_isolated(config, items: list) -> dict[str, list]:
+    """Reports per node id of ``items``, run in as many fresh ``pytest`` children as crashes require."""
+    results: dict[str, list] = {}
+    pending = list(items)
+    while pending:
+        reports, returncode, output = _run_child(config, [i.nodeid for i in pending])
+        for item in pending:
+            results[item.nodeid] = reports.get(item.nodeid, [])
+        unfinished = [i for i in pending if not _finished(results[i.nodeid])]
+        # killed by a signal: the first unfinished test crashed, the rest run in a new child;
+        # an exit code without results (a collection or usage error): they all fail with its output
+        failed = unfinished[:1] if returncode < 0 else unfinished
+        for item in failed:
+            results[item.nodeid].append(_crash_report(item, results[item.nodeid], returncode, output))
+        pending = unfinished[len(failed) :]
+    return results
+
+
+def _run_child(config, nodeids: list[str]) -> tuple[dict[str, list], int, str]:
+    """Run ``nodeids`` in ``python -m pytest``; (their reports, exit code, combined output)."""
+    fd, path = tempfile.mkstemp(prefix="napari-drift-reports-", suffix=".jsonl")
+    os.close(fd)
+    try:
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(config.rootpath)]
+        if config.inipath is not None:
+            command += ["-c", str(config.inipath)]
+        env = {**os.environ, REPORTS_ENV: path}
+        proc = subprocess.run([*command, *nodeids], cwd=config.rootpath, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        reports: dict[str, list] = {}
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            report = config.hook.pytest_report_from_serializable(config=config, data=json.loads(line))
+            report.location = tuple(report.location)
+            if isinstance(report.longrepr, list):  # JSON turned the skip tuple into a list
+                report.longrepr = tuple(report.longrepr)
+            reports.setdefault(report.nodeid, []).append(report)
+        return reports, proc.returncode, proc.stdout
+    finally:
+        os.unlink(path)
+
+
+def _finished(reports: list) -> bool:
+    return any(r.when == "teardown" for r in reports)
+
+
+def _crash_report(item, reports: list, returncode: int, output: str):
+    """A failed report for the phase of ``item`` that never reported (the child died in it, or never ran it)."""
+    from _pytest.reports import TestReport
+
+    when = _PHASES[len({r.when for r in reports})] if len(reports) < len(_PHASES) else "teardown"
+    start = output.find("Fatal Python error")
+    excerpt = output[start:].split("\nExtension modules:")[0] if start >= 0 else output[-4000:]
+    message = (
+        f"the fresh interpreter running this test ended with {_exit_status(returncode)} during {when}, "
+        f"without reporting a result; its output:\n{excerpt}"
+    )
+    now = time.time()
+    return TestReport(item.nodeid, item.location, {k: 1 for k in item.keywords}, "failed", message, when, start=now, stop=now)
+
+
+def _exit_status(returncode: int) -> str:
+    """``"exit code 3"`` or ``"killed by SIGSEGV"`` (kept here, not imported from the plugin under test,
+    so that a crash is reported even when the plugin's own code is what broke)."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
