@@ -149,6 +149,22 @@ def test_cancel_before_first_progress_point(tiny_forensics, tmp_path):
     assert not forensics_pipelines(tmp_path / "run")
 
 
+def test_detect_kind_refuses_a_yaml_bomb_quickly(tmp_path):
+    """The jobs panel reads an experiment the user picks: through ispkit's hardened loader, not plain PyYAML."""
+    import time
+
+    from ispkit.errors import ConfigError
+
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\nsubsets: *a9\n")
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"bomb\.yaml:2:\d+: .*alias"):
+        detect_kind(path)
+    assert time.perf_counter() - start < 2
+
+
 def test_detect_kind_rejects_synthesis(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("name: x\npipelines: {train: all, test: all}\n")

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from ispkit import InputError
 
 __all__ = [
@@ -100,13 +99,12 @@ def parse_progress(line: str) -> Progress | None:
 
 def detect_kind(config: str | os.PathLike[str]) -> str:
     """``"forensics"`` or ``"adjustment"`` from an experiment YAML's keys (subsets/lambdas vs arms/intensities)."""
+    from ispkit.config import load_yaml
+
     path = Path(config)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{path}: not a readable YAML file ({type(exc).__name__}: {exc})") from None
+    if not path.is_file():
+        raise FileNotFoundError(f"experiment file {str(path)!r} not found")
+    data, _ = load_yaml(path)  # the hardened loader: a hostile file is a ConfigError, never a bomb
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected an experiment mapping, got {type(data).__name__}")
     if {"subsets", "lambdas"} & set(data) or "checkpoint" in data:
