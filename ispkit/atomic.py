@@ -80,7 +80,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None], *,
             _publish_exclusively(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        cause = storage_oserror(exc)
+        cause = None if isinstance(exc, FileExistsError) else storage_oserror(exc)
         if cause is not None and cause.filename is None:  # name the file the full disk (etc.) stopped
             raise OSError(cause.errno, cause.strerror, str(path)) from exc
         raise
@@ -101,10 +101,14 @@ def _publish_exclusively(tmp: Path, path: Path) -> None:
     except OSError as exc:
         if exc.errno not in _NO_HARD_LINKS:
             raise
+        linked = False
+    else:
+        linked = True
+    if linked:
+        tmp.unlink()
+    else:  # outside the except block, so that a refusal does not carry the link error as its context
         _reserve(path)
         os.replace(tmp, path)
-    else:
-        tmp.unlink()
 
 
 def _reserve(path: Path) -> None:

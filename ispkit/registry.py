@@ -418,6 +418,9 @@ def _stage_problem(stage: Any) -> str | None:
             return f"returned {name}: {attr} must be an identifier, got {_short(value)}"
     if not (isinstance(stage.params, (tuple, list)) and all(isinstance(p, Param) for p in stage.params)):
         return f"returned {name}: params must be a tuple of ispkit.Param, got {_short(stage.params)}"
+    problems = stage.declaration_problems()
+    if problems:
+        return f"returned {name}, whose parameter declarations are invalid: {'; '.join(problems)}"
     return None
 
 

@@ -11,6 +11,11 @@ The probe images are 16×16: a smooth ramp and a crop of ``skimage.data.astronau
 stages get each as a Bayer mosaic and are probed under all four CFA layouts; RGB stages get
 ``(3, 16, 16)`` images and luma stages the Y plane. The registry runs this once on each
 plugin stage, the first time a pipeline asks for it.
+
+:func:`conformance_inputs` is the larger set :func:`ispkit.testing.check_stage` uses
+(random numbers, two natural images, integer sensor counts of three bit depths), and
+:func:`numpy_outputs` / :func:`torch_outputs` run either backend on a batch exactly as a
+pipeline does; both checks are built from them.
 """
 
 from __future__ import annotations
@@ -29,15 +34,44 @@ from .cfa import BAYER_PATTERNS, masks_numpy
 from .color import rgb_to_yuv_numpy
 from .stages.base import Domain, Stage, StageModule
 
-__all__ = ["FLOAT64_TOLERANCE", "PROBE_SIZE", "ProbeResult", "backend_difference", "default_values", "probe_inputs"]
+__all__ = [
+    "CONFORMANCE_SHAPE",
+    "FLOAT32_TOLERANCE",
+    "FLOAT64_TOLERANCE",
+    "PROBE_SIZE",
+    "TOLERANCES",
+    "ProbeResult",
+    "backend_difference",
+    "conformance_inputs",
+    "default_values",
+    "max_difference",
+    "numpy_outputs",
+    "probe_inputs",
+    "torch_outputs",
+]
 
 FLOAT64_TOLERANCE = 1e-6
 """Largest |numpy − torch| allowed in float64 (DESIGN.md, stage contract)."""
+
+FLOAT32_TOLERANCE = 1e-4
+"""Largest |numpy − torch| allowed when the torch backend runs in float32 (DESIGN.md, stage contract)."""
+
+TOLERANCES: dict[torch.dtype, float] = {torch.float64: FLOAT64_TOLERANCE, torch.float32: FLOAT32_TOLERANCE}
+"""The contract's tolerance per torch dtype."""
+
+CONFORMANCE_SHAPE = (24, 32)
+"""Height and width of :func:`conformance_inputs` (not square, so that swapped axes show)."""
 
 PROBE_SIZE = 16
 """Side of the square probe images, in pixels."""
 
 _CROP = (208, 88)  # top-left of an astronaut crop with edges in luma and colour, values 0.04 … 0.95
+_NATURAL = {"astronaut": (200, 80), "coffee": (190, 320)}  # top-left of crops with edges in luma and colour (coffee: clipped black and white too)
+_COUNTS = {  # integer sensor counts / white level: (label, bits, exposure, left shift)
+    12: ("12-bit counts", 12, 1.0, 0),
+    14: ("14-bit counts, dark", 14, 1 / 16, 0),
+    16: ("16-bit counts of a 10-bit sensor", 10, 1.0, 6),
+}
 
 
 @dataclass(frozen=True)
@@ -48,7 +82,7 @@ class ProbeResult:
     ----------
     max_difference
         Largest elementwise |numpy − torch| over every probe input; ``inf`` where the two
-        backends give different shapes or disagree on which values are finite.
+        backends disagree on which values are finite.
     where
         The probe input (image and CFA layout) at which ``max_difference`` occurred.
     """
@@ -63,19 +97,29 @@ class ProbeResult:
 
 
 @cache
-def _ramp_rgb() -> np.ndarray:
-    """Three smooth ramps in [0.1, 0.9] in different directions, ``(3, 16, 16)``; their luma spans about [0.1, 0.9] too."""
-    y, x = np.mgrid[0:PROBE_SIZE, 0:PROBE_SIZE] / (PROBE_SIZE - 1)
+def _ramp_rgb(shape: tuple[int, int] = (PROBE_SIZE, PROBE_SIZE)) -> np.ndarray:
+    """Three smooth ramps in [0.1, 0.9] in different directions, ``(3, *shape)``; their luma spans about [0.1, 0.9] too."""
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    y, x = y / max(shape[0] - 1, 1), x / max(shape[1] - 1, 1)
     return 0.1 + 0.8 * np.stack([0.6 * x + 0.4 * y, 0.3 * x + 0.7 * y, 0.5 + 0.5 * (x - y)])
 
 
 @cache
-def _natural_rgb() -> np.ndarray:
-    """A textured 16×16 crop of ``skimage.data.astronaut()`` in [0, 1], ``(3, 16, 16)``."""
+def _natural_rgb(name: str = "astronaut", top_left: tuple[int, int] = _CROP, shape: tuple[int, int] = (PROBE_SIZE, PROBE_SIZE)) -> np.ndarray:
+    """A crop of ``skimage.data.<name>()`` (8-bit) at ``top_left`` in [0, 1], ``(3, *shape)``."""
     from skimage import data
 
-    r, c = _CROP
-    return np.moveaxis(data.astronaut()[r : r + PROBE_SIZE, c : c + PROBE_SIZE] / 255.0, -1, 0)
+    (r, c), (h, w) = top_left, shape
+    crop = getattr(data, name)()[r : r + h, c : c + w]
+    if crop.shape[:2] != shape:
+        raise ValueError(f"a {h}×{w} crop at {top_left} does not fit in skimage.data.{name}()")
+    return np.moveaxis(crop / 255.0, -1, 0)
+
+
+def _counts(rgb: np.ndarray, bits: int, exposure: float, shift: int) -> np.ndarray:
+    """``rgb`` as integer counts of a ``bits``-bit sensor at ``exposure``, left-shifted by ``shift`` bits, over the white level."""
+    counts = np.round(rgb * exposure * (2**bits - 1)) * 2**shift
+    return counts / (2 ** (bits + shift) - 1)
 
 
 def _as_domain(rgb: np.ndarray, takes: Domain, pattern: str) -> np.ndarray:
@@ -96,6 +140,29 @@ def probe_inputs(takes: Domain, pattern: str = "RGGB") -> dict[str, np.ndarray]:
     return {"ramp": _as_domain(_ramp_rgb(), takes, pattern), "astronaut crop": _as_domain(_natural_rgb(), takes, pattern)}
 
 
+def conformance_inputs(takes: Domain, pattern: str = "RGGB", shape: tuple[int, int] = CONFORMANCE_SHAPE) -> dict[str, np.ndarray]:
+    """Float64 test images for a stage taking ``takes``, by name, each of ``shape`` (raw: a mosaic of ``pattern``).
+
+    ``"ramp"`` (smooth); ``"uniform random"`` (seeded; in [0, 1] for raw stages, in
+    [-0.25, 1.25] otherwise, as views leave [0, 1] after colour correction); the natural
+    8-bit photographs ``"astronaut"`` and ``"coffee"`` of ``skimage.data``; and the coffee
+    crop as integer sensor counts divided by the white level, which produce the exact ties
+    real raw data have: ``"12-bit counts"``, ``"14-bit counts, dark"`` (1/16 exposure) and
+    ``"16-bit counts of a 10-bit sensor"`` (left-justified: multiples of 64). ``shape``
+    must fit in the crops (at most 250×350). The same call always returns equal values.
+    """
+    rng = np.random.default_rng(sum(map(ord, takes)))
+    low, high = (0.0, 1.0) if takes == "raw" else (-0.25, 1.25)
+    natural = {name: _natural_rgb(name, top_left, shape) for name, top_left in _NATURAL.items()}
+    rgb = {
+        "ramp": _ramp_rgb(shape),
+        "uniform random": rng.uniform(low, high, (3, *shape)),
+        **natural,
+        **{label: _counts(natural["coffee"], bits, exposure, shift) for label, bits, exposure, shift in _COUNTS.values()},
+    }
+    return {name: _as_domain(image, takes, pattern) for name, image in rgb.items()}
+
+
 def default_values(stage: type[Stage], camera: Camera) -> dict[str, Any]:
     """Every declared parameter of ``stage`` at its default for ``camera``, validated as a pipeline validates it.
 
@@ -112,8 +179,30 @@ def _cases(stage: type[Stage], camera: Camera) -> Iterator[tuple[str, Camera, np
             yield (f"{name}, {cam.pattern}" if stage.takes == "raw" else name), cam, image
 
 
-def _difference(a: np.ndarray, b: np.ndarray) -> float:
-    """Largest |a − b|; ``inf`` for different shapes or a value finite in one and not equal in the other."""
+def numpy_outputs(stage: type[Stage], images: np.ndarray, values: dict[str, Any], pattern: str) -> np.ndarray:
+    """The numpy backend on each image of the batch ``images`` through :meth:`Stage.run_numpy`, stacked, as float64."""
+    return np.stack([np.asarray(stage.run_numpy(image, values, pattern), dtype=np.float64) for image in images])
+
+
+def torch_outputs(
+    stage: type[Stage],
+    images: np.ndarray,
+    values: dict[str, Any],
+    pattern: str,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """The torch backend on the batch ``images`` in ``dtype`` on ``device``, through a :class:`StageModule` as a pipeline runs it.
+
+    Returns the module's output as it is (its dtype and device are the backend's), detached.
+    """
+    module = StageModule(stage, values, pattern).to(device)
+    with torch.no_grad():
+        return module(torch.as_tensor(images, dtype=dtype, device=device)).detach()
+
+
+def max_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest |a − b|; ``inf`` for different shapes or a value finite in one and not equal in the other (NaN equals NaN)."""
     if a.shape != b.shape:
         return float("inf")
     with np.errstate(invalid="ignore"):
@@ -138,12 +227,14 @@ def backend_difference(stage: type[Stage], camera: Camera) -> ProbeResult:
     Returns
     -------
     ProbeResult
-        The worst difference and where it occurred. Exceptions of either backend propagate.
+        The worst difference and where it occurred. Exceptions of either backend propagate;
+        a backend returning the wrong shape is an :class:`~ispkit.errors.InputError`
+        (:meth:`Stage.run_numpy`, :meth:`Stage.run_torch`).
     """
     results = []
     for label, cam, image in _cases(stage, camera):
         values = default_values(stage, cam)
-        expected = np.asarray(stage.run_numpy(image, values, cam.pattern), dtype=np.float64)
-        got = StageModule(stage, values, cam.pattern)(torch.as_tensor(image)[None])[0].detach().cpu().numpy()
-        results.append(ProbeResult(_difference(expected, got), label))
+        expected = numpy_outputs(stage, image[None], values, cam.pattern)
+        got = torch_outputs(stage, image[None], values, cam.pattern).cpu().numpy()
+        results.append(ProbeResult(max_difference(expected, got), label))
     return max(results, key=lambda r: r.max_difference)

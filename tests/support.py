@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
+from ispkit import testing
 from ispkit.stages.base import Stage
 
 TOLERANCE = {torch.float64: 1e-6, torch.float32: 1e-4}
@@ -81,14 +82,8 @@ def run_torch(stage: type[Stage], x: np.ndarray, values: dict[str, Any], pattern
 
 
 def assert_backends_agree(stage: type[Stage], batch: np.ndarray, values: dict[str, Any] | None = None, pattern: str = "RGGB") -> None:
-    """Assert that the torch backend (float64 and float32) equals the numpy backend image by image."""
-    values = values if values is not None else default_values(stage)
-    expected = np.stack([stage.run_numpy(x, values, pattern) for x in batch])
-    for dtype, tol in TOLERANCE.items():
-        got = run_torch(stage, batch, values, pattern, dtype)
-        assert got.shape == expected.shape, (got.shape, expected.shape)
-        err = np.abs(got - expected).max()
-        assert err <= tol, f"{stage.kind}.{stage.method} [{dtype}]: max |torch - numpy| = {err:.3g} > {tol}"
+    """:func:`ispkit.testing.assert_backends_agree` with the identity camera's defaults when ``values`` is ``None``."""
+    testing.assert_backends_agree(stage, batch, values if values is not None else default_values(stage), pattern)
 
 
 def default_values(stage: type[Stage]) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+import time
 
 import numpy as np
 import pytest
@@ -91,3 +93,101 @@ class TestAtomicWrite:
         assert stat.S_IMODE(atomic.stat().st_mode) == expected
         assert stat.S_IMODE(png.stat().st_mode) == expected
 
+
+
+def _race(path, writes: int, monkeypatch=None):
+    """Run ``writes`` threads that all write ``path`` with overwrite=False, each waiting for the
+    others inside its write (after the early existence check), so that all publish at once."""
+    import threading
+
+    barrier = threading.Barrier(writes)
+    outcomes: list[object] = [None] * writes
+
+    def writer(i: int) -> None:
+        def write(tmp):
+            tmp.write_text(f"writer {i} " * 1000, encoding="utf-8")
+            barrier.wait(timeout=10)
+
+        try:
+            atomic_write(path, write, overwrite=False)
+            outcomes[i] = "ok"
+        except FileExistsError as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(writes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    return outcomes
+
+
+class TestConcurrentWriters:
+    """overwrite=False is decided atomically when the file is published, not by an earlier check."""
+
+    @pytest.mark.parametrize("hard_links", [True, False])
+    def test_exactly_one_of_concurrent_writers_succeeds(self, tmp_path, monkeypatch, hard_links):
+        if not hard_links:  # a file system without link(2): the O_EXCL reservation decides
+
+            def no_link(*args, **kwargs):
+                raise OSError(errno.EPERM, "Operation not permitted")
+
+            monkeypatch.setattr(os, "link", no_link)
+        path = tmp_path / "result.txt"
+        outcomes = _race(path, 4)
+        assert outcomes.count("ok") == 1
+        losers = [o for o in outcomes if o != "ok"]
+        assert len(losers) == 3 and all(isinstance(o, FileExistsError) and "result.txt exists; refusing to overwrite it" in str(o) for o in losers)
+        winner = outcomes.index("ok")
+        assert path.read_text(encoding="utf-8") == f"writer {winner} " * 1000
+        assert [p.name for p in tmp_path.iterdir()] == ["result.txt"]  # no temporary file left by anyone
+
+    def test_concurrent_writers_in_processes(self, tmp_path):
+        """Separate processes (no shared interpreter lock) racing for one name: one wins."""
+        import subprocess
+        import sys
+
+        script = (
+            "import sys, time\n"
+            "from ispkit.atomic import atomic_write\n"
+            "start = float(sys.argv[2])\n"
+            "def write(tmp):\n"
+            "    tmp.write_text(sys.argv[3] * 10000)\n"
+            "    time.sleep(max(0.0, start - time.time()))\n"
+            "try:\n"
+            "    atomic_write(sys.argv[1], write, overwrite=False)\n"
+            "    print('ok')\n"
+            "except FileExistsError:\n"
+            "    print('exists')\n"
+        )
+        path = tmp_path / "shared.bin"
+        start = time.time() + 3.0
+        procs = [subprocess.Popen([sys.executable, "-c", script, str(path), str(start), letter], stdout=subprocess.PIPE, text=True) for letter in "abc"]
+        results = [p.communicate(timeout=60)[0].strip() for p in procs]
+        assert sorted(results) == ["exists", "exists", "ok"]
+        assert path.read_text() == "abc"[results.index("ok")] * 10000
+        assert [p.name for p in tmp_path.iterdir()] == ["shared.bin"]
+
+    def test_keyboard_interrupt_while_writing_removes_the_temporary_file(self, tmp_path):
+        def write(tmp):
+            tmp.write_bytes(b"x" * 100_000)
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            atomic_write(tmp_path / "big.bin", write, overwrite=False)
+        assert list(tmp_path.iterdir()) == []
+
+    def test_full_disk_names_the_file(self, tmp_path):
+        class StreamError(RuntimeError):
+            pass
+
+        def write(tmp):
+            try:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            except OSError as exc:
+                raise StreamError("stream failed") from exc
+
+        with pytest.raises(OSError, match="No space left on device") as info:
+            atomic_write(tmp_path / "out.bin", write)
+        assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "out.bin")
+        assert list(tmp_path.iterdir()) == []

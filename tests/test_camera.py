@@ -154,7 +154,7 @@ class TestRoundTrip:
         pattern=st.sampled_from(BAYER_PATTERNS),
         bits=st.integers(1, 16),
         extra=st.integers(0, 16),
-        black=st.lists(finite, min_size=4, max_size=4),
+        black=st.lists(st.floats(-0.999, 0.999), min_size=4, max_size=4),  # below the white level 1
         wb=st.lists(finite, min_size=3, max_size=3),
         matrix=st.lists(st.lists(finite, min_size=3, max_size=3), min_size=3, max_size=3),
         gain=positive,
@@ -213,6 +213,11 @@ class TestFromDictErrors:
     def test_black_level_wrong_length_or_value(self, black):
         with pytest.raises(ConfigError, match=r"black_level: expected 4 finite numbers"):
             Camera.from_dict({"name": "cam", "black_level": black})
+
+    @pytest.mark.parametrize("black", [[0.1, 0.1, 1.0, 0.1], [1.5] * 4, [0.1, -1.0, 0.1, 0.1]])
+    def test_black_level_at_or_above_white(self, black):
+        with pytest.raises(ConfigError, match=r":2:\d+: black_level: need -1 < black level < 1 \(the white level is 1"):
+            Camera.from_yaml(f"name: cam\nblack_level: {black}\n")
 
     def test_white_balance_wrong_length(self):
         with pytest.raises(ConfigError, match=r"white_balance: expected 3 finite numbers"):

@@ -292,6 +292,50 @@ class TestWriteRaw:
         assert path.read_bytes() == before
         assert _listing(tmp_path) == ["raw.tiff"]
 
+    def test_two_concurrent_writers_of_a_new_file(self, tmp_path, monkeypatch):
+        """Both pass the early existence check; exactly one publishes, the other is refused, no temp file stays."""
+        import threading
+
+        barrier = threading.Barrier(2)
+        real = tifffile.imwrite
+
+        def slow(file, *args, **kwargs):
+            real(file, *args, **kwargs)
+            barrier.wait(timeout=10)
+
+        monkeypatch.setattr(tifffile, "imwrite", slow)
+        path = tmp_path / "raw.tiff"
+        outcomes = {}
+
+        def writer(name, camera):
+            try:
+                write_raw(path, _mosaic(seed=3), camera)
+                outcomes[name] = "ok"
+            except FileExistsError as exc:
+                outcomes[name] = str(exc)
+
+        threads = [threading.Thread(target=writer, args=(n, c)) for n, c in (("drone", DRONE), ("microscopy", MICROSCOPY))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+        assert sorted(outcomes.values())[1] == "ok"
+        winner = next(n for n, o in outcomes.items() if o == "ok")
+        loser = next(o for o in outcomes.values() if o != "ok")
+        assert "raw.tiff exists; refusing to overwrite it (pass overwrite=True to replace it)" in loser
+        assert read_raw(path).camera.name == winner
+        assert _listing(tmp_path) == ["raw.tiff"]
+
+    def test_interrupted_write_leaves_no_temp_file(self, tmp_path, monkeypatch):
+        def interrupted(file, *args, **kwargs):
+            Path(file).write_bytes(b"II*\x00" + bytes(1_000_000))
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(tifffile, "imwrite", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            write_raw(tmp_path / "raw.tiff", _mosaic(), DRONE)
+        assert _listing(tmp_path) == []
+
     def test_creates_parent_folders(self, tmp_path):
         path = write_raw(tmp_path / "a" / "b" / "raw.tiff", np.zeros((2, 2)), DRONE)
         assert read_raw(path).camera == DRONE
@@ -324,7 +368,7 @@ class TestBadFiles:
         path = write_raw(tmp_path / "raw.tiff", _mosaic(64, 64), DRONE)
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
-        with pytest.raises(RawFormatError, match=r"raw\.tiff: the file is truncated: its image data run to byte \d+, but it has \d+ bytes"):
+        with pytest.raises(RawFormatError, match=r"raw\.tiff: the raw page: the file is truncated: its image data run to byte \d+, but it has \d+ bytes"):
             read_raw(path)
 
     def test_truncated_header(self, tmp_path):
@@ -341,7 +385,7 @@ class TestBadFiles:
         content = bytearray(path.read_bytes())
         content[where : where + size] = (2**31).to_bytes(size, "little")
         path.write_bytes(bytes(content))
-        with pytest.raises(RawFormatError, match=r"raw\.tiff: its uncompressed image data hold 512 bytes, but a 2147483648×16 image"):
+        with pytest.raises(RawFormatError, match=r"raw\.tiff: the raw page: declares 16×2147483648 pixels .* more than the limit of 250,000,000"):
             read_raw(path)
 
     @pytest.mark.parametrize("kind", ["tiff", "dng"])
@@ -376,8 +420,8 @@ class TestBadFiles:
     @pytest.mark.parametrize(
         ("dtype", "match"),
         [
-            (np.float32, r"expected unsigned integers \(8, 16 or 32 bit\), found 32-bit IEEEFP samples"),
-            (np.int16, r"expected unsigned integers \(8, 16 or 32 bit\), found 16-bit INT samples"),
+            (np.float32, r"the raw page: expected unsigned integer samples \(1 to 32 bits\), found 32-bit floating-point \(IEEEFP\) samples"),
+            (np.int16, r"the raw page: expected unsigned integer samples \(1 to 32 bits\), found 16-bit signed integer samples"),
         ],
     )
     def test_wrong_dtype(self, tmp_path, dtype, match):
@@ -558,6 +602,32 @@ class TestDng:
             read_raw(path)
 
 
+    def test_linearization_table_applied_exactly(self, tmp_path):
+        data = np.array([[0, 1, 2, 3], [3, 2, 1, 0], [7, 0, 1, 65535], [4, 4, 4, 4]], np.uint16)  # 4, 7, 65535: beyond the table
+        path = write_dng(tmp_path / "lt.dng", data, raw_tags=[(50712, "H", 4, (0, 10, 20, 4000)), (50717, "H", 1, 4095)])
+        image = read_raw(path)
+        table = np.array([0, 10, 20, 4000])
+        np.testing.assert_array_equal(image.mosaic * 4095, table[np.minimum(data, 3)])  # clamped to the last entry
+        assert image.camera.container_bits == 12 and "LinearizationTable applied" in image.camera.description
+
+    def test_black_level_deltas(self, tmp_path):
+        data = _data(4, 6, top=4095)
+        delta_h = (0, 2, 0, 2, 4, 6)  # per column: even columns mean 4/3, odd columns 10/3
+        delta_v = (1, 1, 3, 3)  # per row: even rows 2, odd rows 2
+        path = write_dng(
+            tmp_path / "bd.dng",
+            data,
+            raw_tags=[(50714, "H", 1, (100,)), (50717, "H", 1, 4095), (50715, 10, 6, sum(((v, 1) for v in delta_h), ())),
+                      (50716, 10, 4, sum(((v, 1) for v in delta_v), ()))],
+        )
+        image = read_raw(path)
+        expected = np.array([[100 + 2 + 4 / 3, 100 + 2 + 10 / 3]] * 2).ravel() / 4095
+        np.testing.assert_allclose(image.camera.black_level, expected, rtol=1e-12)
+        exact = 100 + np.add.outer(np.array(delta_v, float), np.array(delta_h, float))
+        np.testing.assert_allclose(image.black_map() * 4095, exact, rtol=1e-12)
+        np.testing.assert_array_equal(image.mosaic * 4095, data)
+
+
 class TestUnsupportedDng:
     def test_2x4_cfa_repeat(self, tmp_path):
         path = write_dng(tmp_path / "x.dng", _data(4, 8), pattern=(0, 1, 0, 1, 1, 2, 1, 2), dim=(2, 4))
@@ -583,27 +653,17 @@ class TestUnsupportedDng:
     def test_no_cfa_page(self, tmp_path):
         path = tmp_path / "grey.dng"
         tifffile.imwrite(path, np.zeros((4, 4), np.uint16), photometric="minisblack", extratags=[DNG_VERSION])
-        with pytest.raises(RawFormatError, match=r"grey\.dng: this DNG has no full-resolution CFA image.*found MINISBLACK"):
+        with pytest.raises(RawFormatError, match=r"grey\.dng: this DNG has no full-resolution CFA image.*found PhotometricInterpretation MINISBLACK/NewSubFileType 0"):
             read_raw(path)
 
-    def test_compression_tifffile_cannot_decode(self, tmp_path):
+    def test_compression_patched_to_jpeg(self, tmp_path):
         path = write_dng(tmp_path / "jpeg.dng", _data())
         with tifffile.TiffFile(path) as tif:
             where = tif.pages.first.tags[259].valueoffset  # Compression, a SHORT stored in the entry
         content = bytearray(path.read_bytes())
         content[where : where + 2] = (7).to_bytes(2, "little")  # claim JPEG
         path.write_bytes(bytes(content))
-        with pytest.raises(RawFormatError, match=r"jpeg\.dng: cannot decode its image data \(compression JPEG\)"):
-            read_raw(path)
-
-    def test_linearization_table(self, tmp_path):
-        path = write_dng(tmp_path / "lt.dng", _data(), raw_tags=[(50712, "H", 4, (0, 10, 20, 30))])
-        with pytest.raises(RawFormatError, match=r"unsupported DNG: LinearizationTable"):
-            read_raw(path)
-
-    def test_non_zero_black_level_delta(self, tmp_path):
-        path = write_dng(tmp_path / "bd.dng", _data(), raw_tags=[(50715, "H", 6, (0, 1, 0, 0, 0, 0))])
-        with pytest.raises(RawFormatError, match=r"bd\.dng: unsupported DNG: non-zero BlackLevelDeltaH/V"):
+        with pytest.raises(RawFormatError, match=r"jpeg\.dng: its raw image: strip 0: is not a JPEG stream \(no start-of-image marker\)"):
             read_raw(path)
 
     def test_odd_active_area(self, tmp_path):
@@ -672,6 +732,28 @@ class TestHostileEmbeddedCamera:
         message = str(info.value)
         assert message.startswith(f"{path}: the camera embedded in its ImageDescription is not valid YAML: ")
         assert f"{path} (ImageDescription):3:8: YAML aliases are not allowed (found *a)" in message
+
+    @pytest.mark.parametrize(
+        "body, problem",
+        [
+            ("name: [a, b]\n", "name: expected a camera name (a non-empty string), got ['a', 'b']"),
+            ("name: 7\n", "name: expected a camera name (a non-empty string), got 7"),
+            ("name: x\nblack_level: [0.5, 0.5, 1.0, 0.5]\n", "black_level: need -1 < black level < 1"),
+        ],
+    )
+    def test_invalid_embedded_cameras(self, tmp_path, body, problem):
+        path = tmp_path / "bad.tiff"
+        tifffile.imwrite(path, np.zeros((2, 2), np.uint16), description=f"{CAMERA_MARKER}: 1\n{body}", metadata=None)
+        with pytest.raises(RawFormatError, match="the camera embedded in its ImageDescription is invalid") as info:
+            read_raw(path)
+        assert problem in str(info.value)
+
+    @pytest.mark.parametrize("description", [f"{CAMERA_MARKER}: true\nname: x\n", f"{CAMERA_MARKER}:\n- 1\n", f"{CAMERA_MARKER}: 1\n{CAMERA_MARKER}x: 2\n"])
+    def test_malformed_marker(self, tmp_path, description):
+        path = tmp_path / "bad.tiff"
+        tifffile.imwrite(path, np.zeros((2, 2), np.uint16), description=description, metadata=None)
+        with pytest.raises(RawFormatError, match="the camera embedded in its ImageDescription"):
+            read_raw(path)
 
     @pytest.mark.parametrize(
         "body, problem",

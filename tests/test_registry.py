@@ -173,6 +173,13 @@ class ImpostorGamma(Stage):
     torch = staticmethod(lambda rgb: rgb * 0)
 
 
+def _tint(default: object, bounds: tuple[float, float] | None = None, field: str = "tint") -> type[Stage]:
+    """A plugin stage ``tint=gains`` whose one parameter is declared with ``default``."""
+    param = Param(field, (3,), default, "gain per channel", bounds=bounds)
+    attrs = {"kind": "tint", "method": "gains", "takes": "rgb", "gives": "rgb", "params": (param,)}
+    return type("Tint", (Stage,), {**attrs, "numpy": staticmethod(lambda rgb, tint: rgb), "torch": staticmethod(lambda rgb, tint: rgb)})
+
+
 _IMPOSTOR_MODEL = TaskModel("small_cnn", "classification", lambda outputs: nn.Identity())
 CLASHES = " is provided twice: by 'ispkit' and by 'faulty-dist'; ispkit's own takes precedence, so the plugin's is not used"
 FAULTS = {
@@ -187,6 +194,10 @@ FAULTS = {
     "hook-raises": ("ispkit_distances", RuntimeError("boom"), "ispkit_distances() raised RuntimeError: boom"),
     "hook-calls-sys-exit": ("ispkit_cameras", SystemExit(3), "ispkit_cameras() raised SystemExit: the plugin called sys.exit(3)"),
     "claims-builtin-stage": ("ispkit_stages", [ImpostorGamma], "stage gamma=power" + CLASHES),
+    "default-of-wrong-shape": ("ispkit_stages", [_tint((1.0, 1.0))], "returned stage class Tint, whose parameter declarations are invalid: tint.tint default: expected shape (3,), got shape (2,)"),
+    "default-not-finite": ("ispkit_stages", [_tint((1.0, float("nan"), 1.0))], "tint.tint default: values must be finite, got [1.0, nan, 1.0]"),
+    "default-out-of-bounds": ("ispkit_stages", [_tint((1.0, 5.0, 1.0), (0.0, 4.0))], "tint.tint default: values must lie in [0.0, 4.0] (gain per channel), got [1.0, 5.0, 1.0]"),
+    "default-from-no-camera-field": ("ispkit_stages", [_tint(ispkit.FromCamera("tint_gains"))], "tint.tint: the default reads Camera.tint_gains, which is not a camera field"),
     "claims-builtin-camera": ("ispkit_cameras", [Camera(name="microscopy", pattern="BGGR")], "camera 'microscopy'" + CLASHES),
     "claims-builtin-task-model": ("ispkit_task_models", [_IMPOSTOR_MODEL], "task model 'small_cnn'" + CLASHES),
     "claims-builtin-distance": ("ispkit_distances", [Distance("l2", lambda a, b: a.sum() * 0)], "distance 'l2'" + CLASHES),

@@ -10,8 +10,8 @@ import torch
 
 from ispkit import Camera
 from ispkit.cfa import BAYER_PATTERNS, masks_numpy
-from ispkit.errors import ParameterError
-from ispkit.stage_probe import FLOAT64_TOLERANCE, ProbeResult, backend_difference, default_values, probe_inputs
+from ispkit.errors import InputError, ParameterError
+from ispkit.stage_probe import FLOAT64_TOLERANCE, ProbeResult, backend_difference, conformance_inputs, default_values, max_difference, probe_inputs
 from ispkit.stages import all_stages
 from ispkit.stages.base import FromCamera, Param, Stage
 
@@ -46,6 +46,39 @@ class TestInputs:
     def test_inputs_are_not_shared_mutable_state(self):
         probe_inputs("rgb")["ramp"][:] = 7.0
         assert probe_inputs("rgb")["ramp"].max() <= 0.9 + 1e-12
+
+
+class TestConformanceInputs:
+    NAMES = ["ramp", "uniform random", "astronaut", "coffee", "12-bit counts", "14-bit counts, dark", "16-bit counts of a 10-bit sensor"]
+
+    @pytest.mark.parametrize(("takes", "shape", "low", "high"), [("raw", (24, 32), 0.0, 1.0), ("rgb", (3, 24, 32), -0.25, 1.25), ("luma", (24, 32), -0.25, 1.25)])
+    def test_names_shapes_ranges_and_determinism(self, takes, shape, low, high):
+        inputs = conformance_inputs(takes)
+        assert list(inputs) == self.NAMES
+        for name, image in inputs.items():
+            assert image.shape == shape and image.dtype == np.float64, name
+            assert low <= image.min() and image.max() <= high and image.std() > (0.005 if "dark" in name else 0.05), name
+            np.testing.assert_array_equal(conformance_inputs(takes)[name], image)
+
+    @pytest.mark.parametrize(("name", "white", "step", "max_count"), [("12-bit counts", 4095, 1, 4095), ("14-bit counts, dark", 16383, 1, 1024), ("16-bit counts of a 10-bit sensor", 65535, 64, 65472)])
+    def test_counts_are_integers_over_the_white_level(self, name, white, step, max_count):
+        counts = conformance_inputs("raw", "GBRG")[name] * white
+        np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)
+        assert np.all(np.round(counts) % step == 0) and counts.max() <= max_count
+        assert len(np.unique(np.round(counts))) < counts.size / 2  # many exact ties, as on a real sensor
+
+    def test_photographs_are_8_bit_and_raw_inputs_are_mosaics_of_the_pattern(self):
+        rgb = conformance_inputs("rgb", shape=(8, 10))
+        np.testing.assert_allclose(rgb["coffee"] * 255, np.round(rgb["coffee"] * 255), atol=1e-9)
+        for pattern in BAYER_PATTERNS:
+            raw = conformance_inputs("raw", pattern, (8, 10))
+            masks = masks_numpy((8, 10), pattern)
+            for name in ("astronaut", "12-bit counts"):
+                np.testing.assert_array_equal(raw[name], np.sum(masks * rgb[name], axis=0))
+
+    def test_a_crop_that_does_not_fit_is_refused(self):
+        with pytest.raises(ValueError, match=r"a 400×400 crop at \(200, 80\) does not fit in skimage.data.astronaut\(\)"):
+            conformance_inputs("rgb", shape=(400, 400))
 
 
 class TestDefaults:
@@ -93,15 +126,22 @@ class TestBackendDifference:
     @pytest.mark.parametrize(
         ("torch_", "expected"),
         [
-            (lambda x: x[..., :8], math.inf),  # another shape
             (lambda x: x * float("nan"), math.inf),  # NaN where numpy is finite
             (lambda x: x / 0.0, math.inf),  # inf where numpy is finite
         ],
-        ids=["shape", "nan", "inf"],
+        ids=["nan", "inf"],
     )
-    def test_shape_and_non_finite_mismatches_are_infinite(self, torch_, expected):
+    def test_non_finite_mismatches_are_infinite(self, torch_, expected):
         stage = _stage("odd", "luma", lambda y: y, torch_)
         assert backend_difference(stage, MICROSCOPY).max_difference == expected
+
+    def test_a_backend_returning_another_shape_is_an_input_error(self):
+        stage = _stage("odd", "luma", lambda y: y, lambda y: y[..., :8])
+        with pytest.raises(InputError, match=r"stage probe=odd: its torch backend returned shape \(1, 16, 8\) for an input of shape \(1, 16, 16\)"):
+            backend_difference(stage, MICROSCOPY)
+
+    def test_max_difference_of_other_shapes_is_infinite(self):
+        assert max_difference(np.zeros((2, 3)), np.zeros((3, 2))) == math.inf
 
     def test_matching_non_finite_values_agree(self):
         stage = _stage("nan", "luma", lambda y: y * np.nan, lambda y: y * torch.nan)

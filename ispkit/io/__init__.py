@@ -1,4 +1,4 @@
-"""File input and output: raw mosaics (TIFF, DNG) with their cameras, and PNG views.
+"""File input and output: raw mosaics (TIFF, DNG) with their cameras, linear DNGs, and PNG views.
 
 Writing
     Everything is written to a temporary file in the destination folder and renamed into
@@ -11,10 +11,12 @@ Raw files
     stored numbers ``round(raw · white_level)`` and embeds the :class:`~ispkit.camera.Camera`
     as YAML in the TIFF ImageDescription tag, after a first line ``ispkit-camera: 1``.
 
-    :func:`read_raw` reads such a TIFF, a plain 16-bit raw TIFF as published with the
-    Raw-Microscopy and Raw-Drone datasets, or a Bayer DNG, and returns a :class:`RawImage`
-    whose mosaic is normalised by the camera's white level ``2**container_bits - 1``.
-    The camera comes from, in this order:
+    :func:`read_raw` reads such a TIFF, a plain raw TIFF as published with the
+    Raw-Microscopy and Raw-Drone datasets, or a Bayer DNG (uncompressed, packed
+    10/12/14-bit, deflate or lossless JPEG; stripped or tiled; either byte order), and
+    returns a :class:`RawImage` whose mosaic is normalised by the camera's white level
+    ``2**container_bits - 1``. :func:`read_linear` reads a linear (demosaiced) DNG as a
+    :class:`LinearImage`. The camera comes from, in this order:
 
     1. the ``camera`` argument (a Camera, a registered name such as ``"microscopy"``, a
        YAML path or a mapping; see :meth:`Camera.get <ispkit.camera.Camera.get>`);
@@ -22,30 +24,44 @@ Raw files
     3. a sidecar file ``<name>.camera.yaml`` (e.g. ``img.tiff.camera.yaml``) or
        ``<stem>.camera.yaml`` (``img.camera.yaml``) beside the file, as written by
        :func:`write_sidecar`;
-    4. for a DNG, its own tags (see :func:`read_raw`).
+    4. for a DNG, its own tags (see :func:`read_raw`; every tag stays readable through
+       :attr:`RawImage.dng`, see :mod:`ispkit.io.dng`).
 
-    A file that is corrupt, truncated or not a 2-D unsigned-integer mosaic of even size
-    raises :class:`~ispkit.errors.RawFormatError` naming the file and what was expected.
+Untrusted files
+    A file that is corrupt, truncated, crafted or simply not a raw mosaic raises
+    :class:`~ispkit.errors.RawFormatError` naming the file and what was expected (a bad
+    sidecar: :class:`~ispkit.errors.ConfigError`), never another exception, in time and
+    memory bounded by :data:`MAX_PIXELS`: IFD loops, oversized declarations, byte counts
+    that do not match the declared image and YAML bombs are refused before any decoding.
 
 Modules
-    :mod:`ispkit.io.raw` (:class:`RawImage`, :func:`read_raw`, :func:`write_raw`),
-    :mod:`ispkit.io.tiff` (TIFF structure), :mod:`ispkit.io.dng` (DNG tags and camera),
-    :mod:`ispkit.io.sidecar` (camera metadata with a file), :mod:`ispkit.io.png`.
+    :mod:`ispkit.io.raw` (images and the readers), :mod:`ispkit.io.tiff` (TIFF
+    structure), :mod:`ispkit.io.decode` (pixel data), :mod:`ispkit.io.dng` (DNG tags,
+    levels and camera), :mod:`ispkit.io.sidecar` (camera metadata with a file),
+    :mod:`ispkit.io.png`.
 """
 
 from __future__ import annotations
 
+from .decode import MAX_PIXELS, MAX_PIXELS_ENV
+from .dng import DngFile, parse_dng
 from .png import to_uint8, write_png
-from .raw import RawImage, read_raw, write_raw
+from .raw import LinearImage, RawImage, read_linear, read_raw, write_raw
 from .sidecar import CAMERA_MARKER, sidecar_paths, write_sidecar
 
 __all__ = [
     "to_uint8",
     "write_png",
     "RawImage",
+    "LinearImage",
     "read_raw",
+    "read_linear",
     "write_raw",
     "write_sidecar",
     "sidecar_paths",
+    "parse_dng",
+    "DngFile",
+    "MAX_PIXELS",
+    "MAX_PIXELS_ENV",
     "CAMERA_MARKER",
 ]

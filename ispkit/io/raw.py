@@ -1,26 +1,44 @@
-"""Raw mosaics: :class:`RawImage`, :func:`read_raw` and :func:`write_raw`."""
+"""Raw images: :class:`RawImage` (:func:`read_raw`, :func:`write_raw`) and linear DNGs (:class:`LinearImage`, :func:`read_linear`)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tifffile
 
-from ..arrays import check_mosaic, check_raw_data
+from ..arrays import check_mosaic, check_raw_data, check_rgb
 from ..atomic import atomic_write
 from ..camera import Camera
-from ..errors import InputError, RawFormatError
-from .dng import _DNG_VERSION, _DngTags, _active_area, _dng_camera, _dng_raw_page, _dng_tags
+from ..cfa import site_map_numpy
+from ..errors import InputError, ISPKitError, RawFormatError
+from .decode import COMPRESSIONS, decode_image, image_layout
+from .decode import max_pixels as pixel_limit
+from .dng import (
+    DngFile,
+    RawLevels,
+    active_area,
+    cfa_pattern,
+    default_crop,
+    dng_camera,
+    dng_file,
+    is_dng,
+    linear_camera,
+    raw_levels,
+)
 from .sidecar import embed_camera, embedded_camera, find_sidecar, sidecar_paths
-from .tiff import _check_complete, _check_page, _name, _single_page, _wrapped
+from .tiff import Ifd, TiffStructure, open_tiff
 
-__all__ = ["RawImage", "read_raw", "write_raw"]
+__all__ = ["RawImage", "LinearImage", "read_raw", "read_linear", "write_raw"]
+
+Box = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,16 +48,30 @@ class RawImage:
     Parameters
     ----------
     mosaic
-        ``(H, W)`` float64 in [0, 1]: the stored numbers divided by ``camera.white_level``.
+        ``(H, W)`` float64: the stored numbers divided by ``camera.white_level`` (in
+        [0, 1] for a file's numbers).
     camera
         The camera the numbers belong to (CFA pattern, black level, colour, ...).
     path
         The file it was read from, or ``None``.
+    dng
+        For a DNG, its parsed IFDs: every tag, readable without parsing the file again
+        (:class:`~ispkit.io.dng.DngFile`); ``None`` for a TIFF.
+    crop
+        The DNG's default crop (DefaultCropOrigin/Size) as ``(top, left, bottom, right)``
+        in mosaic coordinates, or ``None``; the mosaic itself is not cropped (demosaicking
+        needs the margin), see :meth:`cropped`.
+    levels
+        The DNG's exact levels when the camera was read from its tags (see
+        :meth:`black_map`), else ``None``.
     """
 
     mosaic: np.ndarray
     camera: Camera
     path: Path | None = None
+    dng: DngFile | None = None
+    crop: Box | None = None
+    levels: RawLevels | None = None
 
     def __post_init__(self) -> None:
         check_mosaic(self.mosaic, "RawImage", batched=False)
@@ -50,6 +82,72 @@ class RawImage:
         h, w = self.mosaic.shape
         where = "None" if self.path is None else repr(str(self.path))
         return f"RawImage({h}×{w} mosaic, camera={self.camera.name!r}, path={where})"
+
+    def black_map(self) -> np.ndarray:
+        """The black level of every pixel ``(H, W)``, on the mosaic's scale.
+
+        Exact for a DNG read with its own camera (BlackLevel pattern plus
+        BlackLevelDeltaH/V); otherwise the camera's four per-site values repeated.
+        """
+        h, w = self.mosaic.shape
+        if self.levels is None:
+            return site_map_numpy(np.asarray(self.camera.black_level), (h, w))
+        return self.levels.black_map(h, w) / self.camera.white_level
+
+    def cropped(self) -> RawImage:
+        """This image restricted to its default :attr:`crop`, widened to whole 2×2 CFA blocks (itself without a crop)."""
+        if self.crop is None:
+            return self
+        top, left, bottom, right = self.crop
+        t, l, b, r = top - top % 2, left - left % 2, bottom + bottom % 2, right + right % 2
+        levels = self.levels
+        if levels is not None:
+            rows, cols = levels.black.shape[:2]
+            levels = replace(
+                levels,
+                black=np.roll(levels.black, (-t % rows, -l % cols), axis=(0, 1)),
+                delta_rows=None if levels.delta_rows is None else levels.delta_rows[t:b],
+                delta_cols=None if levels.delta_cols is None else levels.delta_cols[l:r],
+            )
+        return RawImage(self.mosaic[t:b, l:r], self.camera, self.path, self.dng, (top - t, left - l, bottom - t, right - l), levels)
+
+
+@dataclass(frozen=True, eq=False)
+class LinearImage:
+    """A linear (demosaiced) DNG: RGB data, black level subtracted, ready for the stages after demosaicking.
+
+    Parameters
+    ----------
+    rgb
+        ``(3, H, W)`` float64 in the camera's RGB: ``(stored - black) / camera.white_level``
+        per pixel and channel, with the file's exact black levels (pattern and deltas)
+        subtracted; not clipped, so noise below black stays negative as after the
+        ``black_level`` stage.
+    camera
+        The camera (black level 0, since it is subtracted; white balance from AsShotNeutral).
+    path
+        The file it was read from.
+    dng
+        Its parsed IFDs (:class:`~ispkit.io.dng.DngFile`).
+    crop
+        The default crop ``(top, left, bottom, right)``, or ``None``.
+    """
+
+    rgb: np.ndarray
+    camera: Camera
+    path: Path | None = None
+    dng: DngFile | None = None
+    crop: Box | None = None
+
+    def __post_init__(self) -> None:
+        check_rgb(self.rgb, "LinearImage", batched=False)
+        if not isinstance(self.camera, Camera):
+            raise InputError(f"LinearImage: expected a Camera, got {type(self.camera).__name__}")
+
+    def __repr__(self) -> str:
+        _, h, w = self.rgb.shape
+        where = "None" if self.path is None else repr(str(self.path))
+        return f"LinearImage({h}×{w} RGB, camera={self.camera.name!r}, path={where})"
 
 
 def write_raw(
@@ -64,7 +162,9 @@ def write_raw(
     The file holds one ``uint16`` page of the stored numbers ``round(raw · white_level)``
     (``white_level = 2**camera.container_bits - 1``), and the ImageDescription tag holds
     ``ispkit-camera: 1`` followed by :meth:`Camera.to_yaml <ispkit.camera.Camera.to_yaml>`,
-    which :func:`read_raw` reads back. The write is atomic (temporary file and rename).
+    which :func:`read_raw` reads back. The write is atomic and, without ``overwrite``,
+    race-free (:func:`ispkit.atomic.atomic_write`): of two processes writing the same new
+    file exactly one succeeds, and no temporary file is left behind on any failure.
 
     Parameters
     ----------
@@ -118,10 +218,18 @@ def write_raw(
     def write(tmp: Path) -> None:
         tifffile.imwrite(tmp, stored, photometric="minisblack", description=description, metadata=None, software="ispkit")
 
-    return atomic_write(path, write, overwrite=overwrite)
+    try:
+        return atomic_write(path, write, overwrite=overwrite)
+    except FileExistsError:  # another writer created it meanwhile
+        raise FileExistsError(f"{path} exists; refusing to overwrite it (pass overwrite=True to replace it)") from None
 
 
-def read_raw(path: str | os.PathLike[str], camera: Camera | str | Mapping[str, Any] | None = None) -> RawImage:
+def read_raw(
+    path: str | os.PathLike[str],
+    camera: Camera | str | Mapping[str, Any] | None = None,
+    *,
+    max_pixels: int | None = None,
+) -> RawImage:
     """Read a raw mosaic from a TIFF or DNG file, normalised by the camera's white level.
 
     Parameters
@@ -133,116 +241,213 @@ def read_raw(path: str | os.PathLike[str], camera: Camera | str | Mapping[str, A
         Overrides any camera found with the file: a :class:`~ispkit.camera.Camera`, a
         registered name (``"microscopy"``, ``"drone"``), a YAML path or a mapping.
         Without it the camera comes from the ImageDescription that :func:`write_raw`
-        embeds, else from a sidecar (:func:`sidecar_paths`, :func:`write_sidecar`), else,
-        for a DNG, from the DNG tags.
+        embeds, else from a sidecar (:func:`~ispkit.io.sidecar_paths`,
+        :func:`~ispkit.io.write_sidecar`), else, for a DNG, from the DNG tags.
+    max_pixels
+        Largest image (width × height × samples) read; default :data:`ispkit.io.MAX_PIXELS`
+        (250 million) or the environment variable ``ISPKIT_MAX_PIXELS``. Checked before
+        anything is decoded.
 
     Returns
     -------
     RawImage
-        ``mosaic = stored / camera.white_level`` as float64, the camera and the path.
+        ``mosaic = stored / camera.white_level`` as float64, the camera, the path and,
+        for a DNG, its tags (:attr:`RawImage.dng`) and default crop.
 
     Raises
     ------
     FileNotFoundError
         ``path`` does not exist.
     RawFormatError
-        The file is not a TIFF or DNG, is truncated, holds no 2-D unsigned-integer mosaic
-        of even size, holds numbers above the camera's white level or more bits than the
-        camera's ``container_bits``, is an unsupported DNG, or carries no camera.
+        For any file that cannot be read as described here: not a TIFF or DNG,
+        truncated, inconsistent (byte counts, offsets, sizes, levels), larger than
+        ``max_pixels``, an unsupported compression or layout, a linear DNG (read it with
+        :func:`read_linear`), numbers above the camera's white level or wider than its
+        ``container_bits``, or no camera. Nothing else is raised for a malformed file,
+        and reading takes time and memory bounded by ``max_pixels``.
+    ConfigError
+        A bad sidecar, or an invalid ``max_pixels`` / ``ISPKIT_MAX_PIXELS``.
 
     Notes
     -----
-    **Stored numbers.** The file's unsigned integers (8, 16 or 32 bit) are divided by the
+    **Stored numbers.** The file's unsigned integers (1 to 32 bit) are divided by the
     camera's ``white_level = 2**container_bits - 1``; the file's sample width must be at
     least ``container_bits`` (an 8-bit file read with a 16-bit camera is refused rather
     than read as a nearly black image) and no number may exceed the white level.
 
     **DNG.** The raw image is the IFD or SubIFD with PhotometricInterpretation 32803 (CFA)
-    and NewSubFileType 0, uncompressed or in a compression tifffile decodes (lossless JPEG
-    needs the ``imagecodecs`` package). Supported: a 2×2 Bayer CFARepeatPatternDim with
-    CFAPattern (0 = R, 1 = G, 2 = B, through CFAPlaneColor), a rectangular CFALayout, an
-    ActiveArea starting on an even row and column (the mosaic is cropped to it). Refused:
-    other CFA repeats, linear (demosaiced) DNGs, LinearizationTable, non-zero
-    BlackLevelDeltaH/V. The camera built from the tags takes
-
-    - ``name``: UniqueCameraModel, else the file stem;
-    - ``pattern``: from CFAPattern;
-    - ``container_bits = bit_depth``: the number of bits of WhiteLevel (default
-      ``2**BitsPerSample - 1``), so that ispkit's white level ``2**container_bits - 1`` is
-      the DNG WhiteLevel whenever that is of the form ``2**k - 1`` (16-bit samples with
-      WhiteLevel 4095 read as 12-bit numbers, 1.0 = saturation); a WhiteLevel such as
-      15520 gives 14 bits and saturation at 15520 / 16383;
-    - ``black_level``: BlackLevel (1, 2 or 4 values, repeated over the 2×2 sites as
-      BlackLevelRepeatDim says; rationals allowed) divided by that white level;
-    - ``white_balance``: ``1 / AsShotNeutral`` scaled to green = 1, else (1, 1, 1);
-    - ``color_matrix``: identity (DNG colour matrices map to XYZ, not to ispkit's
-      camera-to-output matrix); gain and read noise unset.
+    and NewSubFileType 0, in big- or little-endian files, stripped or tiled,
+    uncompressed (8/16/32-bit, or packed 10/12/14-bit as DNG specifies), deflate or
+    lossless JPEG (:mod:`ispkit.io.decode`). Supported: a 2×2 Bayer CFARepeatPatternDim
+    with CFAPattern (0 = R, 1 = G, 2 = B, through CFAPlaneColor), a rectangular CFALayout,
+    an ActiveArea starting on an even row and column (the mosaic is cropped to it), a
+    LinearizationTable (applied exactly: ``table[min(stored, len - 1)]``, as the DNG SDK
+    and LibRaw do). The camera built from the tags (:func:`ispkit.io.dng.dng_camera`)
+    takes the name from UniqueCameraModel, the pattern from CFAPattern, ``container_bits``
+    from the bits of WhiteLevel, the black level per 2×2 site from BlackLevel (with
+    BlackLevelRepeatDim; BlackLevelDeltaH/V averaged per site, exact in
+    :meth:`RawImage.black_map`), and white balance ``1 / AsShotNeutral``; the colour
+    matrix is the identity.
     """
+    path = _existing(path)
+    limit = pixel_limit(max_pixels)
+    explicit = None if camera is None else Camera.get(camera)
+    with _reading(path), open_tiff(path) as (structure, content):
+        if is_dng(structure):
+            dng = dng_file(structure)
+            if dng.linear:
+                raise RawFormatError(
+                    f"{path}: a linear DNG (PhotometricInterpretation 34892, LinearRaw) holds demosaiced RGB data, "
+                    "not a mosaic; read it with ispkit.io.read_linear(path)"
+                )
+            pattern = cfa_pattern(dng)  # checked even when a camera is given: the data must be a Bayer mosaic
+            stored, levels, crop = _dng_pixels(content, dng, limit)
+            bits = levels.bits
+        else:
+            dng, levels, crop = None, None, None
+            page = _single_page(structure)
+            _one_sample(structure, page)
+            layout = image_layout(structure, page, limit=limit, what="the raw page")
+            stored, bits = _decoded(content, structure, layout, "the raw page"), layout.bits
+        _check_mosaic_shape(stored, path)
+        description = _description(structure.pages[0])
+        own_levels = None  # the file's exact levels, kept when the camera comes from them
+        if explicit is not None:
+            camera = explicit
+        elif (embedded := embedded_camera(description, path)) is not None:
+            camera = embedded
+        elif (sidecar := find_sidecar(path)) is not None:
+            camera = Camera.from_yaml(sidecar)
+        elif dng is not None:
+            camera, own_levels = dng_camera(dng, levels, pattern), levels
+        else:
+            a, b = (p.name for p in sidecar_paths(path))
+            raise RawFormatError(
+                f"{path} carries no camera metadata (no ispkit ImageDescription, no sidecar {a} or {b}); "
+                f'pass one, e.g. read_raw(path, camera="microscopy") (a Camera, a registered name or a YAML path), '
+                f"or write a sidecar once with write_sidecar(path, camera)"
+            )
+        return RawImage(_normalise(stored, bits, camera, path), camera, path, dng, crop, own_levels)
+
+
+def read_linear(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> LinearImage:
+    """Read a linear (demosaiced) DNG as RGB, black level subtracted, for the stages after demosaicking.
+
+    Adobe's DNG Converter writes such files (PhotometricInterpretation 34892, LinearRaw),
+    e.g. for cameras whose mosaic it cannot keep. The data, levels and crop are read as
+    by :func:`read_raw` (any of its layouts and compressions, LinearizationTable,
+    ActiveArea, BlackLevel per sample with BlackLevelRepeatDim and deltas, WhiteLevel
+    per sample), and the camera comes from the tags
+    (:func:`ispkit.io.dng.linear_camera`). No ispkit pipeline starts after demosaicking
+    today; apply the RGB stages yourself, e.g.
+    ``stage.stage.run_numpy(image.rgb, stage.values, image.camera.pattern)`` for each
+    :class:`~ispkit.pipeline.PipelineStage` that takes RGB.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    RawFormatError
+        The file is not a linear DNG with three samples per pixel, or any problem
+        :func:`read_raw` refuses.
+    """
+    path = _existing(path)
+    limit = pixel_limit(max_pixels)
+    with _reading(path), open_tiff(path) as (structure, content):
+        if not is_dng(structure) or not (dng := dng_file(structure)).linear:
+            raise RawFormatError(f"{path}: not a linear DNG (PhotometricInterpretation 34892); read mosaics with ispkit.io.read_raw")
+        stored, levels, crop = _dng_pixels(content, dng, limit)
+        camera = linear_camera(dng, levels)
+        h, w = stored.shape[:2]
+        rgb = np.stack([stored[..., s] - levels.black_map(h, w, s) for s in range(3)]) / camera.white_level
+        return LinearImage(rgb, camera, path, dng, crop)
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def _existing(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(errno.ENOENT, "no such raw file", str(path))
-    explicit = None if camera is None else Camera.get(camera)
-    data, bits, description, dng = _read_file(path)
-    if explicit is not None:
-        camera = explicit
-    elif (embedded := embedded_camera(description, path)) is not None:
-        camera = embedded
-    elif (sidecar := find_sidecar(path)) is not None:
-        camera = Camera.from_yaml(sidecar)
-    elif dng is not None:
-        camera = _dng_camera(dng, bits, path)
-    else:
-        a, b = (p.name for p in sidecar_paths(path))
+    return path
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """The reader's promise: a malformed file gives RawFormatError (ConfigError for a sidecar), nothing else.
+
+    The parser checks what it reads; an exception of another type from a malformed file
+    is a gap in those checks, turned into a RawFormatError that says so.
+    """
+    try:
+        yield
+    except (ISPKitError, OSError):
+        raise
+    except MemoryError as exc:
+        raise RawFormatError(f"{path}: no memory to read its image; corrupt header or too large a file (see max_pixels)") from exc
+    except (ValueError, TypeError, KeyError, IndexError, ArithmeticError, RecursionError, struct.error, BufferError) as exc:
+        raise RawFormatError(f"{path}: unreadable file (internal check missed: {type(exc).__name__}: {exc})") from exc
+
+
+def _single_page(structure: TiffStructure) -> Ifd:
+    count = len(structure.pages)
+    if count != 1:
+        raise RawFormatError(f"{structure.path}: expected a single-page raw TIFF, found {count} pages (an image stack?)")
+    return structure.pages[0]
+
+
+def _one_sample(structure: TiffStructure, ifd: Ifd) -> None:
+    samples = ifd.integer(277, 1)
+    if samples != 1:
         raise RawFormatError(
-            f"{path} carries no camera metadata (no ispkit ImageDescription, no sidecar {a} or {b}); "
-            f'pass one, e.g. read_raw(path, camera="microscopy") (a Camera, a registered name or a YAML path), '
-            f"or write a sidecar once with write_sidecar(path, camera)"
+            f"{structure.path}: expected a raw mosaic with one sample per pixel, found {samples} (an RGB or multi-channel image?)"
         )
-    return RawImage(_normalise(data, bits, camera, path), camera, path)
 
 
-def _stored_numbers(raw: Any, camera: Camera) -> np.ndarray:
-    if hasattr(raw, "detach"):  # a torch tensor
-        raw = raw.detach().cpu().numpy()
-    check_raw_data(raw, "write_raw", batched=False)
-    outside = (raw < 0) | (raw > 1)
-    if outside.any():
-        raise InputError(
-            f"write_raw: {int(outside.sum())} value(s) lie outside [0, 1] (min {raw.min()!r}, max {raw.max()!r}); "
-            "write_raw does not clip, which would lose data: clip or rescale first"
-        )
-    return np.round(raw.astype(np.float64) * camera.white_level).astype(np.uint16)
+def _decoded(content: Any, structure: TiffStructure, layout: Any, what: str) -> np.ndarray:
+    try:
+        return decode_image(content, structure, layout, what=what)
+    except MemoryError as exc:
+        raise RawFormatError(
+            f"{structure.path}: no memory for its {layout.height}×{layout.width} image "
+            f"({COMPRESSIONS.get(layout.compression)}); corrupt header or too large a file (see max_pixels)"
+        ) from exc
 
 
-def _read_file(path: Path) -> tuple[np.ndarray, int, str, _DngTags | None]:
-    """The raw page's numbers (cropped to a DNG ActiveArea), bits per sample, the first
-    ImageDescription and, for a DNG, its tags."""
-    expected = "expected a single-page raw TIFF or a Bayer DNG"
-    with _wrapped(path, f"not a readable TIFF or DNG file; {expected}"), tifffile.TiffFile(path) as tif:
-        first = tif.pages[0]
-        is_dng = _DNG_VERSION in first.tags
-        page = _dng_raw_page(tif, path) if is_dng else _single_page(tif, path)
-        _check_page(page, path)
-        _check_complete(page, path, tif.filehandle.size)
-        description = first.description or ""
-        dng = _dng_tags(first, page, path) if is_dng else None
-        with _wrapped(path, f"cannot decode its image data (compression {_name(page.compression)})"):
-            try:
-                data = page.asarray()
-            except MemoryError as exc:
-                h, w = page.shape
-                raise RawFormatError(f"{path}: no memory for its {h}×{w} image; corrupt header or too large a file") from exc
-        if is_dng:
-            data = _active_area(data, page, path)
+def _dng_pixels(content: Any, dng: DngFile, limit: int) -> tuple[np.ndarray, RawLevels, Box | None]:
+    """The raw image's numbers cropped to its ActiveArea and linearized, its levels and its default crop."""
+    structure = dng.structure
+    samples = 3 if dng.linear else 1
+    found = dng.raw.integer(277, 1)
+    if found != samples:
+        kind = "a LinearRaw image" if dng.linear else "a CFA image"
+        raise RawFormatError(f"{dng.path}: {kind} needs {samples} sample(s) per pixel, found {found}")
+    layout = image_layout(structure, dng.raw, limit=limit, what="its raw image")
+    stored = _decoded(content, structure, layout, "its raw image")
+    top, left, bottom, right = active_area(dng, layout.height, layout.width)
+    stored = stored[top:bottom, left:right]
+    h, w = bottom - top, right - left
+    levels = raw_levels(dng, layout.bits, samples, h, w)
+    if levels.table is not None:
+        stored = levels.table[np.minimum(stored, levels.table.size - 1)]
+    crop = default_crop(dng, h, w)
+    return stored, levels, None if crop == (0, 0, h, w) else crop
+
+
+def _check_mosaic_shape(data: np.ndarray, path: Path) -> None:
     if data.ndim != 2:
         raise RawFormatError(f"{path}: expected a 2-D raw mosaic (H, W), found shape {data.shape}")
     h, w = data.shape
     if h % 2 or w % 2 or h == 0:
         raise RawFormatError(
-            f"{path}: a raw mosaic must hold whole 2×2 CFA blocks, so its height and width must be even; "
-            f"found {h}×{w}"
+            f"{path}: a raw mosaic must hold whole 2×2 CFA blocks, so its height and width must be even; found {h}×{w}"
         )
-    return data, int(page.bitspersample), description, dng
+
+
+def _description(ifd: Ifd) -> str:
+    tag = ifd.get(270)
+    return tag.value if tag is not None and isinstance(tag.value, str) else ""
 
 
 def _normalise(data: np.ndarray, bits: int, camera: Camera, path: Path) -> np.ndarray:
@@ -259,3 +464,19 @@ def _normalise(data: np.ndarray, bits: int, camera: Camera, path: Path) -> np.nd
             f"(container_bits={camera.container_bits}; largest {int(data.max())}); the file and the camera disagree"
         )
     return data.astype(np.float64) / white
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def _stored_numbers(raw: Any, camera: Camera) -> np.ndarray:
+    if hasattr(raw, "detach"):  # a torch tensor
+        raw = raw.detach().cpu().numpy()
+    check_raw_data(raw, "write_raw", batched=False)
+    outside = (raw < 0) | (raw > 1)
+    if outside.any():
+        raise InputError(
+            f"write_raw: {int(outside.sum())} value(s) lie outside [0, 1] (min {raw.min()!r}, max {raw.max()!r}); "
+            "write_raw does not clip, which would lose data: clip or rescale first"
+        )
+    return np.round(raw.astype(np.float64) * camera.white_level).astype(np.uint16)

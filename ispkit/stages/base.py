@@ -15,10 +15,17 @@ Stages with ``cfa_aware = True`` also receive the camera's ``pattern=`` keyword.
 Both backends receive parameters as keyword arguments under their declared names:
 float parameters as arrays (numpy) or tensors of the input's dtype (torch), integer
 and boolean parameters as Python scalars.
+
+ispkit calls the backends through :meth:`Stage.run_numpy` and :meth:`Stage.run_torch`
+(and :class:`StageModule`), which check shapes on both sides: the input must be of the
+domain the stage takes, and the result of the domain it gives with the same batch size,
+height and width; anything else is an :class:`~ispkit.errors.InputError` naming the stage.
+:mod:`ispkit.testing` checks the rest of a stage's contract.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -27,8 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..arrays import check_float, check_mosaic, check_plane, check_rgb
 from ..config import holds_text_or_bool
-from ..errors import ParameterError
+from ..errors import InputError, ParameterError
 
 __all__ = ["Domain", "Param", "FromCamera", "Stage", "StageModule"]
 
@@ -150,10 +158,97 @@ class Stage:
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
 
     @classmethod
+    def declaration_problems(cls) -> list[str]:
+        """Every way the declared parameters contradict themselves, one line each; empty when none.
+
+        Guaranteed when empty: parameter names are distinct identifiers, every
+        :class:`FromCamera` default names a :class:`~ispkit.camera.Camera` field, and every
+        other default passes :meth:`Param.validate` (declared type and shape, finite,
+        within ``bounds``, odd where required). The registry refuses a stage with problems.
+        """
+        from ..camera import Camera  # camera imports this module
+
+        fields = {f.name for f in dataclasses.fields(Camera)}
+        problems, seen = [], set()
+        for p in cls.params:
+            where = f"{cls.kind}.{p.name}"
+            if not (isinstance(p.name, str) and p.name.isidentifier()) or p.name in seen:
+                problems.append(f"{where}: parameter names must be distinct identifiers, got {p.name!r}")
+            seen.add(p.name)
+            if isinstance(p.default, FromCamera):
+                if p.default.field not in fields:
+                    problems.append(f"{where}: the default reads Camera.{p.default.field}, which is not a camera field")
+                continue
+            try:
+                p.validate(p.default, f"{where} default")
+            except ParameterError as exc:
+                problems.append(str(exc))
+        return problems
+
+    @classmethod
+    def output_shape(cls, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape a backend must return for an input of ``shape``.
+
+        The same leading (batch) dimensions, height and width, with the channel axis of
+        the domain the stage gives: ``(…, 3, H, W)`` for ``rgb``, ``(…, H, W)`` otherwise.
+
+        >>> class Demosaic(Stage):
+        ...     takes, gives = "raw", "rgb"
+        >>> Demosaic.output_shape((2, 8, 10))
+        (2, 3, 8, 10)
+        """
+        lead = shape[:-3] if cls.takes == "rgb" else shape[:-2]
+        return (*lead, *((3,) if cls.gives == "rgb" else ()), *shape[-2:])
+
+    @classmethod
     def run_numpy(cls, x: np.ndarray, values: Mapping[str, Any], pattern: str) -> np.ndarray:
-        """Apply the numpy backend to one image with validated ``values``."""
+        """Apply the numpy backend to one image with validated ``values``.
+
+        ``x`` must be one image of the domain the stage takes (``(H, W)`` mosaic with even
+        sides or plane, ``(3, H, W)`` view); the result is guaranteed to be an array of
+        :meth:`output_shape`. Otherwise :class:`~ispkit.errors.InputError` names the stage.
+        """
+        _check_input(cls, x, batched=False)
         extra = {"pattern": pattern} if cls.cfa_aware else {}
-        return cls.numpy(x, **values, **extra)
+        return _checked_output(cls, x, cls.numpy(x, **values, **extra), "numpy")
+
+    @classmethod
+    def run_torch(cls, x: torch.Tensor, values: Mapping[str, Any], pattern: str) -> torch.Tensor:
+        """Apply the torch backend to a batch with ``values`` already cast to ``x``'s dtype and device.
+
+        ``x`` must be a batch of the domain the stage takes (``(N, H, W)`` or
+        ``(N, 3, H, W)``); the result is guaranteed to be a tensor of :meth:`output_shape`
+        (same batch size, height and width). Otherwise :class:`~ispkit.errors.InputError`
+        names the stage. Only shapes are read, never values (no host synchronisation).
+        """
+        _check_input(cls, x, batched=True)
+        extra = {"pattern": pattern} if cls.cfa_aware else {}
+        return _checked_output(cls, x, cls.torch(x, **values, **extra), "torch")
+
+
+def _label(stage: type[Stage]) -> str:
+    return f"stage {stage.kind}={stage.method}"
+
+
+_DOMAIN_CHECKS = {"raw": check_mosaic, "rgb": check_rgb, "luma": check_plane}
+
+
+def _check_input(stage: type[Stage], x: Any, *, batched: bool) -> None:
+    """Raise :class:`InputError` unless ``x`` is one image (or a batch) of the domain ``stage`` takes."""
+    _DOMAIN_CHECKS[stage.takes](x, f"{_label(stage)} ({stage.takes} → {stage.gives}) input", batched=batched)
+
+
+def _checked_output(stage: type[Stage], x: Any, out: Any, backend: str) -> Any:
+    """``out``, after checking that it is an array (tensor) of ``stage.output_shape(x.shape)``."""
+    expected = stage.output_shape(tuple(x.shape))
+    array_type = np.ndarray if backend == "numpy" else torch.Tensor
+    got = f"shape {tuple(out.shape)}" if isinstance(out, array_type) else f"a {type(out).__name__}"
+    if not isinstance(out, array_type) or tuple(out.shape) != expected:
+        raise InputError(
+            f"{_label(stage)}: its {backend} backend returned {got} for an input of shape {tuple(x.shape)}; "
+            f"a {stage.takes} → {stage.gives} stage must return {'an array' if backend == 'numpy' else 'a tensor'} of shape {expected}"
+        )
+    return out
 
 
 class StageModule(nn.Module):
@@ -195,8 +290,15 @@ class StageModule(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        extra = {"pattern": self.pattern} if self.stage.cfa_aware else {}
-        return self.stage.torch(x, **self.values(x), **extra)
+        """Run the stage on a batch (see :meth:`Stage.run_torch`), in ``x``'s dtype and on its device.
+
+        A stage taking ``raw`` also accepts ``(N, 1, H, W)``; a raw result then keeps
+        the channel axis, ``(N, 1, H, W)``.
+        """
+        check_float(x, f"{_label(self.stage)} input")
+        channel = self.stage.takes == "raw" and x.ndim == 4 and x.shape[1] == 1
+        out = self.stage.run_torch(x[:, 0] if channel else x, self.values(x), self.pattern)
+        return out[:, None] if channel and self.stage.gives != "rgb" else out
 
     @torch.no_grad()
     def project_(self) -> None:
