@@ -327,8 +327,9 @@ class PipelineModule(nn.Module):
         for s in pipeline.stages:
             self.add_module(s.name, StageModule(s.stage, s.values, pipeline.camera.pattern, chosen.get(s.name, frozenset())))
         self._overrides = {s.name: s.overrides | chosen.get(s.name, frozenset()) for s in pipeline.stages}
-        # A raw stage that decides on its input values (Stage.exact_input) gets them, and
-        # the raw stages before it run, in float64, as in the NumPy backend.
+        # A raw stage that decides on its input values (Stage.exact_input) gets them in
+        # float64, as in the NumPy backend (the raw stages before it run in float64), and
+        # returns the module's dtype.
         self._exact_raw = any(s.stage.takes == "raw" and s.stage.exact_input for s in pipeline.stages)
 
     def forward(self, raw: torch.Tensor) -> torch.Tensor:
@@ -355,7 +356,7 @@ class PipelineModule(nn.Module):
                 if step.stage.stage.takes == "luma":
                     y = module(y)
                 else:
-                    x = module(x)
+                    x = module(x, raw.dtype) if exact and step.stage.stage.exact_input else module(x)
                     if exact and step.stage.stage.gives != "raw":
                         x, exact = x.to(raw.dtype), False
                 if self.track_stages:

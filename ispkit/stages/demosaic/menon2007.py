@@ -28,7 +28,8 @@ float32 moves the library's own output by up to 0.17), so a float32 tensor repro
 the library run on that tensor's values promoted to float64, not on the float64 data
 it was rounded from. For the same reason the stage sets ``exact_input``: a pipeline
 runs its raw stages (the black level) in float64 and hands this stage their float64
-result, which is what the NumPy backend decides on.
+result, which is what the NumPy backend decides on, with ``dtype=`` its own dtype, in
+which everything after the decision runs.
 
 References
 ----------
@@ -188,12 +189,14 @@ def _along(planes: torch.Tensor, weights: tuple[float, ...], horizontal: torch.T
     return torch.where(horizontal, _convolve1d(planes, weights, -1), _convolve1d(planes, weights, -2))
 
 
-def demosaic_menon2007(raw: torch.Tensor, refining_step: bool, *, pattern: str) -> torch.Tensor:
+def demosaic_menon2007(raw: torch.Tensor, refining_step: bool, *, pattern: str, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Torch twin of :func:`demosaic_menon2007_numpy` on a batch ``(N, H, W)`` → ``(N, 3, H, W)``.
 
-    The result has ``raw``'s dtype; the directional decision is taken in float64 (float32
-    on MPS), so it is the library's on the values ``raw`` holds. Differentiable almost
-    everywhere in ``raw`` (see the module notes on the decision).
+    The directional decision is taken in float64 (float32 on MPS), so it is the
+    library's on the values ``raw`` holds; the rest is computed in, and the result has,
+    ``dtype`` (default: ``raw``'s). A pipeline passes its float64 black-level result
+    with its own dtype. Differentiable almost everywhere in ``raw`` (see the module
+    notes on the decision).
 
     Examples
     --------
@@ -207,6 +210,7 @@ def demosaic_menon2007(raw: torch.Tensor, refining_step: bool, *, pattern: str) 
     red, green, blue = masks_torch(raw.shape[-2:], pattern, dtype=torch.bool, device=raw.device)
     red_rows = red.any(-1, keepdim=True)
     exact = raw.to(_decision_dtype(raw.device))  # the identity for float64 input
+    raw = raw.to(dtype or raw.dtype)
     green_h, green_v = _green_estimates(exact, green)
     d_h, d_v = _classifier(exact, green_h, green_v, green)
     horizontal = d_v >= d_h  # the decision M, as the library takes it
