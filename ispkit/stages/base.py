@@ -138,8 +138,10 @@ class Stage:
     params: ClassVar[tuple[Param, ...]] = ()
     cfa_aware: ClassVar[bool] = False
     #: The torch backend takes discrete decisions from its input values (Menon's choice of
-    #: direction) that rounding the input to float32 would flip; a pipeline then runs its
-    #: raw stages in float64, as the NumPy backend does, and casts after the demosaic.
+    #: direction) that rounding the input to float32 would flip. Such a backend also takes
+    #: ``dtype=``, the dtype to return (and to compute in after the decisions); a pipeline
+    #: in a lower precision runs the raw stages before it in float64, as the NumPy backend
+    #: does, and hands it their float64 result with ``dtype=`` its own dtype.
     exact_input: ClassVar[bool] = False
     numpy: ClassVar[Callable[..., np.ndarray]]
     torch: ClassVar[Callable[..., torch.Tensor]]
@@ -213,16 +215,19 @@ class Stage:
         return _checked_output(cls, x, cls.numpy(x, **values, **extra), "numpy")
 
     @classmethod
-    def run_torch(cls, x: torch.Tensor, values: Mapping[str, Any], pattern: str) -> torch.Tensor:
+    def run_torch(cls, x: torch.Tensor, values: Mapping[str, Any], pattern: str, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Apply the torch backend to a batch with ``values`` already cast to ``x``'s dtype and device.
 
         ``x`` must be a batch of the domain the stage takes (``(N, H, W)`` or
         ``(N, 3, H, W)``); the result is guaranteed to be a tensor of :meth:`output_shape`
         (same batch size, height and width). Otherwise :class:`~ispkit.errors.InputError`
         names the stage. Only shapes are read, never values (no host synchronisation).
+        ``dtype`` is passed on to a stage with ``exact_input`` (see there).
         """
         _check_input(cls, x, batched=True)
         extra = {"pattern": pattern} if cls.cfa_aware else {}
+        if dtype is not None:
+            extra["dtype"] = dtype
         return _checked_output(cls, x, cls.torch(x, **values, **extra), "torch")
 
 
@@ -289,15 +294,15 @@ class StageModule(nn.Module):
                 out[p.name] = getattr(self, p.name).to(dtype=like.dtype, device=like.device)
         return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Run the stage on a batch (see :meth:`Stage.run_torch`), in ``x``'s dtype and on its device.
 
         A stage taking ``raw`` also accepts ``(N, 1, H, W)``; a raw result then keeps
-        the channel axis, ``(N, 1, H, W)``.
+        the channel axis, ``(N, 1, H, W)``. ``dtype``: for a stage with ``exact_input``.
         """
         check_float(x, f"{_label(self.stage)} input")
         channel = self.stage.takes == "raw" and x.ndim == 4 and x.shape[1] == 1
-        out = self.stage.run_torch(x[:, 0] if channel else x, self.values(x), self.pattern)
+        out = self.stage.run_torch(x[:, 0] if channel else x, self.values(x), self.pattern, dtype)
         return out[:, None] if channel and self.stage.gives != "rgb" else out
 
     @torch.no_grad()
