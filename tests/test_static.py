@@ -106,6 +106,20 @@ def test_menon_presets_in_float32_on_a_photograph(preset, camera_name):
     assert_float32_contract(Pipeline.preset(preset, camera=camera_name), preset, raw)
 
 
+def test_float32_module_with_float64_raw_stages_keeps_its_dtype_and_gradients():
+    """The raw stages before Menon run in float64 inside a float32 module; what comes out
+    (result, tracked views, gradients) is float32, and gradients reach the black level."""
+    pipeline = Pipeline.preset("me,s,ga", camera="drone")
+    module = pipeline.to_torch(trainable=["black_level", "gamma"], track_stages=True)
+    raw = torch.from_numpy(float32_values(RAW)).float().requires_grad_()
+    out = module(raw)
+    assert out.dtype == torch.float32 and all(view.dtype == torch.float32 for view in module.views.values())
+    out.mean().backward()
+    assert raw.grad.dtype == torch.float32 and torch.isfinite(raw.grad).all() and raw.grad.abs().sum() > 0
+    level = module.black_level.level
+    assert level.grad is not None and torch.isfinite(level.grad).all() and level.grad.abs().sum() > 0
+
+
 def test_readme_example_near_black():
     """The README example: a handful of its 786 432 values (one here) miss 1e-4, all just above black, by no more than δ^(1/γ)."""
     raw = np.random.default_rng(0).random((4, 256, 256))

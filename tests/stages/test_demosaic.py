@@ -403,6 +403,20 @@ class TestMenon2007:
             got = demosaic_menon2007(torch.from_numpy(raw).float(), refining_step, pattern=pattern)[0]
             np.testing.assert_allclose(got.double().numpy(), expected, rtol=0, atol=1e-6)
 
+    @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+    def test_dtype_keyword_decides_on_the_float64_input(self, pattern):
+        """``dtype=`` (what a pipeline passes, Stage.exact_input): float64 numbers in, the decision
+        on them, the result in float32: equal to the library on the float64 numbers, which the
+        float32 rounding of the same photograph is not."""
+        assert Menon2007.exact_input
+        raw = mosaic(natural_crop("astronaut", 7, 151, 64, 64), pattern)  # k / 255: not float32 numbers
+        expected = demosaic_menon2007_numpy(raw, True, pattern=pattern)
+        got = demosaic_menon2007(torch.from_numpy(raw)[None], True, pattern=pattern, dtype=torch.float32)
+        assert got.dtype == torch.float32
+        np.testing.assert_allclose(got[0].double().numpy(), expected, rtol=0, atol=1e-6)
+        rounded = demosaic_menon2007(torch.from_numpy(raw)[None].float(), True, pattern=pattern)
+        assert np.abs(rounded[0].double().numpy() - expected).max() > 1e-2
+
     @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
     def test_half_precision_takes_the_float64_decisions(self, dtype):
         """Inputs of any float dtype: the direction is the library's on the numbers the tensor holds."""
