@@ -171,7 +171,6 @@ def test_even_sizes_rejected_by_backends():
 
 
 @pytest.mark.parametrize("stage", [BilateralDenoise, NLMeansDenoise], ids=lambda s: s.method)
-@pytest.mark.xfail(strict=True, raises=ispkit.errors.InputError, reason="scikit-image returns (W,) for a one-row plane; the numpy backend does not restore (1, W)")
 def test_one_row_plane_keeps_its_shape(stage):
     """A one-row luma plane never comes out of a pipeline (mosaics have even sides), but the stage contract covers it."""
     assert stage.run_numpy(np.linspace(0.0, 1.0, 5)[None], values(stage), "RGGB").shape == (1, 5)

@@ -103,6 +103,7 @@ def bilateral_numpy(y: np.ndarray, sigma_color: np.ndarray, sigma_spatial: np.nd
     """Reference: ``skimage.restoration.denoise_bilateral(y, win_size or None, sigma_color, sigma_spatial, bins, mode="symmetric")`` on ``(H, W)``."""
     check_plane(y, "bilateral_numpy", batched=False)
     _check(win_size, bins, "bilateral_numpy")
+    # scikit-image squeezes a one-row plane to (W,); the stage keeps the plane's shape
     return denoise_bilateral(
         np.asarray(y, dtype=np.float64),
         win_size=win_size or None,
@@ -110,7 +111,7 @@ def bilateral_numpy(y: np.ndarray, sigma_color: np.ndarray, sigma_spatial: np.nd
         sigma_spatial=as_float(sigma_spatial),
         bins=bins,
         mode="symmetric",
-    )
+    ).reshape(np.shape(y))
 
 
 def bilateral(y: torch.Tensor, sigma_color: torch.Tensor, sigma_spatial: torch.Tensor, win_size: int, bins: int) -> torch.Tensor:

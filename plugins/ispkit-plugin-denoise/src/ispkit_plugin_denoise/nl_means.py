@@ -86,6 +86,7 @@ def nl_means_numpy(y: np.ndarray, h: np.ndarray, sigma: np.ndarray, patch_size: 
     """Reference: ``skimage.restoration.denoise_nl_means(y, patch_size, patch_distance, h, fast_mode=False, sigma=sigma)`` on ``(H, W)``."""
     check_plane(y, "nl_means_numpy", batched=False)
     _check(patch_size, patch_distance, "nl_means_numpy")
+    # scikit-image squeezes a one-row plane to (W,); the stage keeps the plane's shape
     return denoise_nl_means(
         np.asarray(y, dtype=np.float64),
         patch_size=patch_size,
@@ -94,7 +95,7 @@ def nl_means_numpy(y: np.ndarray, h: np.ndarray, sigma: np.ndarray, patch_size: 
         fast_mode=False,
         sigma=as_float(sigma),
         preserve_range=True,
-    )
+    ).reshape(np.shape(y))
 
 
 def nl_means(y: torch.Tensor, h: torch.Tensor, sigma: torch.Tensor, patch_size: int, patch_distance: int) -> torch.Tensor:
