@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import rawpy
 
 HERE = Path(__file__).parent
 READ_BY_LIBRAW = ["canon_eos_kiss_x4_colorchart.dng"]
@@ -26,6 +25,8 @@ PIXELS = 12  # pixel values stored per file, at seeded positions
 
 def libraw_reference(path: Path) -> dict:
     """Mosaic size, checksum, statistics and sample pixels, black level per 2×2 site, white level and CFA pattern."""
+    import rawpy  # imported here: collecting this folder (pytest --doctest-modules) must not need rawpy
+
     with rawpy.imread(str(path)) as raw:
         mosaic = raw.raw_image_visible.astype(np.int64)
         pattern = "".join(chr(raw.color_desc[c]) for c in raw.raw_pattern.ravel())  # colour_desc "RGBG": index 3 is the second green
@@ -48,6 +49,8 @@ def libraw_reference(path: Path) -> dict:
 
 
 def main() -> None:
+    import rawpy
+
     references = {
         "libraw_version": ".".join(map(str, rawpy.libraw_version)),
         "rawpy_version": rawpy.__version__,
