@@ -58,10 +58,10 @@ MAX_SUBIFD_DEPTH = 2
 MAX_ENTRIES = 4096
 """Most entries one IFD may hold; a DNG's IFD0 has about a hundred."""
 
-UNLOADED = frozenset({700, 33723, 34377, 34675, 37500, 50740, 50817, 50831, 50933, 50934})
+UNLOADED = frozenset({700, 33723, 34377, 34675, 37500, 50740, 50817, 50831})
 """Tags whose values are opaque blobs that ispkit never reads and does not copy: XMP,
-IPTC, Photoshop, ICC profile, MakerNote, DNGPrivateData, OriginalRawFileData,
-AsShotICCProfile, ExtraCameraProfiles, ProfileEmbedPolicy-era blobs."""
+IPTC, Photoshop, ICC profile, MakerNote, DNGPrivateData, OriginalRawFileData and
+AsShotICCProfile."""
 
 TAG_NAMES: Mapping[int, str] = MappingProxyType(
     {
@@ -116,14 +116,41 @@ TAG_NAMES: Mapping[int, str] = MappingProxyType(
         50731: "BaselineNoise",
         50778: "CalibrationIlluminant1",
         50779: "CalibrationIlluminant2",
+        50725: "ReductionMatrix1",
+        50726: "ReductionMatrix2",
+        50732: "BaselineSharpness",
+        50733: "BayerGreenSplit",
+        50734: "LinearResponseLimit",
+        50735: "CameraSerialNumber",
+        50739: "ShadowScale",
         50829: "ActiveArea",
         50830: "MaskedAreas",
+        50931: "CameraCalibrationSignature",
+        50932: "ProfileCalibrationSignature",
+        50933: "ExtraCameraProfiles",
+        50934: "AsShotProfileName",
+        50936: "ProfileName",
+        50937: "ProfileHueSatMapDims",
+        50938: "ProfileHueSatMapData1",
+        50939: "ProfileHueSatMapData2",
+        50940: "ProfileToneCurve",
         50964: "ForwardMatrix1",
         50965: "ForwardMatrix2",
+        50981: "ProfileLookTableDims",
+        50982: "ProfileLookTableData",
         51008: "OpcodeList1",
         51009: "OpcodeList2",
         51022: "OpcodeList3",
         51041: "NoiseProfile",
+        51110: "DefaultBlackRender",
+        51125: "DefaultUserCrop",
+        52529: "CalibrationIlluminant3",
+        52530: "CameraCalibration3",
+        52531: "ColorMatrix3",
+        52532: "ForwardMatrix3",
+        52533: "IlluminantData1",
+        52534: "IlluminantData2",
+        52535: "IlluminantData3",
     }
 )
 """Names of the tags ispkit reads or reports (TIFF 6.0, TIFF/EP, DNG 1.6)."""
