@@ -12,7 +12,7 @@ All levels are on the normalised [0, 1] scale, i.e. stored digital numbers divid
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -22,12 +22,33 @@ import yaml
 
 from .cfa import check_pattern
 from .config import Locator, check_int, check_number, check_string, holds_text_or_bool, load_yaml
-from .errors import ConfigError, InputError, UnknownStageError, close_matches
-from .stages.base import FromCamera
+from .errors import ConfigError, InputError
 
-__all__ = ["Camera"]
+__all__ = ["Camera", "CameraLookup", "FromCamera", "use_camera_lookup"]
 
 _IDENTITY = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+
+CameraLookup = Callable[[str], "Camera"]
+"""Finds a registered camera by name, or raises an :class:`~ispkit.errors.ISPKitError` naming close matches."""
+
+_lookup: CameraLookup | None = None
+
+
+def use_camera_lookup(lookup: CameraLookup) -> None:
+    """Make :meth:`Camera.builtin` (and so :meth:`Camera.get` of a name) find cameras with ``lookup``.
+
+    :mod:`ispkit.registry` installs its own (the registered cameras) when it is imported,
+    which ``import ispkit`` does; this module imports nothing of the registry.
+    """
+    global _lookup
+    _lookup = lookup
+
+
+@dataclass(frozen=True)
+class FromCamera:
+    """A parameter default read from the camera (``Camera.<field>``)."""
+
+    field: str
 
 
 @dataclass(frozen=True)
@@ -149,13 +170,14 @@ class Camera:
 
     @classmethod
     def builtin(cls, name: str) -> Camera:
-        """A camera registered through the plugin registry (``microscopy``, ``drone``, ...)."""
-        from .registry import get_registry
+        """A camera registered through the plugin registry (``microscopy``, ``drone``, ...).
 
-        cameras = get_registry().cameras()
-        if name not in cameras:
-            raise UnknownStageError(f"unknown camera {name!r}: {close_matches(name, cameras)}")
-        return cameras[name]
+        Found by the lookup :mod:`ispkit.registry` installs (:func:`use_camera_lookup`); an
+        unknown name is an :class:`~ispkit.errors.UnknownStageError` naming close matches.
+        """
+        if _lookup is None:
+            raise InputError(f"cannot look up camera {name!r}: no camera lookup is installed (importing ispkit.registry installs it)")
+        return _lookup(name)
 
     @classmethod
     def get(cls, camera: Camera | str | Mapping[str, Any]) -> Camera:

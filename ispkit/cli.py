@@ -99,16 +99,18 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    from .registry import SLOW_IMPORT_S
+    from . import drift, tasks  # noqa: F401 - each layer registers its hook kinds when imported
+    from .registry import HOOK_KINDS, SLOW_IMPORT_S, STAGES
 
     registry = get_registry()
     registry.collect_all()  # every hook, so that every plugin failure is listed below
     print(f"{'kind':18s} {'method':16s} {'acts on':12s} provider")
     for (kind, method), entry in sorted(registry.stages().items()):
         print(f"{kind:18s} {method:16s} {entry.stage.takes + '→' + entry.stage.gives:12s} {entry.provider}")
-    print(f"\ncameras: {', '.join(sorted(registry.cameras()))}")
-    print(f"task models: {', '.join(sorted(registry.task_models()))}")
-    print(f"distances: {', '.join(sorted(registry.distances()))}")
+    print()
+    for kind in sorted(HOOK_KINDS.values(), key=lambda kind: kind.what):
+        if kind is not STAGES:
+            print(f"{kind.what}s: {', '.join(sorted(map(str, registry.items(kind.hook))))}")
     if registry.failures:
         print("\nplugins that failed and were skipped:")
         for f in registry.failures:

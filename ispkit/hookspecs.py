@@ -1,4 +1,4 @@
-"""Hook specifications of the ``ispkit`` plugin system (pluggy project name ``"ispkit"``).
+"""Hook specifications of the core (pluggy project name ``"ispkit"``): stages and cameras.
 
 A plugin is any module or object with functions marked ``@ispkit.hookimpl``. Installed
 distributions expose it through an entry point in the group ``ispkit``::
@@ -6,24 +6,23 @@ distributions expose it through an entry point in the group ``ispkit``::
     [project.entry-points.ispkit]
     optics = "ispkit_plugin_optics.plugin"
 
-ispkit's own stages, cameras, task models and distances are registered through these same hooks
-(:mod:`ispkit.builtins`).
+ispkit's own stages and cameras are registered through these same hooks
+(:mod:`ispkit.builtins`). The other layers specify their hooks next to their code and
+register them with the one plugin manager when they are imported
+(:func:`ispkit.registry.register_kind`): :mod:`ispkit.tasks.hookspecs` (task models) and
+:mod:`ispkit.drift.hookspecs` (view distances for forensics).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import pluggy
 
-if TYPE_CHECKING:
-    from .camera import Camera
-    from .stages.base import Stage
-    from .drift.distances import Distance
-    from .tasks.base import TaskModel
+from .camera import Camera
+from .stages.base import Stage
 
-__all__ = ["hookspec", "hookimpl", "ispkit_stages", "ispkit_cameras", "ispkit_task_models", "ispkit_distances"]
+__all__ = ["hookspec", "hookimpl", "ispkit_stages", "ispkit_cameras"]
 
 hookspec = pluggy.HookspecMarker("ispkit")
 hookimpl = pluggy.HookimplMarker("ispkit")
@@ -41,13 +40,3 @@ def ispkit_stages() -> Iterable[type[Stage]]:
 @hookspec
 def ispkit_cameras() -> Iterable[Camera]:
     """Return the :class:`ispkit.Camera` objects a plugin provides, registered by name."""
-
-
-@hookspec
-def ispkit_task_models() -> Iterable[TaskModel]:
-    """Return the :class:`ispkit.tasks.TaskModel` objects a plugin provides, registered by name."""
-
-
-@hookspec
-def ispkit_distances() -> Iterable[Distance]:
-    """Return the :class:`ispkit.drift.distances.Distance` objects a plugin provides (forensics), by name."""

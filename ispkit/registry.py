@@ -1,4 +1,4 @@
-"""The plugin registry: one pluggy ``PluginManager("ispkit")`` for stages, cameras, task models and distances.
+"""The plugin registry: one pluggy ``PluginManager("ispkit")``, generic over the kinds of items hooks provide.
 
 Plugins are discovered from the entry-point group ``ispkit``. Unlike pluggy's
 ``load_setuptools_entrypoints``, which stops at the first plugin that fails to import,
@@ -6,14 +6,26 @@ each entry point is loaded on its own, and a plugin's faults stay its own: an im
 raises (or calls ``sys.exit``), a hook that raises or returns something of the wrong type,
 and an item claiming a name ispkit itself provides are each recorded as a
 :class:`PluginFailure` (``ispkit plugins`` shows them) and skipped; everything else still
-loads. ispkit's own stages, cameras, task models and distances always win over a plugin
-claiming the same name; two third-party plugins claiming one name is a
-:class:`~ispkit.errors.PluginError` naming both. Each entry point's import time is kept
-(:meth:`Registry.slow_imports`).
+loads. ispkit's own items always win over a plugin claiming the same name; two third-party
+plugins claiming one name is a :class:`~ispkit.errors.PluginError` naming both. Each entry
+point's import time is kept (:meth:`Registry.slow_imports`).
+
+**Hook kinds.** What a hook provides is described by a :class:`HookKind`: its hook
+specification, how an item is checked and keyed, and the plugin with ispkit's own items.
+The registry knows no kind in particular: each layer registers its kinds with
+:func:`register_kind` when it is imported -- the core its stages and cameras (here, with
+:mod:`ispkit.hookspecs` and :mod:`ispkit.builtins`), :mod:`ispkit.tasks` its task models,
+:mod:`ispkit.drift` its view distances -- and looks items up with :meth:`Registry.items` and
+:meth:`Registry.get` by hook name. The one ``PluginManager`` gets every registered kind's
+specification (``add_hookspecs``, one module or class per layer).
 
 A plugin stage's numpy and torch backends are checked for agreement on a small probe
 (:mod:`ispkit.stage_probe`) the first time :meth:`Registry.stage` hands it out; a
 disagreement beyond the float64 contract is a :class:`PluginWarning`.
+
+Importing this module installs the registry's camera lookup into :class:`~ispkit.camera.Camera`
+(:func:`ispkit.camera.use_camera_lookup`), so that ``Camera.get("microscopy")`` finds
+registered cameras while the camera module imports nothing of the registry.
 
 Two environment variables steer discovery:
 
@@ -34,17 +46,18 @@ import traceback
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from . import builtins, hookspecs
+from .camera import Camera, use_camera_lookup
 from .errors import InputError, PluginError, UnknownStageError, close_matches
 from .stages.base import Param, Stage
 
 __all__ = [
+    "CAMERAS",
     "HOOK_KINDS",
     "HookKind",
     "PluginFailure",
@@ -52,8 +65,11 @@ __all__ = [
     "PluginWarning",
     "Registry",
     "SLOW_IMPORT_S",
+    "STAGES",
     "StageEntry",
     "get_registry",
+    "named_kind",
+    "register_kind",
     "reset_registry",
 ]
 
@@ -119,6 +135,13 @@ class HookKind:
         A key as messages show it.
     entry
         The registry's value for a usable item and the distribution providing it.
+    specs
+        The module (or class) holding the hook's ``@hookspec``; a module may hold the
+        specifications of several kinds of one layer.
+    builtins
+        The plugin (a module named ``<layer>.builtins``, or ``None``) with ispkit's own items
+        of this kind; it is registered as ispkit's (provider ``"ispkit"``, plugin name
+        ``<layer>``) together with the kind, and its items win over any plugin's.
     """
 
     hook: str
@@ -127,10 +150,12 @@ class HookKind:
     key: Callable[[Any], Hashable]
     label: Callable[[Any], str]
     entry: Callable[[Any, str], Any]
+    specs: Any
+    builtins: Any = None
 
 
 class Registry:
-    """Stages, cameras, task models and distances provided by ispkit and by installed plugins.
+    """The items of every registered :class:`HookKind` provided by ispkit and by installed plugins.
 
     Parameters
     ----------
@@ -139,22 +164,88 @@ class Registry:
     strict
         Raise on the first plugin failure instead of recording it; defaults to the
         ``ISPKIT_STRICT_PLUGINS`` environment variable.
+
+    Every kind registered so far (:data:`HOOK_KINDS`) is added before plugins are loaded; a
+    kind registered later (its layer imported later) is added then (:meth:`add_kind`).
     """
 
     def __init__(self, *, entry_points: bool = True, strict: bool | None = None) -> None:
         self.strict = os.environ.get("ISPKIT_STRICT_PLUGINS", "") in ("1", "true", "yes") if strict is None else strict
         self.manager = pluggy.PluginManager("ispkit")
-        self.manager.add_hookspecs(hookspecs)
         self.failures: list[PluginFailure] = []
         self.imports: list[PluginImport] = []
+        self._kinds: dict[str, HookKind] = {}
         self._providers: dict[str, str] = {}
+        self._builtin: set[str] = set()
         self._found: dict[str, dict[Hashable, Any]] = {}
         self._checked: set[type[Stage]] = set()
-        from . import builtins
-
-        self.register(builtins, name=BUILTIN, provider=BUILTIN)
+        for kind in list(HOOK_KINDS.values()):
+            self.add_kind(kind)
         if entry_points:
             self.load_entry_points()
+
+    # -- kinds --------------------------------------------------------------------------
+
+    def add_kind(self, kind: HookKind) -> None:
+        """Make ``kind`` usable here: add its hook specification and register ispkit's own items of it (once).
+
+        Plugins registered earlier whose implementation of the hook does not fit the
+        specification are recorded as failures and unregistered, as they would have been
+        had the kind been known when they were registered.
+        """
+        known = self._kinds.get(kind.hook)
+        if known is kind:
+            return
+        if known is not None:
+            raise PluginError(f"hook {kind.hook!r} is registered twice: for {known.what}s and for {kind.what}s")
+        caller = getattr(self.manager.hook, kind.hook, None)
+        if caller is None or not caller.has_spec():
+            self._drop_misfits(kind)
+            self.manager.add_hookspecs(kind.specs)
+        self._kinds[kind.hook] = kind
+        if kind.builtins is not None and not self.manager.is_registered(kind.builtins):
+            name = self.manager.get_canonical_name(kind.builtins).removesuffix(".builtins")
+            self.register(kind.builtins, name=name, provider=BUILTIN)
+            self._builtin.add(name)
+        self._invalidate()
+
+    def _drop_misfits(self, kind: HookKind) -> None:
+        """Unregister (and record) each plugin whose implementations do not fit ``kind.specs``.
+
+        pluggy checks an implementation when its specification is added and raises at the
+        first misfit, leaving the hook half-checked; so the check is made first on a scratch
+        manager holding only these specifications.
+        """
+        scratch = pluggy.PluginManager("ispkit")
+        scratch.add_hookspecs(kind.specs)
+        for name, plugin in list(self.manager.list_name_plugin()):
+            if name in self._builtin:
+                continue
+            try:
+                scratch.register(plugin, name=name)
+            except _PLUGIN_FAULTS as exc:
+                self.unregister(name)
+                self._fail(name, self._providers.get(name, name), f"registration failed: {_describe(exc)}", exc)
+
+    def kind(self, hook: str) -> HookKind:
+        """The registered kind of ``hook`` (added here first when it was registered after this registry was made)."""
+        if hook not in self._kinds:
+            if hook not in HOOK_KINDS:
+                known = ", ".join(sorted(HOOK_KINDS))
+                raise PluginError(f"no hook kind {hook!r} is registered (known: {known}); its layer registers it when imported")
+            self.add_kind(HOOK_KINDS[hook])
+        return self._kinds[hook]
+
+    def items(self, hook: str) -> dict[Hashable, Any]:
+        """The usable items of the kind of ``hook`` by key, ispkit's own first (computed once until plugins change)."""
+        return self._registered(self.kind(hook))
+
+    def get(self, hook: str, key: Hashable) -> Any:
+        """The item ``key`` of the kind of ``hook``; an unknown key is an :class:`InputError` naming close matches."""
+        kind, found = self.kind(hook), self.items(hook)
+        if key not in found:
+            raise InputError(f"unknown {kind.what} {kind.label(key)}: {close_matches(str(key), sorted(map(str, found)))}")
+        return found[key]
 
     # -- plugins ------------------------------------------------------------------------
 
@@ -214,9 +305,9 @@ class Registry:
         return [record for record in self.imports if record.seconds > limit]
 
     def collect_all(self) -> None:
-        """Call every hook now, so that :attr:`failures` holds the faults of every kind of item."""
-        for kind in HOOK_KINDS.values():
-            self._registered(kind)
+        """Call the hook of every registered kind now, so that :attr:`failures` holds the faults of every kind of item."""
+        for hook in list(HOOK_KINDS):
+            self.items(hook)
 
     def _fail(self, plugin: str, distribution: str, error: str, exc: BaseException | None = None) -> None:
         """Record that ``plugin`` (or one of its items) was skipped because of ``error``; raise when strict."""
@@ -234,7 +325,7 @@ class Registry:
         A hook that raises (or calls ``sys.exit``) or returns something other than a
         collection of items is recorded as a failure and contributes nothing.
         """
-        impls = sorted(getattr(self.manager.hook, hook).get_hookimpls(), key=lambda impl: impl.plugin_name != BUILTIN)
+        impls = sorted(getattr(self.manager.hook, hook).get_hookimpls(), key=lambda impl: impl.plugin_name not in self._builtin)
         for impl in impls:
             provider = self._providers.get(impl.plugin_name, impl.plugin_name)
             try:
@@ -274,7 +365,7 @@ class Registry:
     def _clash(self, kind: HookKind, key: Hashable, first: tuple[str, str], plugin: str, provider: str) -> None:
         """Handle ``plugin`` claiming ``key`` after ``first``: skip it if ``first`` is ispkit, else raise."""
         message = f"{kind.what} {kind.label(key)} is provided twice: by {first[1]!r} and by {provider!r}"
-        if first[0] != BUILTIN:
+        if first[0] not in self._builtin:
             raise PluginError(f"{message}; uninstall one or disable it with ISPKIT_DISABLE_PLUGINS")
         self._fail(plugin, provider, f"{message}; ispkit's own takes precedence, so the plugin's is not used")
 
@@ -282,7 +373,7 @@ class Registry:
 
     def stages(self) -> dict[tuple[str, str], StageEntry]:
         """All registered stage methods keyed by ``(kind, method)``."""
-        return self._registered(HOOK_KINDS["ispkit_stages"])  # type: ignore[return-value]
+        return self.items(STAGES.hook)  # type: ignore[return-value]
 
     def kinds(self) -> list[str]:
         """Registered stage kinds, sorted."""
@@ -343,35 +434,66 @@ class Registry:
 
     # -- cameras ------------------------------------------------------------------------
 
-    def cameras(self) -> dict[str, Any]:
+    def cameras(self) -> dict[str, Camera]:
         """Registered cameras by name; a name claimed by two plugins is an error naming both providers."""
-        return self._registered(HOOK_KINDS["ispkit_cameras"])  # type: ignore[return-value]
+        return self.items(CAMERAS.hook)  # type: ignore[return-value]
 
-    # -- task models --------------------------------------------------------------------
+    def camera(self, name: str) -> Camera:
+        """The registered camera ``name``; an unknown name is an :class:`~ispkit.errors.UnknownStageError` naming close matches."""
+        cameras = self.cameras()
+        if name not in cameras:
+            raise UnknownStageError(f"unknown camera {name!r}: {close_matches(name, cameras)}")
+        return cameras[name]
+
+    # -- deprecated typed lookups of other layers' kinds ----------------------------------
 
     def task_models(self) -> dict[str, Any]:
-        """Registered :class:`~ispkit.tasks.TaskModel` objects by name."""
-        return self._registered(HOOK_KINDS["ispkit_task_models"])  # type: ignore[return-value]
+        """Deprecated: use :func:`ispkit.tasks.task_models` (or ``items("ispkit_task_models")``)."""
+        return self._deprecated("ispkit_task_models", "ispkit.tasks.task_models()")
 
     def task_model(self, name: str) -> Any:
-        """The task model ``name``; an unknown name is an :class:`InputError` naming close matches."""
-        return _named(self.task_models(), name, "task model")
-
-    # -- distances ----------------------------------------------------------------------
+        """Deprecated: use :func:`ispkit.tasks.task_model` (or ``get("ispkit_task_models", name)``)."""
+        return self._deprecated("ispkit_task_models", "ispkit.tasks.task_model(name)", name)
 
     def distances(self) -> dict[str, Any]:
-        """Registered :class:`~ispkit.drift.distances.Distance` objects by name (forensics)."""
-        return self._registered(HOOK_KINDS["ispkit_distances"])  # type: ignore[return-value]
+        """Deprecated: use :func:`ispkit.drift.distances.distances` (or ``items("ispkit_distances")``)."""
+        return self._deprecated("ispkit_distances", "ispkit.drift.distances.distances()")
 
     def distance(self, name: str) -> Any:
-        """The distance ``name``; an unknown name is an :class:`InputError` naming close matches."""
-        return _named(self.distances(), name, "distance")
+        """Deprecated: use :func:`ispkit.drift.distances.distance` (or ``get("ispkit_distances", name)``)."""
+        return self._deprecated("ispkit_distances", "ispkit.drift.distances.distance(name)", name)
+
+    def _deprecated(self, hook: str, instead: str, *key: Hashable) -> Any:
+        warnings.warn(f"Registry lookups by type are deprecated: use {instead}", DeprecationWarning, stacklevel=3)
+        return self.get(hook, *key) if key else self.items(hook)
 
 
-def _named(items: dict[str, Any], name: str, what: str) -> Any:
-    if name not in items:
-        raise InputError(f"unknown {what} {name!r}: {close_matches(str(name), sorted(items))}")
-    return items[name]
+def named_kind(hook: str, what: str, cls: type, *, specs: Any, builtins: Any = None) -> HookKind:
+    """The :class:`HookKind` of a hook whose items are ``cls`` instances registered by their non-empty string ``name``."""
+
+    def problem(item: Any) -> str | None:
+        if not isinstance(item, cls):
+            return f"returned {_short(item)}, which is not a {cls.__name__}"
+        if not (isinstance(item.name, str) and item.name.strip()):
+            return f"returned a {cls.__name__} named {_short(item.name)}; expected a non-empty string"
+        return None
+
+    return HookKind(hook, what, problem, lambda item: item.name, repr, lambda item, provider: item, specs, builtins)
+
+
+def register_kind(kind: HookKind) -> HookKind:
+    """Register ``kind`` process-wide (:data:`HOOK_KINDS`) and add it to the process-wide registry if there is one.
+
+    A layer calls this when it is imported, for each kind of item its hooks provide.
+    Registering the same kind again does nothing; another kind for a registered hook is a
+    :class:`~ispkit.errors.PluginError`.
+    """
+    known = HOOK_KINDS.setdefault(kind.hook, kind)
+    if known is not kind:
+        raise PluginError(f"hook {kind.hook!r} is registered twice: for {known.what}s and for {kind.what}s")
+    if _REGISTRY is not None:
+        _REGISTRY.add_kind(kind)
+    return kind
 
 
 def _normalise(distribution: str) -> str:
@@ -424,45 +546,22 @@ def _stage_problem(stage: Any) -> str | None:
     return None
 
 
-def _named_item_problem(module: str, cls_name: str) -> Callable[[Any], str | None]:
-    """A check that an item is a ``module.cls_name`` (imported on first use) with a non-empty string ``name``."""
-
-    def problem(item: Any) -> str | None:
-        cls = getattr(import_module(module), cls_name)
-        if not isinstance(item, cls):
-            return f"returned {_short(item)}, which is not a {cls_name}"
-        if not (isinstance(item.name, str) and item.name.strip()):
-            return f"returned a {cls_name} named {_short(item.name)}; expected a non-empty string"
-        return None
-
-    return problem
-
-
-def _named_kind(hook: str, what: str, module: str, cls_name: str) -> HookKind:
-    """The :class:`HookKind` of a hook whose items are ``module.cls_name`` objects registered by ``.name``."""
-    return HookKind(hook, what, _named_item_problem(module, cls_name), lambda item: item.name, repr, lambda item, provider: item)
-
-
-HOOK_KINDS: dict[str, HookKind] = {
-    kind.hook: kind
-    for kind in (
-        HookKind(
-            "ispkit_stages",
-            "stage",
-            _stage_problem,
-            lambda stage: (stage.kind, stage.method),
-            lambda key: f"{key[0]}={key[1]}",
-            StageEntry,
-        ),
-        _named_kind("ispkit_cameras", "camera", "ispkit.camera", "Camera"),
-        _named_kind("ispkit_task_models", "task model", "ispkit.tasks.base", "TaskModel"),
-        _named_kind("ispkit_distances", "distance", "ispkit.drift.distances", "Distance"),
-    )
-}
-"""Every hook of :mod:`ispkit.hookspecs`, by hook name."""
-
-
 _REGISTRY: Registry | None = None
+
+HOOK_KINDS: dict[str, HookKind] = {}
+"""Every registered hook kind by hook name, in the order registered: the core's own below, then those of
+each layer imported so far (``ispkit_task_models`` by :mod:`ispkit.tasks`, ``ispkit_distances`` by
+:mod:`ispkit.drift`). Filled by :func:`register_kind`."""
+
+STAGES = register_kind(
+    HookKind(
+        "ispkit_stages", "stage", _stage_problem, lambda stage: (stage.kind, stage.method), lambda key: f"{key[0]}={key[1]}", StageEntry,
+        hookspecs, builtins,
+    )
+)  # fmt: skip
+"""Stage method classes, keyed by ``(kind, method)`` (:func:`ispkit.hookspecs.ispkit_stages`)."""
+CAMERAS = register_kind(named_kind("ispkit_cameras", "camera", Camera, specs=hookspecs, builtins=builtins))
+"""Cameras, keyed by name (:func:`ispkit.hookspecs.ispkit_cameras`)."""
 
 
 def get_registry() -> Registry:
@@ -477,3 +576,6 @@ def reset_registry() -> None:
     """Forget the process-wide registry so the next :func:`get_registry` rediscovers plugins."""
     global _REGISTRY
     _REGISTRY = None
+
+
+use_camera_lookup(lambda name: get_registry().camera(name))

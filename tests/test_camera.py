@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ispkit.camera import Camera
+from ispkit.camera import Camera, use_camera_lookup
 from ispkit.cfa import BAYER_PATTERNS
-from ispkit.errors import ConfigError, InputError
+from ispkit.errors import ConfigError, InputError, UnknownStageError
 from ispkit.stages.base import FromCamera
 
 CAMERAS = Path(__file__).resolve().parents[1] / "ispkit" / "cameras"
@@ -123,6 +123,17 @@ class TestDerived:
         assert Camera.get(CAMERAS / "drone.yaml") == drone
         with pytest.raises(InputError, match="expected a Camera"):
             Camera.get(3)  # type: ignore[arg-type]
+
+    def test_a_name_is_found_by_the_installed_lookup(self, drone, monkeypatch):
+        assert Camera.get("drone") == drone  # ispkit.registry installed its lookup at import
+        with pytest.raises(UnknownStageError, match="unknown camera 'dron': did you mean 'drone'"):
+            Camera.get("dron")
+        monkeypatch.setattr("ispkit.camera._lookup", None)
+        use_camera_lookup({"lab": drone}.__getitem__)
+        assert Camera.get("lab") is drone and Camera.builtin("lab") is drone
+        monkeypatch.setattr("ispkit.camera._lookup", None)
+        with pytest.raises(InputError, match="cannot look up camera 'drone': no camera lookup is installed"):
+            Camera.get("drone")
 
 
 class TestRoundTrip:

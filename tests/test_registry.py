@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import os
 import re
+import subprocess
 import sys
 import textwrap
+import types
 import warnings
 
 import numpy as np
@@ -16,11 +20,14 @@ from torch import nn
 import ispkit
 from ispkit import Camera, Pipeline
 from ispkit.drift.distances import Distance
-from ispkit.errors import PluginError, UnknownStageError
+from ispkit.drift.hookspecs import DISTANCES
+from ispkit.errors import InputError, PluginError, UnknownStageError
+from ispkit.hookspecs import hookimpl, hookspec
 from ispkit.pipeline import PRESETS
-from ispkit.registry import PluginWarning, Registry, get_registry, reset_registry
+from ispkit.registry import HOOK_KINDS, PluginWarning, Registry, get_registry, named_kind, register_kind, reset_registry
 from ispkit.stages.base import Param, Stage
 from ispkit.tasks.base import TaskModel
+from ispkit.tasks.hookspecs import TASK_MODELS
 
 BUILTIN = {
     ("black_level", "per_site"),
@@ -205,7 +212,7 @@ FAULTS = {
 
 
 def _everything(registry: Registry) -> tuple:
-    return registry.stages(), registry.cameras(), registry.task_models(), registry.distances()
+    return tuple(registry.items(hook) for hook in ("ispkit_stages", "ispkit_cameras", "ispkit_task_models", "ispkit_distances"))
 
 
 class TestFaultyPlugins:
@@ -345,6 +352,94 @@ class TestBackendProbe:
         Pipeline.from_yaml(_lens_yaml("vignette"))
         Pipeline.from_yaml(_lens_yaml("vignette"))
         assert probed == [Vignette]
+
+
+class ToySpecs:
+    """The specification of a toy layer's hook (a class, as pluggy allows)."""
+
+    @hookspec
+    def ispkit_toys(self):
+        """Return toy items (objects with a ``name``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Toy:
+    name: str
+
+
+def _toy_builtins() -> types.ModuleType:
+    """The toy layer's built-ins: a module ``toylayer.builtins`` providing the toy ``one``."""
+    module = types.ModuleType("toylayer.builtins")
+    module.ispkit_toys = hookimpl(lambda: [Toy("one")])
+    return module
+
+
+class TestHookKinds:
+    """The registry is generic over hook kinds; each layer registers its own when it is imported."""
+
+    def test_the_core_alone_knows_only_its_own_kinds(self):
+        code = (
+            "import sys\nimport ispkit.registry as r\nfrom ispkit import Camera\n"
+            "print(sorted(r.HOOK_KINDS), Camera.get('drone').pattern, sorted(m for m in sys.modules if m.startswith(('ispkit.tasks', 'ispkit.drift'))))\n"
+            "import ispkit.tasks, ispkit.drift\nprint(list(r.HOOK_KINDS)[2:], sorted(r.get_registry().items('ispkit_distances')))"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "ISPKIT_DISABLE_PLUGINS": "all"})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [
+            "['ispkit_cameras', 'ispkit_stages'] RGGB []",
+            "['ispkit_task_models', 'ispkit_distances'] ['l2', 'ssim']",
+        ]
+
+    def test_each_layer_registers_its_builtins_as_ispkit(self, registry):
+        plugins = dict(registry.manager.list_name_plugin())
+        assert {name: plugins[name].__name__ for name in ("ispkit", "ispkit.tasks", "ispkit.drift")} == {
+            "ispkit": "ispkit.builtins", "ispkit.tasks": "ispkit.tasks.builtins", "ispkit.drift": "ispkit.drift.builtins",
+        }  # fmt: skip
+        assert [HOOK_KINDS[hook] for hook in ("ispkit_task_models", "ispkit_distances")] == [TASK_MODELS, DISTANCES]
+        assert set(registry.items("ispkit_task_models")) == {"resnet18", "unetplusplus", "small_cnn", "small_unet"}
+
+    def test_one_lookup_by_kind_and_name(self, registry):
+        assert registry.get("ispkit_distances", "ssim").name == "ssim"
+        assert registry.get("ispkit_stages", ("gamma", "power")).stage.method == "power"
+        with pytest.raises(InputError, match="unknown distance 'l3': did you mean 'l2'"):
+            registry.get("ispkit_distances", "l3")
+        with pytest.raises(PluginError, match=r"no hook kind 'ispkit_toys' is registered \(known: ispkit_cameras, .*\); its layer registers it"):
+            registry.items("ispkit_toys")
+
+    def test_a_kind_registered_later_reaches_existing_registries(self, registry, monkeypatch):
+        monkeypatch.setattr("ispkit.registry.HOOK_KINDS", dict(HOOK_KINDS))
+        other = Registry(entry_points=False)
+        registry.register(_plugin("ispkit_toys", [Toy("two"), Toy("one")]), name="toys", provider="toys-dist")
+
+        class Misfit:  # its implementation takes an argument the specification does not offer
+            @ispkit.hookimpl
+            def ispkit_toys(self, size):
+                return [Toy("three")]
+
+        registry.register(Misfit(), name="misfit", provider="misfit-dist")
+        kind = register_kind(named_kind("ispkit_toys", "toy", Toy, specs=ToySpecs, builtins=_toy_builtins()))
+        assert registry.items("ispkit_toys") == {"one": Toy("one"), "two": Toy("two")}
+        assert registry.get("ispkit_toys", "one") is not None and "misfit" not in dict(registry.manager.list_name_plugin())
+        assert [(f.plugin, f.error.split(":")[0]) for f in registry.failures] == [("misfit", "registration failed"), ("toys", "toy 'one' is provided twice")]
+        assert "ispkit_toys" in registry.failures[0].error and "size" in registry.failures[0].error
+        assert "toylayer" in dict(registry.manager.list_name_plugin()) and registry.kind("ispkit_toys") is kind
+        assert set(other.items("ispkit_toys")) == {"one"}  # a registry made before the kind gets it when asked
+
+    def test_another_kind_for_a_registered_hook_is_an_error(self, registry, monkeypatch):
+        monkeypatch.setattr("ispkit.registry.HOOK_KINDS", dict(HOOK_KINDS))
+        register_kind(named_kind("ispkit_toys", "toy", Toy, specs=ToySpecs))
+        with pytest.raises(PluginError, match="hook 'ispkit_toys' is registered twice: for toys and for gadgets"):
+            register_kind(named_kind("ispkit_toys", "gadget", Toy, specs=ToySpecs))
+
+    def test_typed_lookups_of_other_layers_are_deprecated_delegates(self, registry):
+        with pytest.warns(DeprecationWarning, match=r"use ispkit\.tasks\.task_models\(\)"):
+            assert registry.task_models() is registry.items("ispkit_task_models")
+        with pytest.warns(DeprecationWarning, match=r"use ispkit\.tasks\.task_model\(name\)"):
+            assert registry.task_model("small_cnn") is registry.get("ispkit_task_models", "small_cnn")
+        with pytest.warns(DeprecationWarning, match=r"use ispkit\.drift\.distances\.distances\(\)"):
+            assert registry.distances() is registry.items("ispkit_distances")
+        with pytest.warns(DeprecationWarning, match=r"use ispkit\.drift\.distances\.distance\(name\)"):
+            assert registry.distance("l2").name == "l2"
 
 
 @pytest.fixture

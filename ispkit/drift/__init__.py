@@ -6,4 +6,12 @@
 
 Experiments are YAML files (:mod:`ispkit.drift.config`), tracked in MLflow
 (:mod:`ispkit.drift.tracking`) and reported as HTML with figures.
+
+Importing this package registers the view-distance hook kind
+(:data:`~ispkit.drift.hookspecs.DISTANCES`) and ispkit's own distances with the plugin registry.
 """
+
+from ..registry import register_kind
+from .hookspecs import DISTANCES
+
+register_kind(DISTANCES)

@@ -47,6 +47,7 @@ from ..corruptions import CORRUPTIONS
 from ..errors import ISPKitError, close_matches
 from ..pipeline import Pipeline, presets
 from ..tasks.training import TrainConfig
+from .distances import distances
 
 __all__ = ["DATASET_KINDS", "DatasetConfig", "ModelConfig", "CorruptionConfig", "SynthesisConfig", "ForensicsConfig", "AdjustmentConfig", "ARMS"]
 
@@ -442,8 +443,6 @@ _FORENSICS_TOP = ("name", "seed", "device", "threads", "dataset", "pipeline", "m
 
 
 def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> ForensicsConfig:
-    from ..registry import get_registry
-
     top, name, seed, device, threads = _header(data, loc, _FORENSICS_TOP, "forensics")
     dataset = _dataset(top, loc, base)
     files: dict[str, Path] = {}
@@ -488,7 +487,7 @@ def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> Forensic
     lambdas = _distinct_list(top.get("lambdas", [0.0, 0.1, 1.0, 10.0, 100.0]), loc, ("lambdas",), _number(allow_inf=True, what="λ >= 0 (.inf allowed)"), "λ >= 0 (.inf allowed)")
 
     distance = loc.check(("distance",), check_string, top.get("distance", "l2"), what="a distance name")
-    found = get_registry().distances()
+    found = distances()
     if distance not in found:
         loc.error(("distance",), f"unknown distance {distance!r}: {close_matches(distance, sorted(found))}")
 

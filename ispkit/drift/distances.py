@@ -32,8 +32,12 @@ import torch
 
 from ..errors import InputError
 from ..filters import gaussian_filter
+from ..registry import get_registry
 
 __all__ = ["Distance", "l2_distance", "ssim", "ssim_distance", "L2", "SSIM", "distances", "distance"]
+
+HOOK = "ispkit_distances"
+"""The hook distances are registered through (its kind: :data:`ispkit.drift.hookspecs.DISTANCES`)."""
 
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5
@@ -94,13 +98,9 @@ SSIM = Distance("ssim", ssim_distance, "1 − SSIM (Gaussian window σ = 1.5)")
 
 def distances() -> dict[str, Distance]:
     """Registered distances by name."""
-    from ..registry import get_registry
-
-    return get_registry().distances()
+    return get_registry().items(HOOK)  # type: ignore[return-value]
 
 
 def distance(name: str) -> Distance:
     """The registered distance ``name`` (an unknown name is an :class:`InputError` naming close matches)."""
-    from ..registry import get_registry
-
-    return get_registry().distance(name)
+    return get_registry().get(HOOK, name)

@@ -35,19 +35,13 @@ import torch
 from torch import nn
 
 from ..arrays import check_float, check_mosaic, check_plane, check_rgb
+from ..camera import Camera, FromCamera
 from ..config import holds_text_or_bool
 from ..errors import InputError, ParameterError
 
 __all__ = ["Domain", "Param", "FromCamera", "Stage", "StageModule"]
 
 Domain = Literal["raw", "rgb", "luma"]
-
-
-@dataclass(frozen=True)
-class FromCamera:
-    """A parameter default read from the camera (``Camera.<field>``)."""
-
-    field: str
 
 
 @dataclass(frozen=True)
@@ -168,8 +162,6 @@ class Stage:
         other default passes :meth:`Param.validate` (declared type and shape, finite,
         within ``bounds``, odd where required). The registry refuses a stage with problems.
         """
-        from ..camera import Camera  # camera imports this module
-
         fields = {f.name for f in dataclasses.fields(Camera)}
         problems, seen = [], set()
         for p in cls.params:

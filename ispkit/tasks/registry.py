@@ -1,4 +1,4 @@
-"""Task models from the plugin registry (hook ``ispkit_task_models``)."""
+"""Task models from the plugin registry (hook ``ispkit_task_models``, :data:`ispkit.tasks.hookspecs.TASK_MODELS`)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,19 @@ from typing import Any
 from ..errors import InputError
 from ..registry import get_registry
 from .base import TaskModel, TaskNetwork, check_in_channels
+from .hookspecs import TASK_MODELS
 
 __all__ = ["task_models", "task_model", "build_network"]
 
 
 def task_models() -> dict[str, TaskModel]:
     """Registered task models by name."""
-    return get_registry().task_models()
+    return get_registry().items(TASK_MODELS.hook)  # type: ignore[return-value]
 
 
 def task_model(name: str) -> TaskModel:
     """The registered task model ``name`` (an :class:`~ispkit.errors.InputError` names close matches)."""
-    return get_registry().task_model(name)
+    return get_registry().get(TASK_MODELS.hook, name)
 
 
 def build_network(

@@ -10,6 +10,7 @@ import ispkit
 from ispkit.errors import InputError, PluginError
 from ispkit.registry import Registry, get_registry, reset_registry
 from ispkit.tasks.base import TaskModel, TaskNetwork
+from ispkit.tasks.hookspecs import TASK_MODELS
 from ispkit.tasks.registry import build_network, task_model, task_models
 
 BUILTIN = {"resnet18": "classification", "unetplusplus": "segmentation", "small_cnn": "classification", "small_unet": "segmentation"}
@@ -50,7 +51,7 @@ class TestBuiltins:
         models = task_models()
         assert {name: model.task for name, model in models.items()} == BUILTIN
         assert all(isinstance(model, TaskModel) and model.summary for model in models.values())
-        assert models is registry.task_models()
+        assert models is registry.items(TASK_MODELS.hook)
 
     def test_lookup(self, registry):
         assert task_model("small_unet").name == "small_unet"
@@ -169,14 +170,14 @@ class TestInChannels:
 class TestPlugins:
     def test_third_party_model(self):
         registry = Registry(entry_points=False)
-        assert "toy_linear" not in registry.task_models()
+        assert "toy_linear" not in registry.items(TASK_MODELS.hook)
         registry.register(ToyPlugin(), name="toy")
-        models = registry.task_models()
+        models = registry.items(TASK_MODELS.hook)
         assert models["toy_linear"] is TOY
         assert set(models) == set(BUILTIN) | {"toy_linear"}
-        assert registry.task_model("toy_linear") is TOY
+        assert registry.get(TASK_MODELS.hook, "toy_linear") is TOY
         registry.unregister("toy")
-        assert "toy_linear" not in registry.task_models()
+        assert "toy_linear" not in registry.items(TASK_MODELS.hook)
 
     def test_third_party_model_builds_through_process_registry(self, registry):
         registry.register(ToyPlugin(), name="toy")
@@ -187,12 +188,12 @@ class TestPlugins:
         registry = Registry(entry_points=False, strict=True)  # not strict: ispkit's own is kept (tests/test_registry.py)
         registry.register(ClashingPlugin(), name="clash", provider="clash-dist")
         with pytest.raises(PluginError, match=r"task model 'small_cnn' is provided twice: by 'ispkit' and by 'clash-dist'"):
-            registry.task_models()
+            registry.items(TASK_MODELS.hook)
 
     def test_non_task_model_is_recorded_not_raised(self):
         registry = Registry(entry_points=False, strict=False)
         registry.register(NotATaskModelPlugin(), name="bad", provider="bad-dist")
-        models = registry.task_models()
+        models = registry.items(TASK_MODELS.hook)
         assert "fine_one" in models and "fake" not in models
         assert len(registry.failures) == 1
         failure = registry.failures[0]
@@ -203,4 +204,4 @@ class TestPlugins:
         registry = Registry(entry_points=False, strict=True)
         registry.register(NotATaskModelPlugin(), name="bad")
         with pytest.raises(PluginError, match="not a TaskModel"):
-            registry.task_models()
+            registry.items(TASK_MODELS.hook)

@@ -130,12 +130,19 @@ def script(viewer: Any, spec: dict[str, Any], report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
+    import warnings
+
+    # a deprecated napari API reached by the plugin is an error (a notification, through the widgets' guards)
+    for category in (DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("error", category=category, module="napari_drift")
+
     import napari
+    import qtpy
     from napari.utils.notifications import notification_manager
     from qtpy.QtCore import QTimer
 
     spec = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
-    report: dict[str, Any] = {"notifications": []}
+    report: dict[str, Any] = {"notifications": [], "qt_api": qtpy.API_NAME}
     notification_manager.notification_ready.connect(
         lambda notification: report["notifications"].append(f"{notification.severity}: {notification.message}")
     )

@@ -37,7 +37,11 @@ def test_drift_view_stack(viewer, qtbot, raw_tiff, errors):
     np.testing.assert_array_equal(stack.data, np.stack(views))
     np.testing.assert_array_equal(diff.data, np.abs(np.stack(views) - views[1]))
     viewer.dims.set_current_step(0, 2)
-    assert widget.current_preset() == "me,u,me" and viewer.text_overlay.text == "preset: me,u,me"
+    # napari 0.9's overlay API (viewer.text_overlay is deprecated: an error under this suite's
+    # filterwarnings), top left, away from the notifications that open at the bottom right
+    overlay = viewer.canvas.overlays.text
+    assert widget.current_preset() == "me,u,me" and overlay.text == "preset: me,u,me" and overlay.visible
+    assert overlay.position == "top_left"
     assert not errors
 
 

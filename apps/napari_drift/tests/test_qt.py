@@ -94,10 +94,11 @@ def test_preset_menu_switches_pipeline(viewer, qtbot, raw_tiff):
     index = widget.preset_combo.findText("me,u,ga")
     widget.preset_combo.activated.emit(index)
     # the rows of the previous pipeline are gone at once, not left painted under the new ones
-    from qtpy.QtWidgets import QGroupBox
+    from superqt import QCollapsible
 
-    boxes = [b for b in widget._stages_box.findChildren(QGroupBox) if b.isVisibleTo(widget)]
-    assert [b.title() for b in boxes] == [s.name for s in widget.model.pipeline.stages]
+    boxes = [b for b in widget._stages_box.findChildren(QCollapsible) if b.isVisibleTo(widget)]
+    assert [b.text() for b in boxes] == [s.name for s in widget.model.pipeline.stages]
+    assert all(b.isExpanded() for b in boxes)  # every stage's editors open
     assert widget.model.pipeline == Pipeline.preset("me,u,ga", camera="microscopy")
     assert widget.editor("demosaic:method").currentText() == "menon2007"
     qtbot.waitUntil(lambda: widget.preview_layer.name == "preview: me,u,ga", timeout=15000)

@@ -9,6 +9,6 @@ Layout (so that further widgets slot in without touching the existing ones):
 * ``_reader`` / ``_sample_data``: thin npe2 entry points around ``logic.raw_layer``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__"]

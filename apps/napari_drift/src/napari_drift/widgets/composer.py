@@ -22,7 +22,6 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -32,6 +31,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt import QCollapsible
 
 from ..logic.composer import ComposerModel, ParamRow, format_value, parse_value
 from ..logic.raw_layer import is_raw_layer, mosaic_from_layer
@@ -252,10 +252,12 @@ class ComposerWidget(QWidget):
                 widget.deleteLater()
         self._editors = {}
         for row in self.model.rows():
-            box = QGroupBox(row.name if row.name == row.kind else f"{row.name} ({row.kind})")
+            box = QCollapsible(row.name if row.name == row.kind else f"{row.name} ({row.kind})")
             box.setToolTip(row.description)
-            form = QFormLayout(box)
-            methods = QComboBox(box)
+            fields = QWidget()
+            form = QFormLayout(fields)
+            form.setContentsMargins(0, 0, 0, 0)
+            methods = QComboBox(fields)
             methods.addItems(list(row.methods))
             methods.setCurrentText(row.method)
             methods.setEnabled(len(row.methods) > 1)
@@ -269,6 +271,8 @@ class ComposerWidget(QWidget):
                 label = QLabel(p.name + ("*" if p.overridden else ""))
                 label.setToolTip(_tooltip(p))
                 form.addRow(label, editor)
+            box.addWidget(fields)
+            box.expand(animate=False)  # every stage open; a click on its title folds it away
             self._stages_layout.addWidget(box)
         self._stages_layout.addStretch(1)
         self._update_label()

@@ -4,7 +4,7 @@ Two layers, replaced on every *Compute*: ``drift: <layer>`` (N, H, W, 3) with on
 preset and ``drift |Δ <reference>|: <layer>``, the per-pixel absolute difference to the
 reference preset's view. Both carry the preset names in ``metadata["ispkit_presets"]``;
 the viewer's first axis is labelled ``preset`` and a text overlay names the preset of the
-current slice. Computed in a napari ``thread_worker`` (see :mod:`napari_drift.logic.drift_view`).
+current slice (``viewer.canvas.overlays.text``, top left). Computed in a napari ``thread_worker`` (see :mod:`napari_drift.logic.drift_view`).
 """
 
 from __future__ import annotations
@@ -177,11 +177,14 @@ class DriftViewWidget(QWidget):
         return self._names[min(max(index, 0), len(self._names) - 1)]
 
     def _update_overlay(self, *_: Any) -> None:
+        """Name the current slice's preset in the canvas's text overlay, top left: napari's
+        notifications open at the bottom right and would cover it there."""
         try:
             name = self.current_preset()
-            overlay = self.viewer.text_overlay
             if name is None:
                 return
+            overlay = self.viewer.canvas.overlays.text
+            overlay.position = "top_left"
             overlay.text = f"preset: {name}"
             overlay.visible = True
         except Exception:  # noqa: BLE001 - cosmetic, never raise into Qt
