@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, close_matches
+from .memory import cached
 
 __all__ = [
     "BAYER_PATTERNS",
@@ -75,8 +76,26 @@ def masks_numpy(shape: tuple[int, int], pattern: str) -> np.ndarray:
 
 
 def masks_torch(shape: tuple[int, int], pattern: str, *, dtype: torch.dtype, device: torch.device | str | None = None) -> torch.Tensor:
-    """The masks of :func:`masks_numpy` as a ``(3, H, W)`` tensor of ``dtype`` (1 or 0)."""
-    return torch.from_numpy(masks_numpy(shape, pattern)).to(device=device, dtype=dtype)
+    """The masks of :func:`masks_numpy` as a ``(3, H, W)`` tensor of ``dtype`` (1 or 0).
+
+    Built on ``device`` with torch operations (no host copy) and, in eager mode, once per
+    shape, layout, dtype and device (:func:`ispkit.memory.cached`): the result is shared,
+    so it must not be modified in place.
+
+    >>> masks_torch((2, 2), "GRBG", dtype=torch.int64).tolist()
+    [[[0, 1], [0, 0]], [[1, 0], [0, 1]], [[0, 0], [1, 0]]]
+    """
+    h, w = int(shape[0]), int(shape[1])
+    pattern = check_pattern(pattern)
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    return cached(("cfa.masks", h, w, pattern, dtype, device), lambda: _build_masks(h, w, pattern, dtype, device))
+
+
+def _build_masks(h: int, w: int, pattern: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``(3, H, W)``: channel ``c`` is 1 where the 2×2 site ``2 (i mod 2) + (j mod 2)`` has colour ``c``."""
+    site = (torch.arange(h, device=device)[:, None] % 2) * 2 + torch.arange(w, device=device) % 2
+    colour = torch.tensor(site_channels(pattern), device=device)[site]
+    return (colour == torch.arange(3, device=device)[:, None, None]).to(dtype)
 
 
 def site_map_numpy(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

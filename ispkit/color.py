@@ -13,6 +13,8 @@ from scipy import linalg
 import torch
 from skimage.color import rgb2yuv, yuv2rgb
 
+from .memory import cached
+
 __all__ = [
     "YUV_FROM_RGB",
     "RGB_FROM_YUV",
@@ -44,8 +46,13 @@ def yuv_to_rgb_numpy(yuv: np.ndarray) -> np.ndarray:
     return yuv2rgb(yuv, channel_axis=0)
 
 
+def _constant(matrix: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """``matrix`` as a tensor of ``like``'s dtype and device, built once (shared: never modify it)."""
+    return cached(("color", matrix.tobytes(), matrix.shape, like.dtype, like.device), lambda: torch.tensor(matrix, dtype=like.dtype, device=like.device))
+
+
 def _apply(matrix: np.ndarray, x: torch.Tensor) -> torch.Tensor:
-    m = torch.as_tensor(matrix, dtype=x.dtype, device=x.device)
+    m = _constant(matrix, x)
     return (m @ x.flatten(-2)).unflatten(-1, x.shape[-2:])
 
 
@@ -71,5 +78,5 @@ def with_luma(rgb: torch.Tensor, before: torch.Tensor, after: torch.Tensor) -> t
     :data:`RGB_FROM_YUV`, which equals the explicit round trip to float rounding
     without computing U and V.
     """
-    c0 = torch.as_tensor(RGB_FROM_YUV[:, 0], dtype=rgb.dtype, device=rgb.device)
-    return rgb + c0[:, None, None] * (after - before).unsqueeze(-3)
+    c0 = _constant(RGB_FROM_YUV[:, :1, None], rgb)
+    return torch.addcmul(rgb, c0, (after - before).unsqueeze(-3))

@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .memory import cached
+
 __all__ = [
     "BORDER_MODES",
     "pad_indices",
@@ -31,6 +33,7 @@ __all__ = [
     "correlate2d",
     "convolve2d",
     "correlate1d",
+    "gaussian_radius",
     "gaussian_kernel1d",
     "gaussian_filter",
     "median_filter",
@@ -63,6 +66,11 @@ def pad_indices(n: int, before: int, after: int, mode: str, device=None) -> torc
     raise ValueError(f"unknown border mode {mode!r}; expected one of {BORDER_MODES}")
 
 
+def _indices(n: int, before: int, after: int, mode: str, device: torch.device, shift: int = 0) -> torch.Tensor:
+    """:func:`pad_indices` plus ``shift``, built once per argument set (shared: never modify it)."""
+    return cached(("filters.pad", n, before, after, mode, device, shift), lambda: pad_indices(n, before, after, mode, device) + shift)
+
+
 def pad2d(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str, cval: float = 0.0) -> torch.Tensor:
     """Extend the last two axes of ``x`` by ``pad = (top, bottom, left, right)`` pixels.
 
@@ -76,12 +84,12 @@ def pad2d(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str, cval: floa
     h, w = x.shape[-2:]
     out = x.new_empty(*x.shape[:-2], h + top + bottom, w + left + right)
     out[..., top : top + h, left : left + w] = x
-    rows = pad_indices(h, top, bottom, mode, device=x.device)
+    rows = _indices(h, top, bottom, mode, x.device)
     if top:
         out[..., :top, left : left + w] = x.index_select(-2, rows[:top])
     if bottom:
         out[..., top + h :, left : left + w] = x.index_select(-2, rows[top + h :])
-    cols = pad_indices(w, left, right, mode, device=x.device) + left
+    cols = _indices(w, left, right, mode, x.device, shift=left)
     if left:
         out[..., :left] = out.index_select(-1, cols[:left])
     if right:
@@ -160,30 +168,51 @@ def correlate1d(x: torch.Tensor, weights: torch.Tensor, axis: int, mode: str = "
     raise ValueError(f"axis must be -1 or -2, got {axis}")
 
 
-def gaussian_kernel1d(sigma: torch.Tensor | float, truncate: float = 4.0, *, dtype=torch.float64, device=None) -> torch.Tensor:
+def gaussian_radius(sigma: float, truncate: float = 4.0) -> int:
+    """The half-width ``int(truncate · sigma + 0.5)`` of scipy's Gaussian kernel (a host value).
+
+    >>> gaussian_radius(1.0), gaussian_radius(0.5), gaussian_radius(0.1)
+    (4, 2, 0)
+    """
+    return int(truncate * float(sigma) + 0.5)
+
+
+def gaussian_kernel1d(
+    sigma: torch.Tensor | float, truncate: float = 4.0, *, dtype=torch.float64, device=None, radius: int | None = None
+) -> torch.Tensor:
     """Normalised 1-D Gaussian weights as ``scipy.ndimage.gaussian_filter`` builds them.
 
-    The radius ``int(truncate * sigma + 0.5)`` is read from the current value of
-    ``sigma``; the weights ``exp(-x² / 2σ²) / Σ`` are differentiable in ``sigma``.
+    The weights ``exp(-x² / 2σ²) / Σ`` are differentiable in ``sigma``. Their half-width
+    is ``radius`` when given (a host value, e.g. :func:`gaussian_radius` of a copy of
+    ``sigma`` kept on the host), else :func:`gaussian_radius` of the current value of
+    ``sigma``, which reads a tensor ``sigma`` back to the host (a device
+    synchronisation, and no ``torch.export``).
 
     >>> [round(v, 5) for v in gaussian_kernel1d(0.5).tolist()]
     [0.00026, 0.10645, 0.78657, 0.10645, 0.00026]
     """
     sigma = torch.as_tensor(sigma, dtype=dtype, device=device)
-    radius = int(truncate * float(sigma.detach()) + 0.5)
+    if radius is None:
+        radius = gaussian_radius(float(sigma.detach()), truncate)
     x = torch.arange(-radius, radius + 1, dtype=sigma.dtype, device=sigma.device)
     phi = torch.exp(-0.5 * (x / sigma) ** 2)
     return phi / phi.sum()
 
 
-def gaussian_filter(x: torch.Tensor, sigma: torch.Tensor | float, truncate: float = 4.0, mode: str = "reflect") -> torch.Tensor:
+def gaussian_filter(
+    x: torch.Tensor, sigma: torch.Tensor | float, truncate: float = 4.0, mode: str = "reflect", *, radius: int | None = None
+) -> torch.Tensor:
     """``scipy.ndimage.gaussian_filter`` on the last two axes (separable, as scipy does).
 
-    Like scipy, a vanishing ``sigma`` (≤ 1e-15) leaves ``x`` unchanged.
+    ``radius``: the kernel's half-width if known on the host (see
+    :func:`gaussian_kernel1d`). A radius of 0 (``sigma`` below 0.125 at the default
+    ``truncate``) is a one-tap kernel, the identity, as in scipy.
     """
-    if float(torch.as_tensor(sigma).detach()) <= 1e-15:
+    if radius is None:
+        radius = gaussian_radius(float(torch.as_tensor(sigma).detach()), truncate)
+    if radius == 0:
         return x
-    weights = gaussian_kernel1d(sigma, truncate, dtype=x.dtype, device=x.device)
+    weights = gaussian_kernel1d(sigma, truncate, dtype=x.dtype, device=x.device, radius=radius)
     return correlate1d(correlate1d(x, weights, -2, mode), weights, -1, mode)
 
 

@@ -1,6 +1,6 @@
-"""Keep freed memory in the process for fast batched CPU processing.
+"""Memory for fast batched processing: keep freed memory, build constant tensors once.
 
-PyTorch allocates CPU tensors with ``malloc``. glibc hands blocks above its mmap
+**Freed memory.** PyTorch allocates CPU tensors with ``malloc``. glibc hands blocks above its mmap
 threshold (at most 32 MiB by default, and tensors of a 256×256 batch are about that
 size) back to the operating system when they are freed, so the next allocation of
 the same size page-faults every page in again and the kernel zero-fills it. A
@@ -14,14 +14,28 @@ reused. The price is that the process keeps its peak heap instead of returning i
 the system. It is an explicit opt-in for library users; the ``ispkit`` command line
 and the benchmarks turn it on. The same effect without code:
 ``MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=4294967296``.
+
+**Constant tensors.** A torch backend that rebuilt its constants (CFA masks, filter
+kernels, border indices) on every call would allocate, fill and, on a GPU, copy them
+from the host each time. :func:`cached` keeps them, keyed by everything they depend on
+(shape, dtype, device), in a small least-recently-used table. While a module is being
+traced (``torch.compile``, ``torch.export``) the table is neither read nor written: the
+constants are built inside the traced program, whose tensors must not leak into eager
+calls, nor eager tensors into it. Cached tensors are shared: never modify one in place.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from threading import Lock
+from typing import TypeVar
 
-__all__ = ["keep_freed_memory"]
+import torch
+
+__all__ = ["keep_freed_memory", "cached", "clear_cache", "MAX_CACHED"]
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc's mallopt parameters
 
@@ -48,3 +62,41 @@ def keep_freed_memory(mmap_threshold: int = 1 << 30) -> bool:
         and mallopt(_M_TRIM_THRESHOLD, 4 * mmap_threshold)
         and mallopt(_M_TOP_PAD, 64 << 20)
     )
+
+
+T = TypeVar("T")
+
+#: How many constants the table keeps; the least recently used one goes first.
+MAX_CACHED = 256
+
+_TABLE: OrderedDict[Hashable, object] = OrderedDict()
+_LOCK = Lock()
+
+
+def cached(key: Hashable, build: Callable[[], T]) -> T:
+    """``build()``, computed once per ``key`` in eager mode and rebuilt every time while tracing.
+
+    ``key`` must name everything the value depends on (shape, dtype, device, …).
+
+    >>> first = cached(("doc-example", 3), lambda: torch.arange(3))
+    >>> cached(("doc-example", 3), lambda: torch.zeros(3)) is first
+    True
+    """
+    if torch.compiler.is_compiling():
+        return build()
+    with _LOCK:
+        if key in _TABLE:
+            _TABLE.move_to_end(key)
+            return _TABLE[key]  # type: ignore[return-value]
+    value = build()
+    with _LOCK:
+        _TABLE[key] = value
+        while len(_TABLE) > MAX_CACHED:
+            _TABLE.popitem(last=False)
+    return value
+
+
+def clear_cache() -> None:
+    """Forget every cached constant."""
+    with _LOCK:
+        _TABLE.clear()

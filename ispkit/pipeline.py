@@ -47,13 +47,15 @@ import torch
 import yaml
 from torch import nn
 
-from .arrays import check_raw_data
+from .arrays import check_finite, check_mosaic, check_raw_data
 from .camera import Camera
-from .color import luma, rgb_to_yuv_numpy, with_luma, yuv_to_rgb_numpy
+from .color import YUV_FROM_RGB, rgb_to_yuv_numpy, with_luma, yuv_to_rgb_numpy
 from .config import Locator, check_string, load_yaml
 from .errors import InputError, ParameterError, UnknownStageError, close_matches
+from .memory import cached
 from .registry import get_registry
 from .stages.base import Stage, StageModule
+from .threads import chunk_size, map_chunks
 
 __all__ = ["Pipeline", "PipelineStage", "PipelineModule", "presets", "PRESETS"]
 
@@ -292,7 +294,9 @@ class Pipeline:
 
     # -- torch backend ------------------------------------------------------------------
 
-    def to_torch(self, trainable: str | Iterable[str] = (), *, track_stages: bool = False) -> PipelineModule:
+    def to_torch(
+        self, trainable: str | Iterable[str] = (), *, dtype: torch.dtype = torch.float32, track_stages: bool = False
+    ) -> PipelineModule:
         """The parametrised data model as an ``nn.Module`` (see :class:`PipelineModule`).
 
         Parameters
@@ -301,67 +305,143 @@ class Pipeline:
             ``"all"`` for every differentiable parameter, or names of stages
             (``"denoise"``) and parameters (``"denoise.kernel"``) to expose as
             ``nn.Parameter``; everything else is a buffer.
+        dtype
+            The dtype of the module's parameters and buffers (float32, what training
+            uses, by default; ``module.to(dtype)`` changes it later). The module computes
+            in its input's dtype; for the float64 contract (≤ 1e-6 from the NumPy
+            backend) use ``dtype=torch.float64`` with float64 input, since float32
+            parameters are float32-rounded numbers.
         track_stages
             Keep every intermediate RGB view in ``module.views`` after each call.
         """
-        return PipelineModule(self, trainable, track_stages=track_stages)
+        return PipelineModule(self, trainable, dtype=dtype, track_stages=track_stages)
 
 
 class PipelineModule(nn.Module):
     """Φ_para (paper Eq. 33): a pipeline as a differentiable, batched ``nn.Module``.
 
     Takes ``(H, W)``, ``(N, H, W)`` or ``(N, 1, H, W)`` raw tensors (any float dtype,
-    any device) and returns ``(3, H, W)`` or ``(N, 3, H, W)``. Parameters and buffers
-    are named ``<stage>.<param>``. With ``track_stages`` the RGB view after each stage
-    (the mosaic for raw stages) is kept in :attr:`views`.
+    any device) and returns ``(3, H, W)`` or ``(N, 3, H, W)`` in the input's dtype.
+    Parameters and buffers are named ``<stage>.<param>`` and have the module's dtype
+    (``dtype=`` of :meth:`Pipeline.to_torch`, then ``.to(dtype)``), except the
+    parameters of raw stages before a stage that decides on its input values
+    (:attr:`~ispkit.stages.base.Stage.exact_input`, Menon's demosaic): those stay
+    float64, and so does the computation up to that decision, as in the NumPy backend.
+    With ``track_stages`` the RGB view after each stage (the mosaic for raw stages) is
+    kept in :attr:`views`.
+
+    A call reads no tensor values back to the host except in its input check
+    (:meth:`check`, on by default: ``module(raw, check=False)`` skips it); under
+    ``torch.compile`` and ``torch.export`` the check is left out of the traced program.
+    On a CPU without autograd, a batch is processed in chunks by the worker threads of
+    :mod:`ispkit.threads`. Consecutive stages that multiply every pixel by a 3×3
+    matrix (white balance, colour correction) are applied as one matrix product, and
+    the luma plane of the sharpening and denoising stages is computed in the same pass
+    (not when tracking stages, which need each view).
     """
 
-    def __init__(self, pipeline: Pipeline, trainable: str | Iterable[str] = (), *, track_stages: bool = False) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        trainable: str | Iterable[str] = (),
+        *,
+        dtype: torch.dtype = torch.float32,
+        track_stages: bool = False,
+    ) -> None:
         super().__init__()
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point and not dtype.is_complex):
+            raise ParameterError(f"PipelineModule dtype: expected a floating-point torch dtype, got {dtype!r}")
         self.camera = pipeline.camera
         self.pipeline_name = pipeline.name
         self.track_stages = track_stages
         self.views: dict[str, torch.Tensor] = {}
         self._plan = pipeline._plan
         chosen = _resolve_trainable(pipeline, trainable)
-        for s in pipeline.stages:
-            self.add_module(s.name, StageModule(s.stage, s.values, pipeline.camera.pattern, chosen.get(s.name, frozenset())))
-        self._overrides = {s.name: s.overrides | chosen.get(s.name, frozenset()) for s in pipeline.stages}
         # A raw stage that decides on its input values (Stage.exact_input) gets them in
-        # float64, as in the NumPy backend (the raw stages before it run in float64), and
-        # returns the module's dtype.
-        self._exact_raw = any(s.stage.takes == "raw" and s.stage.exact_input for s in pipeline.stages)
+        # float64, as in the NumPy backend: the raw stages up to it keep float64 values.
+        exact_at = next((i for i, s in enumerate(pipeline.stages) if s.stage.takes == "raw" and s.stage.exact_input), -1)
+        for i, s in enumerate(pipeline.stages):
+            keep = i <= exact_at and s.stage.takes == "raw"
+            module = StageModule(s.stage, s.values, pipeline.camera.pattern, chosen.get(s.name, frozenset()), dtype=dtype, keep_float64=keep)
+            self.add_module(s.name, module)
+        self._overrides = {s.name: s.overrides | chosen.get(s.name, frozenset()) for s in pipeline.stages}
+        self._exact_raw = exact_at >= 0
 
-    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+    def check(self, raw: torch.Tensor) -> torch.Tensor:
+        """Check a raw input fully and return it as a batch ``(N, H, W)``.
+
+        Guaranteed on return: a floating-point tensor of a shape the module takes, with
+        even, non-zero height and width, and (except on the ``meta`` device, which has
+        no values) finite values; otherwise :class:`~ispkit.errors.InputError` says what
+        is wrong. Reading the values is the one host synchronisation of a call.
+        """
+        batch = self._batch(raw)
+        if batch.device.type != "meta":
+            check_finite(batch, "PipelineModule input")
+        return batch
+
+    @staticmethod
+    def _batch(raw: torch.Tensor) -> torch.Tensor:
+        """``raw`` as ``(N, H, W)``, after the checks that read only its type and shape."""
         if not isinstance(raw, torch.Tensor):
             raise InputError(f"PipelineModule input: expected a torch tensor, got {type(raw).__name__}; use torch.as_tensor(raw)")
-        single = raw.ndim == 2
         if raw.ndim == 4 and raw.shape[1] == 1:
             raw = raw[:, 0]
         elif raw.ndim == 2:
             raw = raw[None]
         if raw.ndim != 3:
             raise InputError(f"PipelineModule input: expected (H, W), (N, H, W) or (N, 1, H, W), got shape {tuple(raw.shape)}")
-        check_raw_data(raw, "PipelineModule input", batched=True)
-        self.views = {}
+        check_mosaic(raw, "PipelineModule input", batched=True)
+        if min(raw.shape) == 0:
+            raise InputError(f"PipelineModule input: the mosaic is empty (shape {tuple(raw.shape)})")
+        return raw
+
+    def forward(self, raw: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """Process raw mosaics; ``check=False`` skips the value check of :meth:`check` (shapes are always checked)."""
+        single = isinstance(raw, torch.Tensor) and raw.ndim == 2
+        tracing = torch.compiler.is_compiling()
+        batch = self.check(raw) if check and not tracing else self._batch(raw)
+        if tracing or batch.device.type != "cpu" or batch.shape[0] < 2:
+            out, self.views = self._run(batch)
+        else:
+            parallel = not self.track_stages and not (torch.is_grad_enabled() and (batch.requires_grad or any(p.requires_grad for p in self.parameters())))
+            done = map_chunks(self._run, batch, chunk_size(*batch.shape[-2:]), parallel=parallel)
+            out = torch.cat([x for x, _ in done]) if len(done) > 1 else done[0][0]
+            self.views = {name: torch.cat([views[name] for _, views in done]) for name in done[0][1]}
+        return out[0] if single else out
+
+    def _run(self, raw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The stages on a checked batch ``(N, H, W)``: the result and, when tracking, the views by stage."""
+        track, views = self.track_stages, {}
         exact = self._exact_raw and raw.dtype != torch.float64 and raw.device.type != "mps"  # MPS has no float64
         x, y_before, y = raw.to(torch.float64) if exact else raw, None, None  # y: the luma plane while luma stages run
+        pending: torch.Tensor | None = None  # a 3×3 pixel matrix not yet applied to x
         for step in self._plan:
             if step.op == "to_yuv":
-                y_before = y = luma(x)
+                x, y = _mix(x, pending, luma=True)
+                y_before, pending = y, None
             elif step.op == "to_rgb":
                 x = with_luma(x, y_before, y)
             else:
+                stage = step.stage.stage
                 module = getattr(self, step.stage.name)
-                if step.stage.stage.takes == "luma":
+                if stage.takes == "luma":
                     y = module(y)
+                elif stage.pixel_matrix is not None and not track:
+                    matrix = module.pixel_matrix(x)
+                    pending = matrix if pending is None else matrix @ pending
                 else:
-                    x = module(x, raw.dtype) if exact and step.stage.stage.exact_input else module(x)
-                    if exact and step.stage.stage.gives != "raw":
+                    if pending is not None:
+                        x, _ = _mix(x, pending, luma=False)
+                        pending = None
+                    x = module(x, raw.dtype) if exact and stage.exact_input else module(x)
+                    if exact and stage.gives != "raw":
                         x, exact = x.to(raw.dtype), False
-                if self.track_stages:
-                    self.views[step.stage.name] = with_luma(x, y_before, y) if step.stage.stage.takes == "luma" else x.to(raw.dtype)
-        return x[0] if single else x
+                if track:
+                    views[step.stage.name] = with_luma(x, y_before, y) if stage.takes == "luma" else x.to(raw.dtype)
+        if pending is not None:
+            x, _ = _mix(x, pending, luma=False)
+        return x, views
 
     @torch.no_grad()
     def parameter_groups(self, lr: float, *, floor: float = 1e-3) -> list[dict[str, Any]]:
@@ -398,18 +478,37 @@ class PipelineModule(nn.Module):
             module.project_()
 
     def to_pipeline(self) -> Pipeline:
-        """A :class:`Pipeline` with this module's current parameter values (e.g. after training)."""
+        """A :class:`Pipeline` with this module's current parameter values (e.g. after training).
+
+        A value the module still holds as built (the pipeline's number rounded to the
+        module's dtype) is given back as the pipeline's exact number, so an untrained
+        float32 module gives back its pipeline unchanged.
+        """
         stages = []
         for name, module in self.named_children():
-            values = {
-                p.name: p.validate(getattr(module, p.name).detach().cpu().numpy(), f"{name}.{p.name}") if p.dtype is float else module.scalars[p.name]
-                for p in module.stage.params
-            }
+            values = {p.name: module.current_value(p.name, f"{name}.{p.name}") for p in module.stage.params}
             stages.append(PipelineStage(name, module.stage, values, self._overrides[name]))
         return Pipeline(stages, self.camera, self.pipeline_name)
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+
+def _mix(x: torch.Tensor, matrix: torch.Tensor | None, *, luma: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(matrix · x, Y)`` per pixel of ``x`` ``(N, 3, H, W)`` in one pass: the RGB view after the
+    3×3 ``matrix`` (``x`` itself if ``None``) and, if ``luma``, its Y plane (else ``None``)."""
+    rows = matrix
+    if luma:
+        weights = cached(("pipeline.luma", x.dtype, x.device), lambda: torch.tensor(YUV_FROM_RGB[:1], dtype=x.dtype, device=x.device))
+        rows = weights if matrix is None else torch.cat([matrix, weights @ matrix])
+    if rows is None:
+        return x, None
+    # bmm, not matmul: matmul picks its kernel by whether the operands require grad, which
+    # would make the rounding depend on what is trainable.
+    out = torch.bmm(rows.expand(x.shape[0], -1, -1), x.flatten(-2)).unflatten(-1, x.shape[-2:])
+    if matrix is None:
+        return x, out[:, 0]
+    return out[:, :3], (out[:, 3] if luma else None)
 
 
 def _plain(value: Any) -> Any:

@@ -173,7 +173,7 @@ class TestTorchModule:
             assert param.grad.abs().sum() > 0, name
 
     def test_gradcheck_whole_pipeline(self):
-        module = Pipeline.preset("bi,s,ga", camera="drone").to_torch(trainable="all")
+        module = Pipeline.preset("bi,s,ga", camera="drone").to_torch(trainable="all", dtype=torch.float64)
         raw = torch.rand(1, 6, 6, dtype=torch.float64) * 0.5 + 0.2
         names = [n for n, _ in module.named_parameters()]
 

@@ -130,7 +130,7 @@ class TestRuntimePlugins:
         raw = np.random.default_rng(0).random((4, 6))
         expected = ispkit.Pipeline.from_yaml("stages:\n  - kind: demosaic\n    method: bilinear\n")(raw * 0.25)
         np.testing.assert_allclose(pipeline(raw), expected, rtol=0, atol=1e-15)
-        module = pipeline.to_torch(trainable="lens")
+        module = pipeline.to_torch(trainable="lens", dtype=torch.float64)
         assert [n for n, _ in module.named_parameters()] == ["lens.strength"]
         np.testing.assert_allclose(module(torch.as_tensor(raw)).detach().numpy(), expected, rtol=0, atol=1e-12)
 

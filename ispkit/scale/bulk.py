@@ -228,7 +228,7 @@ def _process_block(block: np.ndarray, pipeline: Pipeline, backend: str) -> np.nd
         import torch
 
         with torch.no_grad():
-            out = pipeline.to_torch()(torch.as_tensor(np.asarray(block, dtype=np.float64))).numpy()
+            out = pipeline.to_torch(dtype=torch.float64)(torch.as_tensor(np.asarray(block, dtype=np.float64))).numpy()
     else:
         out = pipeline(np.asarray(block, dtype=np.float64))
     return out.astype(np.float32)
@@ -418,7 +418,7 @@ def synthesize_bulk(
         tasks on that cluster. A dask scheduler name (``"threads"``, ``"processes"``,
         ``"sync"``) is passed to :func:`dask.compute`.
     backend
-        ``"numpy"`` (``pipeline(raw)``) or ``"torch"`` (``pipeline.to_torch()``, float64
+        ``"numpy"`` (``pipeline(raw)``) or ``"torch"`` (``pipeline.to_torch(dtype=torch.float64)``, float64
         on the CPU; agrees to float rounding).
     overwrite
         Replace arrays of the same label that another pipeline, other source files

@@ -137,6 +137,16 @@ class Stage:
     #: in a lower precision runs the raw stages before it in float64, as the NumPy backend
     #: does, and hands it their float64 result with ``dtype=`` its own dtype.
     exact_input: ClassVar[bool] = False
+    #: Float parameters whose values the torch backend needs as Python numbers (to size a
+    #: kernel, say). Such a backend also takes the keyword ``host``: a dict of those values
+    #: as floats, which :class:`StageModule` reads from a host copy (refreshed only when the
+    #: tensor changed), so that a call neither synchronises with a GPU nor stops
+    #: ``torch.export``. Called without ``host``, the backend reads the tensors itself.
+    host_params: ClassVar[tuple[str, ...]] = ()
+    #: For an ``rgb → rgb`` stage whose torch backend multiplies every pixel by one 3×3
+    #: matrix: that matrix, from the same keyword arguments as ``torch`` (differentiably).
+    #: A pipeline multiplies consecutive such stages into one product per pixel.
+    pixel_matrix: ClassVar[Callable[..., torch.Tensor] | None] = None
     numpy: ClassVar[Callable[..., np.ndarray]]
     torch: ClassVar[Callable[..., torch.Tensor]]
 
@@ -207,19 +217,29 @@ class Stage:
         return _checked_output(cls, x, cls.numpy(x, **values, **extra), "numpy")
 
     @classmethod
-    def run_torch(cls, x: torch.Tensor, values: Mapping[str, Any], pattern: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    def run_torch(
+        cls,
+        x: torch.Tensor,
+        values: Mapping[str, Any],
+        pattern: str,
+        dtype: torch.dtype | None = None,
+        host: Mapping[str, float] | None = None,
+    ) -> torch.Tensor:
         """Apply the torch backend to a batch with ``values`` already cast to ``x``'s dtype and device.
 
         ``x`` must be a batch of the domain the stage takes (``(N, H, W)`` or
         ``(N, 3, H, W)``); the result is guaranteed to be a tensor of :meth:`output_shape`
         (same batch size, height and width). Otherwise :class:`~ispkit.errors.InputError`
         names the stage. Only shapes are read, never values (no host synchronisation).
-        ``dtype`` is passed on to a stage with ``exact_input`` (see there).
+        ``dtype`` is passed on to a stage with ``exact_input``, ``host`` (the values of
+        :attr:`host_params` as floats) to a stage that declares host parameters.
         """
         _check_input(cls, x, batched=True)
-        extra = {"pattern": pattern} if cls.cfa_aware else {}
+        extra: dict[str, Any] = {"pattern": pattern} if cls.cfa_aware else {}
         if dtype is not None:
             extra["dtype"] = dtype
+        if host is not None and cls.host_params:
+            extra["host"] = host
         return _checked_output(cls, x, cls.torch(x, **values, **extra), "torch")
 
 
@@ -262,29 +282,94 @@ class StageModule(nn.Module):
         The camera's CFA layout (used by CFA-aware stages).
     trainable
         Names of the continuous, differentiable parameters to expose as ``nn.Parameter``.
+    dtype
+        The dtype of the parameters and buffers; ``module.to(dtype)`` changes it as for
+        any module. The backend computes in its input's dtype: the parameters are cast to
+        it when they differ (differentiably), which is a no-op when they agree.
+    keep_float64
+        Keep the parameters in float64 whatever ``.to(dtype)``, ``.half()`` or
+        ``.float()`` ask (devices still change): for raw stages whose result decides a
+        later :attr:`Stage.exact_input` stage, which must see the float64 numbers.
     """
 
-    def __init__(self, stage: type[Stage], values: Mapping[str, Any], pattern: str, trainable: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        stage: type[Stage],
+        values: Mapping[str, Any],
+        pattern: str,
+        trainable: frozenset[str] = frozenset(),
+        *,
+        dtype: torch.dtype = torch.float64,
+        keep_float64: bool = False,
+    ) -> None:
         super().__init__()
         self.stage = stage
         self.pattern = pattern
+        self.keep_float64 = keep_float64
         self.scalars: dict[str, Any] = {}
+        dtype = torch.float64 if keep_float64 else dtype
         for p in stage.params:
             value = values[p.name]
             if p.dtype is not float:
                 self.scalars[p.name] = value
             elif p.name in trainable:
-                self.register_parameter(p.name, nn.Parameter(torch.tensor(value, dtype=torch.float64)))
+                self.register_parameter(p.name, nn.Parameter(torch.tensor(value, dtype=dtype)))
             else:
-                self.register_buffer(p.name, torch.tensor(value, dtype=torch.float64))
+                self.register_buffer(p.name, torch.tensor(value, dtype=dtype))
+        self._built = dict(values)
+        # Host copies of the host parameters: (tensor they were read from, its version, value).
+        self._host: dict[str, tuple[torch.Tensor | None, int, float]] = {
+            name: (None, -1, float(values[name])) for name in stage.host_params
+        }
 
     def values(self, like: torch.Tensor) -> dict[str, Any]:
-        """Parameter values cast to ``like``'s dtype and device (differentiably)."""
+        """Parameter values cast to ``like``'s dtype and device (differentiably; a no-op where they agree)."""
         out: dict[str, Any] = dict(self.scalars)
         for p in self.stage.params:
             if p.dtype is float:
-                out[p.name] = getattr(self, p.name).to(dtype=like.dtype, device=like.device)
+                value = getattr(self, p.name)
+                out[p.name] = value if (value.dtype, value.device) == (like.dtype, like.device) else value.to(dtype=like.dtype, device=like.device)
         return out
+
+    def host_values(self) -> dict[str, float] | None:
+        """The current values of the stage's :attr:`Stage.host_params` as floats, or ``None`` if it has none.
+
+        Read from a host copy: on a CPU the tensor is read on every call (no cost);
+        elsewhere it is read again only when the tensor was replaced or changed in place
+        (its version counter moved), so steady-state calls do not synchronise. While
+        tracing (``torch.compile``, ``torch.export``) the copy is used as it is: the
+        traced program keeps the sizes of its trace.
+        """
+        if not self.stage.host_params:
+            return None
+        if not torch.compiler.is_compiling():
+            for name in self.stage.host_params:
+                tensor = getattr(self, name)
+                held, version, _ = self._host[name]
+                if tensor.device.type == "cpu" or held is not tensor or version != tensor._version:
+                    self._host[name] = (tensor, tensor._version, float(tensor.detach()))
+        return {name: value for name, (_, _, value) in self._host.items()}
+
+    def current_value(self, name: str, where: str | None = None) -> Any:
+        """The validated value of parameter ``name`` as the module holds it now (``where`` names it in errors).
+
+        Where the tensor still holds the value the module was built with, rounded to its
+        dtype, that value itself (the exact float64 number) is returned.
+        """
+        p = self.stage.param(name)
+        if p.dtype is not float:
+            return self.scalars[name]
+        tensor = getattr(self, name).detach()
+        built = self._built[name]
+        if torch.equal(tensor.cpu(), torch.tensor(built, dtype=tensor.dtype)):
+            return built
+        return p.validate(tensor.cpu().double().numpy(), where or f"{self.stage.kind}.{name}")
+
+    def pixel_matrix(self, like: torch.Tensor) -> torch.Tensor:
+        """The stage's :attr:`Stage.pixel_matrix` ``(3, 3)`` in ``like``'s dtype and on its device."""
+        if self.stage.pixel_matrix is None:
+            raise TypeError(f"{_label(self.stage)} declares no pixel_matrix")
+        return self.stage.pixel_matrix(**self.values(like))
 
     def forward(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Run the stage on a batch (see :meth:`Stage.run_torch`), in ``x``'s dtype and on its device.
@@ -294,8 +379,21 @@ class StageModule(nn.Module):
         """
         check_float(x, f"{_label(self.stage)} input")
         channel = self.stage.takes == "raw" and x.ndim == 4 and x.shape[1] == 1
-        out = self.stage.run_torch(x[:, 0] if channel else x, self.values(x), self.pattern, dtype)
+        out = self.stage.run_torch(x[:, 0] if channel else x, self.values(x), self.pattern, dtype, self.host_values())
         return out[:, None] if channel and self.stage.gives != "rgb" else out
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> StageModule:
+        """``nn.Module._apply`` (behind ``.to``, ``.half``, ``.cuda``, …), keeping float64 where :attr:`keep_float64`."""
+        if not self.keep_float64:
+            return super()._apply(fn, recurse)
+
+        def keep(t: torch.Tensor) -> torch.Tensor:
+            out = fn(t)
+            if t.dtype == torch.float64 and out.dtype != torch.float64 and out.device.type != "mps":  # MPS has no float64
+                return t.to(device=out.device)
+            return out
+
+        return super()._apply(keep, recurse)
 
     @torch.no_grad()
     def project_(self) -> None:

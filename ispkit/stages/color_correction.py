@@ -40,3 +40,4 @@ class ColorCorrection(Stage):
     )
     numpy = staticmethod(color_correction_numpy)
     torch = staticmethod(color_correction)
+    pixel_matrix = staticmethod(lambda matrix: matrix)

@@ -39,7 +39,7 @@ def gamma(rgb: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
     """Torch twin of :func:`gamma_numpy`; differentiable in ``gamma`` (see module notes)."""
     clipped = rgb.clamp(0.0, 1.0)
     if not torch.is_grad_enabled() or not (rgb.requires_grad or gamma.requires_grad):
-        return clipped ** (1.0 / gamma)
+        return clipped.pow_(1.0 / gamma)  # in place on the new clipped tensor
     positive = clipped > 0
     safe = torch.where(positive, clipped, torch.ones_like(clipped))
     return torch.where(positive, safe ** (1.0 / gamma), torch.zeros_like(clipped))

@@ -19,6 +19,8 @@ Border rule, both methods and both backends: scipy's ``mode="reflect"``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 from skimage import filters as skfilters
@@ -67,14 +69,17 @@ def unsharp_mask_numpy(y: np.ndarray, radius: np.ndarray, amount: np.ndarray) ->
     return skfilters.unsharp_mask(y, radius=float(radius), amount=float(amount), preserve_range=True)
 
 
-def unsharp_mask(y: torch.Tensor, radius: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
+def unsharp_mask(y: torch.Tensor, radius: torch.Tensor, amount: torch.Tensor, *, host: Mapping[str, float] | None = None) -> torch.Tensor:
     """Torch twin of :func:`unsharp_mask_numpy` on ``(N, H, W)``; differentiable in ``radius``, ``amount`` and ``y``.
 
     The Gaussian weights are differentiable in ``radius``; their support
-    ``2 · int(4 · radius + 0.5) + 1`` is read from its current value, as scipy does.
+    ``2 · int(4 · radius + 0.5) + 1`` follows its current value, as scipy's does: taken
+    from ``host["radius"]`` when given (what :class:`~ispkit.stages.base.StageModule`
+    passes, so that no call reads the device), else read from ``radius``.
     """
     check_plane(y, "unsharp_mask", batched=True)
-    return y + amount * (y - filters.gaussian_filter(y, radius, mode="reflect"))
+    support = filters.gaussian_radius(host["radius"]) if host is not None else None
+    return y + amount * (y - filters.gaussian_filter(y, radius, mode="reflect", radius=support))
 
 
 class UnsharpMask(Stage):
@@ -99,5 +104,6 @@ class UnsharpMask(Stage):
         Param("radius", (), 1.0, "standard deviation of the Gaussian blur, in pixels", bounds=(0.05, 10.0)),
         Param("amount", (), 1.0, "gain of the detail Y − G∗Y (0: identity, -1: the blur itself)", bounds=(-1.0, 10.0)),
     )
+    host_params = ("radius",)
     numpy = staticmethod(unsharp_mask_numpy)
     torch = staticmethod(unsharp_mask)

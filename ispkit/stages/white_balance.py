@@ -42,3 +42,4 @@ class WhiteBalance(Stage):
     )
     numpy = staticmethod(white_balance_numpy)
     torch = staticmethod(white_balance)
+    pixel_matrix = staticmethod(lambda gains: torch.diag(gains))

@@ -66,7 +66,7 @@ def test_yaml_pipeline_with_both_plugins_runs_in_both_backends():
     pipeline = Pipeline.from_yaml(LENS_AND_BILATERAL)
     raw = np.random.default_rng(0).random((2, 32, 32))
     views = pipeline(raw)
-    module = pipeline.to_torch(trainable=["lens"])
+    module = pipeline.to_torch(trainable=["lens"], dtype=torch.float64)
     out = module(torch.from_numpy(raw))
     np.testing.assert_allclose(out.detach().numpy(), views, atol=1e-6)
     out.mean().backward()

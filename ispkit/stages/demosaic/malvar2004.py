@@ -22,6 +22,7 @@ from colour_demosaicing import demosaicing_CFA_Bayer_Malvar2004
 from ...arrays import check_mosaic
 from ...cfa import check_pattern, masks_torch
 from ...filters import convolve2d
+from ...memory import cached
 from ..base import Stage
 
 __all__ = ["KERNELS", "demosaic_malvar2004_numpy", "demosaic_malvar2004", "Malvar2004"]
@@ -119,7 +120,7 @@ def demosaic_malvar2004(raw: torch.Tensor, *, pattern: str) -> torch.Tensor:
     check_mosaic(raw, "demosaic_malvar2004", batched=True)
     red, green, blue = masks_torch(raw.shape[-2:], check_pattern(pattern), dtype=torch.bool, device=raw.device)
     red_rows = red.any(-1, keepdim=True)
-    kernels = torch.tensor(KERNELS, dtype=raw.dtype, device=raw.device)
+    kernels = cached(("malvar2004.kernels", raw.dtype, raw.device), lambda: torch.tensor(KERNELS, dtype=raw.dtype, device=raw.device))
     at_rb, along_row, along_column, across = convolve2d(raw[:, None].expand(-1, len(kernels), -1, -1), kernels, "reflect").unbind(1)
     # At a green site the colour of its row comes from the row filter, the other one
     # from the column filter.

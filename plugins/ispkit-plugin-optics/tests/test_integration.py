@@ -71,7 +71,7 @@ def test_yaml_pipeline_runs_in_both_backends_and_trains(fresh_registry, method):
     assert float(pipeline.params()["lens.na"]) == 0.75
     raw = np.random.default_rng(0).uniform(0.05, 0.6, (2, 16, 16))
     static = pipeline(raw)
-    module = pipeline.to_torch(trainable=["lens"])
+    module = pipeline.to_torch(trainable=["lens"], dtype=torch.float64)
     para = module(torch.tensor(raw))
     assert static.shape == para.shape == (2, 3, 16, 16)
     np.testing.assert_allclose(para.detach().numpy(), static, atol=1e-9, rtol=0)
@@ -90,7 +90,7 @@ def test_lens_changes_the_output_and_the_drone_setting_runs(fresh_registry):
     with_lens = Pipeline.from_yaml(DRONE_YAML)
     without = Pipeline([s.to_dict() for s in with_lens.stages[1:]], camera="drone")
     assert np.abs(with_lens(raw) - without(raw)).max() > 1e-3
-    np.testing.assert_allclose(with_lens.to_torch()(torch.tensor(raw)).numpy(), with_lens(raw), atol=1e-9, rtol=0)
+    np.testing.assert_allclose(with_lens.to_torch(dtype=torch.float64)(torch.tensor(raw)).numpy(), with_lens(raw), atol=1e-9, rtol=0)
 
 
 def test_bad_parameters(fresh_registry):
