@@ -277,7 +277,7 @@ optimisation: {{steps: 2, batch_size: 4}}
         widget.run_edit.setText(str(tmp / "run"))
         widget.start_button.click()
         wait_until(lambda: not widget.is_running() and widget.state != "running", 180, "jobs: forensics run")
-        if widget.state != "done":
+        if widget.state != "finished":
             raise ShotFailed(f"jobs: run ended as {widget.state!r}:\n{widget.log.toPlainText()[-2000:]}")
         if not widget.figure_layers:
             raise ShotFailed("jobs: no figure layers after the run")

@@ -89,13 +89,17 @@ def run_job(jobs: Any, spec: dict[str, Any], report: dict[str, Any]) -> None:
     jobs.run_edit.setText(spec["run_dir"])
     jobs.start_button.click()
     wait_until(lambda: "[1/" in jobs.log.toPlainText() or finished, "the job's first unit")
+    clicked = time.monotonic()
     jobs.cancel_button.click()
     wait_until(lambda: len(finished) == 1, "the cancelled job to stop")
+    cancel_seconds = time.monotonic() - clicked
     first_log = jobs.log.toPlainText()
     jobs.start_button.click()
     wait_until(lambda: len(finished) == 2, "the resumed job to finish")
     report["jobs"] = {
         "states": finished,
+        "cancel_seconds": round(cancel_seconds, 2),
+        "status": jobs.status_label.text(),
         "cancelled_log": first_log,
         "resumed_log": jobs.log.toPlainText(),
         "pipelines": sorted(jobs.pipelines()),

@@ -1,10 +1,6 @@
-"""Qt-free tests of the drift view, classifier and jobs logic."""
+"""Qt-free tests of the drift view and classifier logic (the jobs: test_jobs.py)."""
 
 from __future__ import annotations
-
-import json
-import os
-import signal
 
 import numpy as np
 import pytest
@@ -16,7 +12,6 @@ from ispkit.tasks import build_network, save_checkpoint
 from napari_drift.logic.classifier import ClassifierModel, bundled_checkpoint, softmax
 from napari_drift.logic.composer import to_view
 from napari_drift.logic.drift_view import difference_stack, drift_stack
-from napari_drift.logic.jobs import JobError, JobRunner, _decode, detect_kind, figures, forensics_pipelines, parse_progress
 
 
 # -- drift view -------------------------------------------------------------------------
@@ -105,99 +100,3 @@ def test_segmentation_checkpoint_gives_a_mask(tmp_path, crop):
     prediction = model.predict_mosaic(mosaic, "microscopy")
     assert prediction.task == "segmentation" and prediction.probabilities is None
     assert prediction.mask.shape == mosaic.shape and set(np.unique(prediction.mask)) <= {0, 1}
-
-
-# -- jobs ---------------------------------------------------------------------------------
-
-
-def test_parse_progress():
-    assert parse_progress("[3/40] gamma λ=0 accuracy 0.5").fraction == pytest.approx(3 / 40)
-    assert parse_progress("[2/4] bi,s,me fold 2/3  epoch 6/12  loss 1").done == pytest.approx(1.5)
-    assert parse_progress("training small_cnn") is None
-
-
-def test_forensics_job_runs_and_cancel_stops_early(tiny_forensics, tmp_path):
-    assert detect_kind(tiny_forensics) == "forensics"
-    runner = JobRunner(None, tiny_forensics, tmp_path / "run")
-    lines = runner.run()
-    assert runner.finished and not runner.cancelled
-    assert [parse_progress(l).done for l in lines if parse_progress(l)] == [1, 2, 3]
-    assert set(forensics_pipelines(tmp_path / "run")) == {("gamma", 0.0), ("gamma", 100.0), ("gamma", float("inf"))}
-    assert figures(tmp_path / "run") and json.loads((tmp_path / "run" / "results.json").read_text())
-
-    cancelled = JobRunner("forensics", tiny_forensics, tmp_path / "cancelled")
-    seen = []
-    for line in cancelled.lines():
-        seen.append(line)
-        if parse_progress(line):
-            cancelled.cancel()
-    assert cancelled.cancelled and not cancelled.finished
-    assert not (tmp_path / "cancelled" / "results.json").exists()
-    done = len(forensics_pipelines(tmp_path / "cancelled"))
-    assert 1 <= done < 3
-    resumed = JobRunner("forensics", tiny_forensics, tmp_path / "cancelled")
-    again = resumed.run()
-    assert resumed.finished and len(forensics_pipelines(tmp_path / "cancelled")) == 3
-    assert sum(1 for l in again if parse_progress(l) and "done earlier" not in l) == 3 - done  # finished units are not redone
-    assert sum("done earlier, read back" in l for l in again) == done + 1  # and the task model
-
-
-def test_cancel_before_first_progress_point(tiny_forensics, tmp_path):
-    runner = JobRunner("forensics", tiny_forensics, tmp_path / "run")
-    runner.cancel()
-    assert list(runner.lines())[-1].startswith("cancelled") and runner.cancelled
-    assert not forensics_pipelines(tmp_path / "run")
-
-
-def test_detect_kind_refuses_a_yaml_bomb_quickly(tmp_path):
-    """The jobs panel reads an experiment the user picks: through ispkit's hardened loader, not plain PyYAML."""
-    import time
-
-    from ispkit.errors import ConfigError
-
-    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
-    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
-    path = tmp_path / "bomb.yaml"
-    path.write_text("\n".join(lines) + "\nsubsets: *a9\n")
-    start = time.perf_counter()
-    with pytest.raises(ConfigError, match=r"bomb\.yaml:2:\d+: .*alias"):
-        detect_kind(path)
-    assert time.perf_counter() - start < 2
-
-
-def test_detect_kind_rejects_synthesis(tmp_path):
-    path = tmp_path / "s.yaml"
-    path.write_text("name: x\npipelines: {train: all, test: all}\n")
-    with pytest.raises(Exception, match="synthesis"):
-        detect_kind(path)
-    with pytest.raises(FileNotFoundError):
-        JobRunner(None, tmp_path / "missing.yaml", tmp_path / "run")
-
-
-def test_a_failing_job_raises_its_error_from_the_job_process(tiny_forensics, tiny_microscopy_root, tmp_path):
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    config = tmp_path / "no_data.yaml"  # valid YAML, but the dataset folder holds no images: the run fails
-    config.write_text(tiny_forensics.read_text().replace(str(tiny_microscopy_root), str(empty)), encoding="utf-8")
-    runner = JobRunner("forensics", config, tmp_path / "run")
-    with pytest.raises(JobError, match=r"^FileNotFoundError: Raw-Microscopy images not found") as info:
-        runner.run()
-    assert info.value.type_name == "FileNotFoundError" and "Traceback (most recent call last)" in info.value.details
-    assert runner.returncode == 1 and not runner.finished and not runner.cancelled
-
-
-def test_a_killed_job_process_is_an_error_not_a_crash(tiny_forensics, tmp_path):
-    runner = JobRunner("forensics", tiny_forensics, tmp_path / "run")
-    lines = runner.lines()
-    assert runner.pid is None
-    next(lines)  # the job process is running
-    os.kill(runner.pid, signal.SIGKILL)
-    with pytest.raises(JobError, match="ended without a result \\(killed by SIGKILL\\)") as info:
-        list(lines)
-    assert info.value.type_name == "JobProcessDied" and runner.returncode == -signal.SIGKILL
-
-
-def test_job_protocol_ignores_foreign_lines():
-    assert _decode('{"event": "line", "text": "[1/3] x"}') == {"event": "line", "text": "[1/3] x"}
-    for foreign in ("[1/3] gamma", "", "{", "[]", '"event"', '{"event": 3}', '{"text": "x"}', "null"):
-        assert _decode(foreign) is None, foreign

@@ -102,8 +102,9 @@ def test_jobs_run_and_cancel(viewer, qtbot, tiny_forensics, tmp_path, errors):
     widget.run_edit.setText(str(tmp_path / "run"))
     with qtbot.waitSignal(widget.job_finished, timeout=60000) as blocker:
         widget.start_button.click()
-    assert blocker.args == ["done"] and widget.progress_bar.value() == 1000
-    assert "[3/3]" in widget.log.toPlainText()
+    assert blocker.args == ["finished"] and widget.status_label.text() == "finished"
+    assert widget.progress_bar.value() == 1000 and widget.progress_bar.text() == "100% · 3 of 3 units"
+    assert "[3/3]" in widget.log.toPlainText() and widget.runner.scheduler == "local"
     figures = [l for l in viewer.layers if l.name.startswith(FIGURE_PREFIX)]
     assert figures and all(l.rgb and l.data.ndim == 3 for l in figures)
     assert widget.pipeline_combo.count() == 3
@@ -120,9 +121,23 @@ def test_jobs_run_and_cancel(viewer, qtbot, tiny_forensics, tmp_path, errors):
     with qtbot.waitSignal(widget.job_finished, timeout=60000) as blocker:
         widget.cancel_button.click()
     assert blocker.args == ["cancelled"] and "cancelled" in widget.log.toPlainText()
+    assert widget.status_label.text().startswith("cancelled")
     assert "[3/3]" not in widget.log.toPlainText()
     assert not (tmp_path / "cancelled" / "results.json").exists()
     assert not errors
+
+
+def test_jobs_scheduler_field_is_checked_before_a_job_starts(viewer, tiny_forensics, tmp_path, errors):
+    from napari_drift.widgets.jobs import JobsWidget
+
+    widget = JobsWidget(viewer)
+    widget.scheduler_edit.setText("10.0.0.5:8786")  # no protocol: not an address Dask can reach
+    assert not widget.start(tiny_forensics, tmp_path / "run")
+    assert len(errors) == 1 and "Dask scheduler address such as tcp://host:8786" in errors[0] and widget.runner is None
+    widget.scheduler_edit.setText("tcp://10.0.0.5:8786")
+    widget.workers_spin.setValue(2)
+    assert not widget.start(tiny_forensics, tmp_path / "run")
+    assert "workers=2 applies to the local scheduler only" in errors[1] and not (tmp_path / "run").exists()
 
 
 def test_jobs_failure_in_the_job_process_is_shown(viewer, qtbot, tiny_forensics, tiny_microscopy_root, tmp_path, errors):

@@ -1,16 +1,19 @@
 """Jobs: run a drift-forensics or drift-adjustment experiment in the background.
 
-Choose the experiment YAML (the kind is detected from its keys, or set explicitly) and a
-run folder (an existing one resumes), *Run*. The job runs in a separate Python process (so
-torch's compiler stack, which cannot load next to napari's OpenGL, never enters napari's
-process); a napari generator ``thread_worker`` drives
-:meth:`napari_drift.logic.jobs.JobRunner.lines`: each progress line goes to the log, and
-``[k/n]`` lines move the progress bar. *Cancel* asks the job to stop at its next progress
-point (the run folder keeps the finished units and resumes). When the run ends, its
-figures (``figures/*.png``) open as image layers and the found pipelines are listed:
-forensic units (subset, λ) or the learned pipelines of an adjustment (intensity, fold);
-*Load into composer* loads the chosen one into the docked composer (one is docked if
-there is none).
+Choose the experiment YAML (the kind is detected from its keys, or set explicitly), a run
+folder (an existing one resumes) and where the units run (*local*, or a Dask scheduler
+address such as ``tcp://host:8786``; *workers* > 1 starts a local Dask cluster), *Run*.
+The job runs in a separate Python process (so torch's compiler stack, which cannot load
+next to napari's OpenGL, never enters napari's process); a napari generator
+``thread_worker`` drives :meth:`napari_drift.logic.jobs.JobRunner.lines`: each progress
+line goes to the log, and the progress bar follows :class:`~napari_drift.logic.jobs.JobProgress`
+(finished units, and the running unit's epochs and optimisation steps). *Cancel*
+interrupts the job within the running step or epoch (the run folder keeps the finished
+units and resumes). The status line says how the job ended: *finished*, *cancelled* or
+*failed*. When a run finishes, its figures (``figures/*.png``) open as image layers and
+the found pipelines are listed: forensic units (subset, λ) or the learned pipelines of an
+adjustment (intensity, fold); *Load into composer* loads the chosen one into the docked
+composer (one is docked if there is none).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from napari.qt.threading import thread_worker
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,6 +35,7 @@ from qtpy.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -39,16 +43,18 @@ from qtpy.QtWidgets import (
 from ..logic.jobs import JobError, JobRunner, adjustment_pipelines, figures, forensics_pipelines
 from ._common import guarded, notify_error
 
-__all__ = ["JobsWidget", "FIGURE_PREFIX"]
+__all__ = ["JobsWidget", "FIGURE_PREFIX", "PROGRESS_INTERVAL_MS"]
 
 FIGURE_PREFIX = "figure: "
+PROGRESS_INTERVAL_MS = 200  # how often the progress bar reads the running job's progress
 _AUTO = "auto"
+_STATUS = {"running": "running…", "finished": "finished", "cancelled": "cancelled (the run folder resumes)", "error": "failed"}
 
 
 class JobsWidget(QWidget):
     """Dock widget: experiment, run folder, Run/Cancel, progress, log, figures and pipelines."""
 
-    job_finished = Signal(str)  # "done", "cancelled" or "error"
+    job_finished = Signal(str)  # "finished", "cancelled" or "error"
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -80,6 +86,20 @@ class JobsWidget(QWidget):
         row.addWidget(self.run_dir_button)
         layout.addLayout(row)
         row = QHBoxLayout()
+        row.addWidget(QLabel("Scheduler"))
+        self.scheduler_edit = QLineEdit()
+        self.scheduler_edit.setPlaceholderText("local, or a Dask scheduler address (tcp://host:8786)")
+        self.scheduler_edit.setToolTip(
+            "Where the units run: 'local' (this machine) or a Dask scheduler address; the cluster's workers must see the run folder"
+        )
+        row.addWidget(self.scheduler_edit, 1)
+        row.addWidget(QLabel("Workers"))
+        self.workers_spin = QSpinBox()
+        self.workers_spin.setRange(1, 256)
+        self.workers_spin.setToolTip("With a local scheduler: worker processes of a local Dask cluster (1: in the job process)")
+        row.addWidget(self.workers_spin)
+        layout.addLayout(row)
+        row = QHBoxLayout()
         self.tracking_box = QCheckBox("MLflow tracking")
         row.addWidget(self.tracking_box)
         self.start_button = QPushButton("Run")
@@ -92,6 +112,11 @@ class JobsWidget(QWidget):
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setValue(0)
         layout.addWidget(self.progress_bar)
+        self.status_label = QLabel("")
+        layout.addWidget(self.status_label)
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setInterval(PROGRESS_INTERVAL_MS)
+        self._progress_timer.timeout.connect(self._show_progress)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
@@ -133,15 +158,19 @@ class JobsWidget(QWidget):
         self.config_edit.setText(config)
         self.run_edit.setText(run_dir)
         try:
-            runner = JobRunner(kind, config, run_dir, tracking=self.tracking_box.isChecked())
+            runner = JobRunner(
+                kind, config, run_dir, tracking=self.tracking_box.isChecked(), scheduler=self.scheduler_edit.text(), workers=self.workers_spin.value()
+            )
         except Exception as exc:  # noqa: BLE001
             notify_error(f"Cannot start the job: {type(exc).__name__}: {exc}")
             return False
         self.runner = runner
         self.state = "running"
         self.log.clear()
-        self.log.appendPlainText(f"{runner.kind}: {config} → {run_dir}")
+        self.log.appendPlainText(f"{runner.kind}: {config} → {run_dir} (scheduler {runner.scheduler}, {runner.workers} worker(s))")
         self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("%p%")
+        self.status_label.setText(_STATUS["running"])
         self.pipeline_combo.clear()
         self._pipelines = {}
         self.load_pipeline_button.setEnabled(False)
@@ -154,13 +183,16 @@ class JobsWidget(QWidget):
         self._worker = worker
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
+        self._progress_timer.start()
         worker.start()
         return True
 
     def cancel(self) -> None:
+        """Interrupt the running job (it stops within its running optimisation step or epoch)."""
         if self.runner is not None and self._worker is not None:
             self.runner.cancel()
-            self.log.appendPlainText("cancelling at the next progress point…")
+            self.log.appendPlainText("cancelling: the job stops within its running step…")
+            self.status_label.setText("cancelling…")
             self.cancel_button.setEnabled(False)
 
     def pipelines(self) -> dict[str, Path]:
@@ -189,16 +221,21 @@ class JobsWidget(QWidget):
     @guarded
     def _on_line(self, line: str) -> None:
         self.log.appendPlainText(line)
-        if self.runner is not None and self.runner.progress.total:
-            self.progress_bar.setValue(int(round(self.runner.progress.fraction * 1000)))
-            self.progress_bar.setFormat(f"{self.runner.progress.done:.1f} / {self.runner.progress.total} units")
+        self._show_progress()
+
+    def _show_progress(self) -> None:
+        """The running job's progress on the bar: share of the work, and its units and steps as text."""
+        if self.runner is None:
+            return
+        progress = self.runner.progress
+        self.progress_bar.setValue(int(round(progress.fraction * 1000)))
+        self.progress_bar.setFormat(f"{progress.fraction:.0%} · {progress.describe()}")
 
     @guarded
     def _on_done(self, runner: JobRunner) -> None:
-        if runner.cancelled:
-            self.state = "cancelled"
-        else:
-            self.state = "done"
+        self.state = "cancelled" if runner.cancelled else "finished"
+        self._show_progress()
+        if self.state == "finished":
             self.progress_bar.setValue(1000)
         self._show_outputs(runner)
 
@@ -211,6 +248,8 @@ class JobsWidget(QWidget):
         notify_error(f"{runner.kind} job failed: {what}")
 
     def _on_finished(self) -> None:
+        self._progress_timer.stop()
+        self.status_label.setText(_STATUS.get(self.state, self.state))
         self._worker = None
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
