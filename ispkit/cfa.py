@@ -27,6 +27,9 @@ __all__ = [
     "site_channels",
     "masks_numpy",
     "masks_torch",
+    "site_selectors",
+    "row_mask",
+    "select",
     "site_map_numpy",
     "site_map_torch",
     "pack_bayer",
@@ -96,6 +99,38 @@ def _build_masks(h: int, w: int, pattern: str, dtype: torch.dtype, device: torch
     site = (torch.arange(h, device=device)[:, None] % 2) * 2 + torch.arange(w, device=device) % 2
     colour = torch.tensor(site_channels(pattern), device=device)[site]
     return (colour == torch.arange(3, device=device)[:, None, None]).to(dtype)
+
+
+def site_selectors(shape: tuple[int, int], pattern: str, *, dtype: torch.dtype, device: torch.device | str | None = None) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """For R, G and B: the mask of :func:`masks_torch` as 0/1 floats and its complement, ready for :func:`select`.
+
+    Cached like :func:`masks_torch` (shared tensors: never modify them in place).
+    """
+    masks = masks_torch(shape, pattern, dtype=dtype, device=device)
+    complements = cached(("cfa.complements", *masks.shape, check_pattern(pattern), dtype, masks.device), lambda: 1 - masks)
+    return tuple(zip(masks.unbind(0), complements.unbind(0)))  # type: ignore[return-value]
+
+
+def row_mask(shape: tuple[int, int], pattern: str, channel: int, *, device: torch.device | str | None = None) -> torch.Tensor:
+    """``(H, 1)`` booleans: the rows of the mosaic that hold samples of ``channel`` (0 = R, 2 = B)."""
+    masks = masks_torch(shape, pattern, dtype=torch.bool, device=device)
+    return cached(("cfa.rows", *masks.shape, check_pattern(pattern), channel, masks.device), lambda: masks[channel].any(-1, keepdim=True))
+
+
+def select(selector: tuple[torch.Tensor, torch.Tensor], a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``torch.where(mask, a, b)`` for a mask given as 0/1 floats ``m`` with ``1 − m``: ``a·m + b·(1 − m)``.
+
+    Exact for finite ``a`` and ``b`` (``x·1 = x``, ``x·0 = ±0`` and ``x ± 0 = x``, up to the
+    sign of a zero) with the gradients of ``where`` (``m`` to ``a``, ``1 − m`` to ``b``),
+    and an order of magnitude faster on a CPU than ``where`` with a boolean mask, which
+    is not vectorised there.
+
+    >>> m = torch.tensor([1.0, 0.0])
+    >>> select((m, 1 - m), torch.tensor([0.1, 0.2]), torch.tensor([3.0, 4.0])).tolist() == [0.1, 4.0]
+    True
+    """
+    mask, complement = selector
+    return torch.addcmul(a * mask, b, complement)
 
 
 def site_map_numpy(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -48,7 +48,7 @@ def yuv_to_rgb_numpy(yuv: np.ndarray) -> np.ndarray:
 
 def _constant(matrix: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     """``matrix`` as a tensor of ``like``'s dtype and device, built once (shared: never modify it)."""
-    return cached(("color", matrix.tobytes(), matrix.shape, like.dtype, like.device), lambda: torch.tensor(matrix, dtype=like.dtype, device=like.device))
+    return cached(("color", matrix.tobytes(), matrix.shape, like.dtype, like.device), lambda: torch.as_tensor(matrix, dtype=like.dtype, device=like.device))
 
 
 def _apply(matrix: np.ndarray, x: torch.Tensor) -> torch.Tensor:

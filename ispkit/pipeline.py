@@ -47,7 +47,7 @@ import torch
 import yaml
 from torch import nn
 
-from .arrays import check_finite, check_mosaic, check_raw_data
+from .arrays import check_finite, check_mosaic, check_raw_data, check_rgb
 from .camera import Camera
 from .color import YUV_FROM_RGB, rgb_to_yuv_numpy, with_luma, yuv_to_rgb_numpy
 from .config import Locator, check_string, load_yaml
@@ -267,17 +267,59 @@ class Pipeline:
         chain = " → ".join(f"{s.name}={s.stage.method}" for s in self.stages)
         return f"Pipeline({self.name or 'unnamed'}, camera={self.camera.name}: {chain})"
 
+    @property
+    def takes(self) -> str:
+        """``"raw"`` for a pipeline of raw mosaics, ``"rgb"`` for one whose first stage takes an RGB view (see :meth:`after`)."""
+        return "raw" if not self.stages or self.stages[0].stage.takes == "raw" else "rgb"
+
+    def after(self, kind: str) -> Pipeline:
+        """The stages after the first stage of ``kind``, as a pipeline of RGB views (same camera; name ``"<name> after <kind>"``).
+
+        ``pipeline.after("demosaic")`` processes demosaiced images, such as a linear DNG
+        read by :func:`ispkit.io.read_linear`: both backends take ``(3, H, W)`` or
+        ``(N, 3, H, W)`` and equal the full pipeline's stages from there on. Any
+        pipeline whose first stage takes RGB works so; ``after`` is the usual way to get one.
+        Raises :class:`~ispkit.errors.UnknownStageError` when no stage has ``kind``, and
+        :class:`~ispkit.errors.ConfigError` when the stages after it do not start on RGB
+        (``kind`` is a raw stage before demosaicking) or there are none.
+
+        >>> rgb = Pipeline.preset("bi,s,me", camera="drone").after("demosaic")
+        >>> [s.name for s in rgb.stages], rgb.takes
+        (['white_balance', 'color_correction', 'sharpen', 'denoise', 'gamma'], 'rgb')
+        >>> rgb(np.full((3, 4, 4), 0.2)).shape
+        (3, 4, 4)
+        """
+        kinds = [s.stage.kind for s in self.stages]
+        if kind not in kinds:
+            raise UnknownStageError(f"Pipeline.after: no stage of kind {kind!r} in this pipeline: {close_matches(kind, kinds)}")
+        rest = self.stages[kinds.index(kind) + 1 :]
+        if not rest or rest[0].stage.takes == "raw":
+            follows = "nothing" if not rest else f"{rest[0].name!r}, which takes a raw mosaic"
+            Locator("<stages>").error((), f"Pipeline.after({kind!r}): the stages after it must start on an RGB view, but {follows} follows it")
+        return Pipeline(rest, self.camera, f"{self.name or 'pipeline'} after {kind}")
+
     # -- numpy backend ------------------------------------------------------------------
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
-        """Process ``(H, W)`` → ``(3, H, W)`` or ``(N, H, W)`` → ``(N, 3, H, W)`` with the numpy backend."""
+        """Process ``(H, W)`` → ``(3, H, W)`` or ``(N, H, W)`` → ``(N, 3, H, W)`` with the numpy backend
+        (an RGB pipeline, :attr:`takes` ``"rgb"``: ``(3, H, W)`` or ``(N, 3, H, W)``)."""
         if isinstance(raw, torch.Tensor):
             raise InputError("Pipeline(raw) is the numpy backend and takes a numpy array; for tensors use pipeline.to_torch()(raw)")
+        if self.takes == "rgb":
+            return self._run_rgb(raw)
         batched = check_raw_data(raw, "Pipeline input")
         x = np.asarray(raw, dtype=np.float64)
         if not batched:
             return self._run_numpy(x)
         return np.stack([self._run_numpy(image) for image in x])
+
+    def _run_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """The numpy backend of an RGB pipeline: ``(3, H, W)`` or ``(N, 3, H, W)``, checked (float, shape, finite)."""
+        batched = getattr(rgb, "ndim", 0) == 4
+        check_rgb(rgb, f"Pipeline input (this pipeline starts with {self.stages[0].name!r}, which takes RGB views)", batched=batched)
+        check_finite(rgb, "Pipeline input")
+        x = np.asarray(rgb, dtype=np.float64)
+        return np.stack([self._run_numpy(image) for image in x]) if batched else self._run_numpy(x)
 
     def _run_numpy(self, x: np.ndarray) -> np.ndarray:
         pattern = self.camera.pattern
@@ -353,6 +395,7 @@ class PipelineModule(nn.Module):
             raise ParameterError(f"PipelineModule dtype: expected a floating-point torch dtype, got {dtype!r}")
         self.camera = pipeline.camera
         self.pipeline_name = pipeline.name
+        self.takes = pipeline.takes
         self.track_stages = track_stages
         self.views: dict[str, torch.Tensor] = {}
         self._plan = pipeline._plan
@@ -380,9 +423,11 @@ class PipelineModule(nn.Module):
             check_finite(batch, "PipelineModule input")
         return batch
 
-    @staticmethod
-    def _batch(raw: torch.Tensor) -> torch.Tensor:
-        """``raw`` as ``(N, H, W)``, after the checks that read only its type and shape."""
+    def _batch(self, raw: torch.Tensor) -> torch.Tensor:
+        """``raw`` as ``(N, H, W)`` (an RGB pipeline's input as ``(N, 3, H, W)``), after the checks that read only its type and shape."""
+        if self.takes == "rgb" and isinstance(raw, torch.Tensor):
+            check_rgb(raw, "PipelineModule input (an RGB pipeline)", batched=raw.ndim == 4)
+            return raw if raw.ndim == 4 else raw[None]
         if not isinstance(raw, torch.Tensor):
             raise InputError(f"PipelineModule input: expected a torch tensor, got {type(raw).__name__}; use torch.as_tensor(raw)")
         if raw.ndim == 4 and raw.shape[1] == 1:
@@ -398,7 +443,7 @@ class PipelineModule(nn.Module):
 
     def forward(self, raw: torch.Tensor, check: bool = True) -> torch.Tensor:
         """Process raw mosaics; ``check=False`` skips the value check of :meth:`check` (shapes are always checked)."""
-        single = isinstance(raw, torch.Tensor) and raw.ndim == 2
+        single = isinstance(raw, torch.Tensor) and raw.ndim == (2 if self.takes == "raw" else 3)
         tracing = torch.compiler.is_compiling()
         batch = self.check(raw) if check and not tracing else self._batch(raw)
         if tracing or batch.device.type != "cpu" or batch.shape[0] < 2:
@@ -499,7 +544,7 @@ def _mix(x: torch.Tensor, matrix: torch.Tensor | None, *, luma: bool) -> tuple[t
     3×3 ``matrix`` (``x`` itself if ``None``) and, if ``luma``, its Y plane (else ``None``)."""
     rows = matrix
     if luma:
-        weights = cached(("pipeline.luma", x.dtype, x.device), lambda: torch.tensor(YUV_FROM_RGB[:1], dtype=x.dtype, device=x.device))
+        weights = cached(("pipeline.luma", x.dtype, x.device), lambda: torch.as_tensor(YUV_FROM_RGB[:1], dtype=x.dtype, device=x.device))
         rows = weights if matrix is None else torch.cat([matrix, weights @ matrix])
     if rows is None:
         return x, None
@@ -556,7 +601,7 @@ def _plan(stages: Sequence[PipelineStage], locator: Locator) -> tuple[_Step, ...
     for i, n in enumerate(names):
         if names.index(n) != i:
             locator.error(("stages", i, "name"), f"two stages are named {n!r}; give one a distinct 'name'")
-    domain, steps = "raw", []
+    domain, steps = "raw" if not stages or stages[0].stage.takes == "raw" else "rgb", []  # an RGB pipeline starts after demosaicking
     for i, s in enumerate(stages):
         takes = s.stage.takes
         if (takes == "raw") != (domain == "raw"):

@@ -337,8 +337,8 @@ class StageModule(nn.Module):
         Read from a host copy: on a CPU the tensor is read on every call (no cost);
         elsewhere it is read again only when the tensor was replaced or changed in place
         (its version counter moved), so steady-state calls do not synchronise. While
-        tracing (``torch.compile``, ``torch.export``) the copy is used as it is: the
-        traced program keeps the sizes of its trace.
+        tracing (``torch.compile``, ``torch.export``) and on the ``meta`` device the copy
+        is used as it is: a traced program keeps the sizes of its trace.
         """
         if not self.stage.host_params:
             return None
@@ -346,6 +346,8 @@ class StageModule(nn.Module):
             for name in self.stage.host_params:
                 tensor = getattr(self, name)
                 held, version, _ = self._host[name]
+                if tensor.device.type == "meta":  # no values: keep the copy
+                    continue
                 if tensor.device.type == "cpu" or held is not tensor or version != tensor._version:
                     self._host[name] = (tensor, tensor._version, float(tensor.detach()))
         return {name: value for name, (_, _, value) in self._host.items()}

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ispkit.cfa import BAYER_PATTERNS, masks_torch
+from ispkit.cfa import BAYER_PATTERNS, masks_torch, site_selectors
 from ispkit.errors import InputError, ParameterError
 from ispkit.stages.base import StageModule
 from ispkit.stages.demosaic import (
@@ -366,8 +366,8 @@ def decisions(batch: np.ndarray, pattern: str, dtype: torch.dtype) -> tuple[torc
     """Menon's directional decision ``d_V >= d_H`` computed in ``dtype``, and the margin
     ``d_V - d_H``, at the red and blue sites (at green sites both sums are 0, and unused)."""
     raw = torch.as_tensor(batch, dtype=dtype)
-    green = masks_torch(raw.shape[-2:], pattern, dtype=torch.bool)[1]
-    d_h, d_v = (d[:, ~green] for d in _classifier(raw, *_green_estimates(raw, green), green))
+    green = site_selectors(raw.shape[-2:], pattern, dtype=dtype)[1]
+    d_h, d_v = (d[:, green[0] == 0] for d in _classifier(raw, *_green_estimates(raw, green), green))
     return d_v >= d_h, (d_v - d_h).double()
 
 
@@ -470,6 +470,6 @@ class TestMenon2007:
 
     def test_no_gradient_through_the_decision(self):
         raw = torch.rand(1, 6, 6, dtype=torch.float64, requires_grad=True)
-        green = masks_torch((6, 6), "RGGB", dtype=torch.bool)[1]
+        green = site_selectors((6, 6), "RGGB", dtype=torch.float64)[1]
         d_h, d_v = _classifier(raw, *_green_estimates(raw, green), green)
         assert not d_h.requires_grad and not d_v.requires_grad

@@ -20,7 +20,7 @@ import torch
 from colour_demosaicing import demosaicing_CFA_Bayer_Malvar2004
 
 from ...arrays import check_mosaic
-from ...cfa import check_pattern, masks_torch
+from ...cfa import check_pattern, row_mask, select, site_selectors
 from ...filters import convolve2d
 from ...memory import cached
 from ..base import Stage
@@ -118,15 +118,16 @@ def demosaic_malvar2004(raw: torch.Tensor, *, pattern: str) -> torch.Tensor:
     True
     """
     check_mosaic(raw, "demosaic_malvar2004", batched=True)
-    red, green, blue = masks_torch(raw.shape[-2:], check_pattern(pattern), dtype=torch.bool, device=raw.device)
-    red_rows = red.any(-1, keepdim=True)
-    kernels = cached(("malvar2004.kernels", raw.dtype, raw.device), lambda: torch.tensor(KERNELS, dtype=raw.dtype, device=raw.device))
+    pattern = check_pattern(pattern)
+    red, green, blue = site_selectors(raw.shape[-2:], pattern, dtype=raw.dtype, device=raw.device)
+    red_rows = row_mask(raw.shape[-2:], pattern, 0, device=raw.device)
+    kernels = cached(("malvar2004.kernels", raw.dtype, raw.device), lambda: torch.as_tensor(KERNELS, dtype=raw.dtype, device=raw.device))
     at_rb, along_row, along_column, across = convolve2d(raw[:, None].expand(-1, len(kernels), -1, -1), kernels, "reflect").unbind(1)
     # At a green site the colour of its row comes from the row filter, the other one
     # from the column filter.
-    r = torch.where(red, raw, torch.where(green, torch.where(red_rows, along_row, along_column), across))
-    b = torch.where(blue, raw, torch.where(green, torch.where(red_rows, along_column, along_row), across))
-    return torch.stack([r, torch.where(green, raw, at_rb), b], 1)
+    r = select(red, raw, select(green, torch.where(red_rows, along_row, along_column), across))
+    b = select(blue, raw, select(green, torch.where(red_rows, along_column, along_row), across))
+    return torch.stack([r, select(green, raw, at_rb), b], 1)
 
 
 class Malvar2004(Stage):

@@ -46,11 +46,13 @@ import torch
 from colour_demosaicing import demosaicing_CFA_Bayer_Menon2007
 
 from ...arrays import check_mosaic
-from ...cfa import check_pattern, masks_torch
+from ...cfa import check_pattern, row_mask, select, site_selectors
 from ...filters import pad2d
 from ..base import Param, Stage
 
 __all__ = ["demosaic_menon2007_numpy", "demosaic_menon2007", "Menon2007"]
+
+Selector = tuple[torch.Tensor, torch.Tensor]  # a 0/1 mask and its complement, for ispkit.cfa.select
 
 #: Directional green filters: ``h_0`` averages the two green neighbours, ``h_1`` is
 #: the high-pass correction from the same-colour samples two pixels away.
@@ -168,25 +170,32 @@ def _decision_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def _green_estimates(raw: torch.Tensor, green: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _green_estimates(raw: torch.Tensor, green: Selector) -> tuple[torch.Tensor, torch.Tensor]:
     """The directional greens ``Ĝ_H`` and ``Ĝ_V``: sampled green kept, ``h_0 + h_1`` elsewhere."""
-    green_h, green_v = (torch.where(green, raw, _convolve1d(raw, H_0, axis) + _convolve1d(raw, H_1, axis)) for axis in (-1, -2))
+    green_h, green_v = (select(green, raw, _convolve1d(raw, H_0, axis) + _convolve1d(raw, H_1, axis)) for axis in (-1, -2))
     return green_h, green_v
 
 
 @torch.no_grad()
-def _classifier(raw: torch.Tensor, green_h: torch.Tensor, green_v: torch.Tensor, green: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _classifier(raw: torch.Tensor, green_h: torch.Tensor, green_v: torch.Tensor, green: Selector) -> tuple[torch.Tensor, torch.Tensor]:
     """The classifier sums ``(d_H, d_V)``; constant in ``raw`` almost everywhere, so built without a graph."""
-    c_h = torch.where(green, 0.0, raw - green_h)
-    c_v = torch.where(green, 0.0, raw - green_v)
+    not_green = green[1]  # (raw - Ĝ)·0 is ±0: the same |differences| as the library's 0
+    c_h = (raw - green_h).mul_(not_green)
+    c_v = (raw - green_v).mul_(not_green)
     d_h = (c_h - pad2d(c_h, (0, 0, 0, 2), "mirror")[..., 2:]).abs()
     d_v = (c_v - pad2d(c_v, (0, 2, 0, 0), "mirror")[..., 2:, :]).abs()
     return _convolve_constant(d_h, CLASSIFIER), _convolve_constant(d_v, CLASSIFIER.T)
 
 
-def _along(planes: torch.Tensor, weights: tuple[float, ...], horizontal: torch.Tensor) -> torch.Tensor:
+def _along(planes: torch.Tensor, weights: tuple[float, ...], horizontal: Selector) -> torch.Tensor:
     """``planes`` filtered by ``weights`` along the rows where ``horizontal``, else along the columns."""
-    return torch.where(horizontal, _convolve1d(planes, weights, -1), _convolve1d(planes, weights, -2))
+    return select(horizontal, _convolve1d(planes, weights, -1), _convolve1d(planes, weights, -2))
+
+
+def _decision(horizontal: torch.Tensor, dtype: torch.dtype) -> Selector:
+    """The decision ``M`` as 0/1 numbers of ``dtype`` and their complement, for :func:`~ispkit.cfa.select`."""
+    m = horizontal.to(dtype)
+    return m, 1 - m
 
 
 def demosaic_menon2007(raw: torch.Tensor, refining_step: bool, *, pattern: str, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -207,14 +216,16 @@ def demosaic_menon2007(raw: torch.Tensor, refining_step: bool, *, pattern: str, 
     """
     check_mosaic(raw, "demosaic_menon2007", batched=True)
     pattern = check_pattern(pattern)
-    red, green, blue = masks_torch(raw.shape[-2:], pattern, dtype=torch.bool, device=raw.device)
-    red_rows = red.any(-1, keepdim=True)
     exact = raw.to(_decision_dtype(raw.device))  # the identity for float64 input
     raw = raw.to(dtype or raw.dtype)
-    green_h, green_v = _green_estimates(exact, green)
-    d_h, d_v = _classifier(exact, green_h, green_v, green)
-    horizontal = d_v >= d_h  # the decision M, as the library takes it
-    g = torch.where(horizontal, green_h, green_v).to(raw.dtype)
+    red_rows = row_mask(raw.shape[-2:], pattern, 0, device=raw.device)
+    green_exact = site_selectors(raw.shape[-2:], pattern, dtype=exact.dtype, device=raw.device)[1]
+    red, green, blue = site_selectors(raw.shape[-2:], pattern, dtype=raw.dtype, device=raw.device)
+    green_h, green_v = _green_estimates(exact, green_exact)
+    d_h, d_v = _classifier(exact, green_h, green_v, green_exact)
+    decided = d_v >= d_h  # the decision M, as the library takes it
+    g = select(_decision(decided, exact.dtype), green_h, green_v).to(raw.dtype)
+    horizontal = _decision(decided, raw.dtype)
     # R and B at green sites: G plus the k_b-interpolated colour difference from the
     # two neighbours of that colour, along the row in rows of that colour, across it
     # otherwise. The library filters R, B and G separately and subtracts; filtering
@@ -223,20 +234,20 @@ def demosaic_menon2007(raw: torch.Tensor, refining_step: bool, *, pattern: str, 
     r, b = _at_green(raw - g, g, raw, green, red_rows)
     # R at blue sites and B at red sites: along the decision, from R - B.
     r_b = _along(r - b, K_B, horizontal)
-    r, b = torch.where(blue, raw + r_b, r), torch.where(red, raw - r_b, b)
+    r, b = select(blue, raw + r_b, r), select(red, raw - r_b, b)
     if not refining_step:
         return torch.stack([r, g, b], 1)
     # Refining: green at red and blue sites from the 3-tap mean of R - G (B - G) along M.
-    mean = _along(torch.stack([r, b], 1) - g[:, None], FIR, horizontal[:, None])
-    g = torch.where(red, r - mean[:, 0], torch.where(blue, b - mean[:, 1], g))
+    mean = _along(torch.stack([r, b], 1) - g[:, None], FIR, (horizontal[0][:, None], horizontal[1][:, None]))
+    g = select(red, r - mean[:, 0], select(blue, b - mean[:, 1], g))
     # R and B at green sites again, from the refreshed differences; in red rows the
     # neighbours read are R - G along the row and B - G across it, in blue rows the
     # other way round, so one interleaved plane serves both.
     r, b = _at_green(torch.where(red_rows, r - g, b - g), g, None, green, red_rows, r, b)
     # R at blue sites and B at red sites from the 3-tap mean of R - B along M.
     mean = _along(r - b, FIR, horizontal)
-    r = torch.where(blue, b + mean, r)
-    b = torch.where(red, r - mean, b)
+    r = select(blue, b + mean, r)
+    b = select(red, r - mean, b)
     return torch.stack([r, g, b], 1)
 
 
@@ -244,7 +255,7 @@ def _at_green(
     difference: torch.Tensor,
     g: torch.Tensor,
     raw: torch.Tensor | None,
-    green: torch.Tensor,
+    green: Selector,
     red_rows: torch.Tensor,
     r: torch.Tensor | None = None,
     b: torch.Tensor | None = None,
@@ -257,7 +268,7 @@ def _at_green(
     along_row, across = _convolve1d(difference, K_B, -1), _convolve1d(difference, K_B, -2)
     r_green = g + torch.where(red_rows, along_row, across)
     b_green = g + torch.where(red_rows, across, along_row)
-    return torch.where(green, r_green, raw if r is None else r), torch.where(green, b_green, raw if b is None else b)
+    return select(green, r_green, raw if r is None else r), select(green, b_green, raw if b is None else b)
 
 
 class Menon2007(Stage):
