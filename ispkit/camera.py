@@ -76,6 +76,9 @@ class Camera:
         Conversion gain in DN/e⁻ at ``bit_depth`` (``None`` when unpublished).
     read_noise
         Read noise in e⁻ (``None`` when unpublished).
+    pixel_size
+        Size of one raw pixel in the object plane, in µm (sensor pitch over the optical
+        magnification), or ``None`` when unknown; viewers use it as the image's physical scale.
     description
         Free text.
     optics
@@ -91,6 +94,7 @@ class Camera:
     color_matrix: tuple[tuple[float, ...], ...] = _IDENTITY
     gain: float | None = None
     read_noise: float | None = None
+    pixel_size: float | None = None
     description: str = ""
     optics: Mapping[str, float] = field(default_factory=dict)
 
@@ -115,7 +119,7 @@ class Camera:
             )
         _field(self, "white_balance", _vector, n=3)
         _field(self, "color_matrix", _matrix)
-        for name in ("gain", "read_noise"):
+        for name in ("gain", "read_noise", "pixel_size"):
             if getattr(self, name) is not None:
                 _field(self, name, check_number, low=0.0, exclusive_low=True, what="a positive number or null")
         _field(self, "description", _text)

@@ -154,7 +154,7 @@ class TestRoundTrip:
         assert d["gain"] == 0.528 and d["read_noise"] is None
         assert list(d) == [
             "name", "pattern", "bit_depth", "container_bits", "black_level", "white_balance",
-            "color_matrix", "gain", "read_noise", "description", "optics",
+            "color_matrix", "gain", "read_noise", "pixel_size", "description", "optics",
         ]  # fmt: skip
 
     finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
@@ -330,3 +330,13 @@ class TestValuesCheckedAtTheirLine:
         c = Camera(name="cam", bit_depth=np.int64(12), gain=2, optics={"na": 1})
         assert type(c.bit_depth) is int and c.bit_depth == 12 and c.gain == 2.0 and c.optics == {"na": 1}
         assert Camera.from_yaml(c.to_yaml()) == c
+
+    def test_pixel_size_is_optional_positive_micrometres(self):
+        assert Camera(name="cam").pixel_size is None
+        c = Camera(name="cam", pixel_size=0.5)
+        assert c.pixel_size == 0.5 and Camera.from_yaml(c.to_yaml()) == c
+        # microscopy: 6.5 µm sensor pitch (PCO edge 5.5) over the 40x objective (ispkit/cameras/microscopy.yaml)
+        assert Camera.get("microscopy").pixel_size == pytest.approx(6.5 / 40)
+        for bad in (0, -0.1, float("nan"), "0.16"):
+            with pytest.raises(InputError, match=r"^camera 'cam' pixel_size: expected a positive number or null"):
+                Camera(name="cam", pixel_size=bad)
