@@ -11,7 +11,7 @@ A :class:`Pipeline` is the data model Φ_Proc of the paper (Oala et al., TMLR 20
 
 Sharpening and denoising act on the luma Y of YUV. Consecutive luma stages share one
 RGB→YUV conversion before them and one YUV→RGB conversion after them, as in the
-paper's Eqs. 14–18.
+paper's Eqs. 14–18 (in the NumPy backend with scikit-image's matrices, by ``einsum``).
 
 YAML form (``to_yaml`` writes it, ``from_yaml`` reads it)::
 
@@ -49,7 +49,7 @@ from torch import nn
 
 from .arrays import check_finite, check_mosaic, check_raw_data, check_rgb
 from .camera import Camera
-from .color import YUV_FROM_RGB, rgb_to_yuv_numpy, with_luma, yuv_to_rgb_numpy
+from .color import RGB_FROM_YUV, YUV_FROM_RGB, with_luma
 from .config import Locator, check_string, load_yaml
 from .errors import InputError, ParameterError, UnknownStageError, close_matches
 from .memory import cached
@@ -323,13 +323,16 @@ class Pipeline:
 
     def _run_numpy(self, x: np.ndarray) -> np.ndarray:
         pattern = self.camera.pattern
+        y = None  # the luma plane while luma stages run; x holds the YUV image then
         for step in self._plan:
             if step.op == "to_yuv":
-                x = rgb_to_yuv_numpy(x)
+                x = _convert_numpy(YUV_FROM_RGB, x)
+                y = x[0]
             elif step.op == "to_rgb":
-                x = yuv_to_rgb_numpy(x)
+                x[0] = y  # x is this call's own YUV array
+                x, y = _convert_numpy(RGB_FROM_YUV, x), None
             elif step.stage.stage.takes == "luma":
-                x = np.concatenate([step.stage.stage.run_numpy(x[0], step.stage.values, pattern)[None], x[1:]])
+                y = step.stage.stage.run_numpy(y, step.stage.values, pattern)
             else:
                 x = step.stage.stage.run_numpy(x, step.stage.values, pattern)
         return x
@@ -363,7 +366,8 @@ class PipelineModule(nn.Module):
     """Φ_para (paper Eq. 33): a pipeline as a differentiable, batched ``nn.Module``.
 
     Takes ``(H, W)``, ``(N, H, W)`` or ``(N, 1, H, W)`` raw tensors (any float dtype,
-    any device) and returns ``(3, H, W)`` or ``(N, 3, H, W)`` in the input's dtype.
+    any device) and returns ``(3, H, W)`` or ``(N, 3, H, W)`` in the input's dtype (the
+    module of an RGB pipeline, :meth:`Pipeline.after`, takes ``(3, H, W)`` or ``(N, 3, H, W)``).
     Parameters and buffers are named ``<stage>.<param>`` and have the module's dtype
     (``dtype=`` of :meth:`Pipeline.to_torch`, then ``.to(dtype)``), except the
     parameters of raw stages before a stage that decides on its input values
@@ -554,6 +558,14 @@ def _mix(x: torch.Tensor, matrix: torch.Tensor | None, *, luma: bool) -> tuple[t
     if matrix is None:
         return x, out[:, 0]
     return out[:, :3], (out[:, 3] if luma else None)
+
+
+def _convert_numpy(matrix: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``matrix`` applied to every pixel of ``(3, H, W)``: ``skimage.color.rgb2yuv`` / ``yuv2rgb`` for
+    :data:`~ispkit.color.YUV_FROM_RGB` / :data:`~ispkit.color.RGB_FROM_YUV` (their matrices), to float
+    rounding, without a BLAS call (``einsum`` without ``optimize`` loops in C), so no BLAS thread pool
+    wakes up (see :mod:`ispkit.threads`)."""
+    return np.einsum("ij,jhw->ihw", matrix, x, optimize=False)
 
 
 def _plain(value: Any) -> Any:
