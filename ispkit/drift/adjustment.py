@@ -73,11 +73,12 @@ from ..tasks.checkpoint import save_checkpoint
 from ..tasks.metrics import PRIMARY_METRIC
 from ..tasks.training import fit
 from .config import AdjustmentConfig
-from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute, unit_seed
+from .execution import execute
 from .results import JsonResults
 from .synthesis import RawSet, ViewBank, _folds, open_run, seeded_network
 from .run_lock import holding_run_folder
 from .tracking import make_tracker
+from .units import Clock, Metrics, Study, Unit, epoch_metrics, unit_seed
 
 __all__ = ["AdjustmentResults", "AdjustmentStudy", "low_light", "run_adjustment"]
 

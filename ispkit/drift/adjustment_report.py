@@ -49,7 +49,7 @@ from ..pipeline import Pipeline
 from .adjustment import AdjustmentResults
 from .forensics_report import _array
 from .html_report import embed_figure, escape, fmt, html_document, new_figure, save_png
-from .execution import slug
+from .units import slug
 
 __all__ = ["ARM_COLOURS", "plot_curves", "plot_learned_views", "changed_params", "write_adjustment_report"]
 

@@ -66,11 +66,12 @@ from ..tasks.metrics import PRIMARY_METRIC, task_loss, task_metrics
 from ..tasks.training import fit
 from .config import ForensicsConfig
 from .distances import distance as get_distance
-from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute, slug, unit_seed
+from .execution import execute
 from .results import JsonResults
 from .synthesis import RawSet, ViewBank, open_run, seeded_network
 from .run_lock import holding_run_folder
 from .tracking import make_tracker
+from .units import Clock, Metrics, Study, Unit, epoch_metrics, slug, unit_seed
 
 __all__ = ["ForensicsRun", "ForensicsResults", "ForensicsStudy", "attack", "run_forensics"]
 

@@ -47,7 +47,7 @@ from ..atomic import atomic_write_text
 from ..pipeline import Pipeline
 from .forensics import ForensicsResults, _plain_lambda
 from .html_report import embed_figure, escape, fmt, html_document, new_figure, save_png
-from .execution import slug
+from .units import slug
 
 __all__ = ["plot_signature", "plot_views", "write_forensics_report"]
 

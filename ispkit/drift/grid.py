@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ..scale.cluster import connect, cores, need
-from .execution import Clock, Study, Unit
+from .units import Clock, Study, Unit
 
 __all__ = ["run_units", "gpu_resources"]
 

@@ -50,10 +50,11 @@ from ..tasks.registry import build_network
 from ..tasks.state import load_state
 from ..tasks.training import ViewSource, evaluate, fit
 from .config import DatasetConfig, SynthesisConfig
-from .execution import Clock, Metrics, Study, Unit, epoch_metrics, execute, slug, unit_seed
+from .execution import execute
 from .results import SynthesisResults
 from .run_lock import holding_run_folder
 from .tracking import make_tracker
+from .units import Clock, Metrics, Study, Unit, epoch_metrics, slug, unit_seed
 
 __all__ = ["RawSet", "load_raw_set", "ViewBank", "open_run", "SynthesisStudy", "run_synthesis", "resolve_device", "seeded_network"]
 
