@@ -126,8 +126,8 @@ def select(selector: tuple[torch.Tensor, torch.Tensor], a: torch.Tensor, b: torc
     is not vectorised there.
 
     >>> m = torch.tensor([1.0, 0.0])
-    >>> select((m, 1 - m), torch.tensor([0.1, 0.2]), torch.tensor([3.0, 4.0])).tolist() == [0.1, 4.0]
-    True
+    >>> select((m, 1 - m), torch.tensor([0.5, 0.25]), torch.tensor([3.0, 4.0])).tolist()
+    [0.5, 4.0]
     """
     mask, complement = selector
     return torch.addcmul(a * mask, b, complement)

@@ -48,7 +48,10 @@ def yuv_to_rgb_numpy(yuv: np.ndarray) -> np.ndarray:
 
 def _constant(matrix: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     """``matrix`` as a tensor of ``like``'s dtype and device, built once (shared: never modify it)."""
-    return cached(("color", matrix.tobytes(), matrix.shape, like.dtype, like.device), lambda: torch.as_tensor(matrix, dtype=like.dtype, device=like.device))
+    build = lambda: torch.as_tensor(matrix, dtype=like.dtype, device=like.device)  # noqa: E731
+    if torch.compiler.is_compiling():  # no key: tobytes() cannot be traced
+        return build()
+    return cached(("color", matrix.tobytes(), matrix.shape, like.dtype, like.device), build)
 
 
 def _apply(matrix: np.ndarray, x: torch.Tensor) -> torch.Tensor:

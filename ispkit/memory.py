@@ -88,7 +88,8 @@ def cached(key: Hashable, build: Callable[[], T]) -> T:
         if key in _TABLE:
             _TABLE.move_to_end(key)
             return _TABLE[key]  # type: ignore[return-value]
-    value = build()
+    with torch.inference_mode(False), torch.no_grad():  # ordinary tensors, usable with and without autograd
+        value = build()
     with _LOCK:
         _TABLE[key] = value
         while len(_TABLE) > MAX_CACHED:

@@ -224,3 +224,29 @@ class TestPackBayer:
     def test_unpack_gradient_flows(self):
         packed = torch.rand(1, 4, 2, 3, dtype=torch.float64, requires_grad=True)
         assert torch.autograd.gradcheck(unpack_bayer, (packed,))
+
+
+class TestSelect:
+    """cfa.select: where() for 0/1 float masks, exact on finite values, with where's gradients."""
+
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+    def test_equals_where_bit_for_bit(self, dtype):
+        from ispkit.cfa import select, site_selectors
+
+        gen = torch.Generator().manual_seed(3)
+        a = (torch.randn(2, 6, 8, generator=gen, dtype=dtype) * 1e3).requires_grad_()
+        b = (torch.randn(2, 6, 8, generator=gen, dtype=dtype) * 1e-3).requires_grad_()
+        for channel, selector in enumerate(site_selectors((6, 8), "GBRG", dtype=dtype)):
+            mask = masks_torch((6, 8), "GBRG", dtype=torch.bool)[channel]
+            got, expected = select(selector, a, b), torch.where(mask, a, b)
+            assert torch.equal(got, expected)
+            ga = torch.autograd.grad(got.sum(), (a, b))
+            gb = torch.autograd.grad(expected.sum(), (a, b))
+            assert all(torch.equal(x, y) for x, y in zip(ga, gb))
+
+    def test_selectors_are_cached_and_complementary(self):
+        from ispkit.cfa import site_selectors
+
+        first = site_selectors((4, 4), "RGGB", dtype=torch.float32)
+        assert first[0][0].data_ptr() == site_selectors((4, 4), "RGGB", dtype=torch.float32)[0][0].data_ptr()
+        assert all(torch.equal(m + c, torch.ones(4, 4)) for m, c in first)

@@ -383,3 +383,180 @@ class TestValuesCheckedAtLoad:
         with pytest.raises(ConfigError) as info:
             Pipeline.from_yaml(text)
         assert info.value.line == 3 and info.value.message == f"camera.{field}: {problem}"
+
+
+class TestAfter:
+    """Pipeline.after(kind): the stages after a kind, as a pipeline of RGB views (linear DNGs start after demosaicking)."""
+
+    def test_equals_the_full_pipeline_from_that_stage_on(self):
+        full = Pipeline.preset("ma,u,ga", camera="drone")
+        rest = full.after("demosaic")
+        assert rest.takes == "rgb" and full.takes == "raw" and rest.camera == full.camera
+        assert [s.name for s in rest.stages] == ["white_balance", "color_correction", "sharpen", "denoise", "gamma"]
+        raw = np.random.default_rng(3).uniform(0.06, 0.9, (2, 8, 10))
+        demosaicked = np.stack([full.stages[1].stage.run_numpy(full.stages[0].stage.run_numpy(r, full.stages[0].values, "RGGB"), full.stages[1].values, "RGGB") for r in raw])
+        np.testing.assert_array_equal(rest(demosaicked), full(raw))
+        np.testing.assert_array_equal(rest(demosaicked[0]), full(raw[0]))
+        module = rest.to_torch(dtype=torch.float64)
+        out = module(torch.as_tensor(demosaicked))
+        assert out.shape == (2, 3, 8, 10)
+        np.testing.assert_allclose(out.numpy(), full(raw), atol=1e-6)
+        assert module(torch.as_tensor(demosaicked[0])).shape == (3, 8, 10)
+
+    def test_torch_module_is_differentiable_and_round_trips(self):
+        rest = Pipeline.preset("bi,s,ga", camera="microscopy").after("demosaic")
+        module = rest.to_torch(trainable="all", dtype=torch.float64)
+        module(torch.rand(1, 3, 6, 6, dtype=torch.float64)).sum().backward()
+        assert module.white_balance.gains.grad is not None and module.gamma.gamma.grad is not None
+        assert Pipeline.from_yaml(rest.to_yaml()) == rest and module.to_pipeline() == rest
+
+    def test_rgb_pipelines_refuse_mosaics(self):
+        rest = Pipeline.preset("bi,s,ga").after("demosaic")
+        with pytest.raises(InputError, match=r"starts with 'white_balance', which takes RGB views\): expected a channel-first RGB view \(3, H, W\)"):
+            rest(np.zeros((4, 4)))
+        with pytest.raises(InputError, match=r"expected a channel-first RGB view \(N, 3, H, W\), got shape \(2, 1, 4, 4\)"):
+            rest.to_torch()(torch.zeros(2, 1, 4, 4))
+        with pytest.raises(InputError, match="finite"):
+            rest(np.full((3, 4, 4), np.nan))
+
+    def test_bad_kinds(self):
+        full = Pipeline.preset("bi,s,ga")
+        with pytest.raises(UnknownStageError, match="no stage of kind 'demosiac'.*did you mean 'demosaic'"):
+            full.after("demosiac")
+        with pytest.raises(ConfigError, match=r"after\('black_level'\): the stages after it must start on an RGB view, but 'demosaic', which takes a raw mosaic"):
+            full.after("black_level")
+        with pytest.raises(ConfigError, match="but nothing follows it"):
+            full.after("gamma")
+
+
+def natural_batch(pattern: str = "RGGB", size: int = 32) -> np.ndarray:
+    """Two mosaics of photographs (8-bit values k / 255), as float32 numbers."""
+    from support import float32_values, mosaic, natural_crop
+
+    return float32_values(np.stack([mosaic(natural_crop(name, 101, 57, size, size), pattern) for name in ("astronaut", "coffee")]))
+
+
+class _NoHostReads(torch.utils._python_dispatch.TorchDispatchMode):
+    """Raises on every read of a tensor value back to Python (``.item()``, ``float(t)``, ``bool(t)``)."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default:
+            raise AssertionError("a tensor value was read back to the host")
+        return func(*args, **(kwargs or {}))
+
+
+#: One preset per demosaic method; the unsharp mask reads its radius's value to size its kernel.
+ONE_PER_DEMOSAIC = ["bi,u,ga", "ma,s,me", "me,u,me"]
+
+
+class TestDeviceCleanModule:
+    """Issue 14 item 5: no host reads in forward, torch.export / torch.compile, any dtype and device."""
+
+    def test_parameters_and_buffers_take_the_module_dtype(self):
+        module = Pipeline.preset("bi,s,ga").to_torch(trainable="gamma")
+        assert {t.dtype for t in [*module.parameters(), *module.buffers()]} == {torch.float32}
+        assert {t.dtype for t in module.to(torch.float64).buffers()} == {torch.float64}
+        assert Pipeline.preset("bi,s,ga").to_torch(dtype=torch.bfloat16).gamma.gamma.dtype == torch.bfloat16
+        with pytest.raises(ParameterError, match="floating-point torch dtype"):
+            Pipeline.preset("bi,s,ga").to_torch(dtype=torch.int32)
+
+    def test_raw_stages_before_menon_stay_float64(self):
+        """Menon decides on the black level's float64 result, whatever the module's dtype."""
+        module = Pipeline.preset("me,s,ga").to_torch(trainable="black_level")
+        assert module.black_level.level.dtype == torch.float64 and module.gamma.gamma.dtype == torch.float32
+        module.half()
+        assert module.black_level.level.dtype == torch.float64 and module.gamma.gamma.dtype == torch.float16
+        assert Pipeline.preset("bi,s,ga").to_torch().black_level.level.dtype == torch.float32
+
+    def test_untrained_float32_module_gives_back_its_exact_pipeline(self):
+        pipeline = Pipeline.preset("ma,u,ga", camera="drone")
+        assert pipeline.to_torch(trainable="all").to_pipeline() == pipeline
+
+    @pytest.mark.parametrize("preset", ONE_PER_DEMOSAIC)
+    def test_forward_reads_no_tensor_value_without_the_check(self, preset):
+        module = Pipeline.preset(preset).to_torch(trainable="all")
+        raw = torch.from_numpy(natural_batch()).float()
+        module(raw)  # the first call copies the unsharp radius to the host
+        with _NoHostReads():
+            out = module(raw, check=False)
+            out.mean().backward()
+        with pytest.raises(AssertionError, match="read back to the host"), _NoHostReads():
+            module(raw)  # the check reads the values once
+
+    def test_check_keeps_clear_errors_and_can_be_called_alone(self):
+        module = Pipeline.preset("bi,s,me").to_torch()
+        with pytest.raises(InputError, match="1 value\\(s\\) are NaN or infinite"):
+            module.check(torch.tensor([[0.5, float("inf")], [0.1, 0.2]]))
+        assert module.check(torch.zeros(2, 1, 4, 6)).shape == (2, 4, 6)
+        with pytest.raises(InputError, match="must be even"):
+            module(torch.zeros(3, 4), check=False)  # shapes are always checked
+
+    @pytest.mark.parametrize("preset", ONE_PER_DEMOSAIC)
+    def test_exported_program_equals_eager_on_a_photograph(self, preset):
+        module = Pipeline.preset(preset, camera="drone").to_torch().eval()
+        raw = torch.from_numpy(natural_batch("GRBG")).float()
+        program = torch.export.export(module, (raw,))
+        torch.testing.assert_close(program.module()(raw), module(raw), atol=1e-6, rtol=0)
+
+    def test_torch_compile_traces_the_whole_forward(self):
+        """fullgraph: a graph break (a host read, say) would be an error."""
+        module = Pipeline.preset("bi,u,ga").to_torch().eval()
+        raw = torch.from_numpy(natural_batch()).float()
+        compiled = torch.compile(module, backend="eager", fullgraph=True)
+        torch.testing.assert_close(compiled(raw), module(raw), atol=1e-6, rtol=0)
+
+    @pytest.mark.parametrize("preset", ispkit.PRESETS)
+    def test_meta_device_gives_shapes(self, preset):
+        module = Pipeline.preset(preset).to_torch(trainable="all").to("meta")
+        out = module(torch.empty(3, 8, 10, device="meta"))
+        assert out.shape == (3, 3, 8, 10) and out.device.type == "meta" and out.dtype == torch.float32
+
+    @pytest.mark.parametrize("camera", ["microscopy", "drone"])
+    @pytest.mark.parametrize("preset", ONE_PER_DEMOSAIC)
+    @pytest.mark.parametrize("dtype, before_gamma, mean_after, max_after", [(torch.float16, 4e-3, 1e-3, 0.1), (torch.bfloat16, 3e-2, 5e-3, 0.35)])
+    def test_half_precision_is_close_to_float32(self, preset, camera, dtype, before_gamma, mean_after, max_after):
+        """On the same input numbers: before gamma within ``before_gamma`` × the largest value
+        (about 4 and 8 units in the last place), after it within ``mean_after`` on average
+        and ``max_after`` at worst (gamma's slope at black magnifies the difference)."""
+        from test_static import without_gamma
+
+        pipeline = Pipeline.preset(preset, camera=camera)
+        raw = torch.from_numpy(natural_batch()).to(dtype)
+        same = raw.float()
+        for p, check_before in ((without_gamma(pipeline), True), (pipeline, False)):
+            got = p.to_torch(dtype=dtype)(raw)
+            assert got.dtype == dtype and torch.isfinite(got).all()
+            reference = p.to_torch()(same)
+            difference = (got.float() - reference).abs()
+            if check_before:
+                assert difference.max() <= before_gamma * reference.abs().max()
+            else:
+                assert difference.mean() <= mean_after and difference.max() <= max_after
+
+
+class TestChunkedBatches:
+    """CPU batches run in chunks (ispkit.threads); the chunks compute exactly what one pass computes."""
+
+    @pytest.mark.parametrize("preset", ONE_PER_DEMOSAIC)
+    def test_chunked_equals_one_pass_bit_for_bit(self, preset, monkeypatch):
+        from ispkit import threads
+
+        module = Pipeline.preset(preset).to_torch()
+        raw = torch.from_numpy(np.concatenate([natural_batch(size=16)] * 3)).float()
+        whole = module(raw)  # 16×16: one chunk of all six images
+        monkeypatch.setattr(threads, "CHUNK_PIXELS", 2 * 16 * 16)
+        assert threads.chunk_size(16, 16) == 2
+        with torch.no_grad():
+            parallel = module(raw)  # three chunks on the worker threads
+        with torch.enable_grad():
+            serial = module(raw.requires_grad_())  # three chunks in this thread
+        assert torch.equal(parallel, serial.detach())
+        torch.testing.assert_close(parallel, whole, atol=1e-6, rtol=0)
+
+    def test_tracked_views_cover_the_whole_batch(self, monkeypatch):
+        from ispkit import threads
+
+        monkeypatch.setattr(threads, "CHUNK_PIXELS", 8 * 8)
+        module = Pipeline.preset("ma,u,me").to_torch(track_stages=True)
+        out = module(torch.rand(3, 8, 8))
+        assert all(v.shape[0] == 3 for v in module.views.values()) and torch.equal(module.views["gamma"], out)

@@ -334,9 +334,10 @@ class StageModule(nn.Module):
     def host_values(self) -> dict[str, float] | None:
         """The current values of the stage's :attr:`Stage.host_params` as floats, or ``None`` if it has none.
 
-        Read from a host copy: on a CPU the tensor is read on every call (no cost);
-        elsewhere it is read again only when the tensor was replaced or changed in place
-        (its version counter moved), so steady-state calls do not synchronise. While
+        Read from a host copy, which is refreshed (one read of the tensor) only when the
+        tensor was replaced or changed in place since (its version counter moved), so
+        steady-state calls do not synchronise with a device; inference tensors have no
+        version counter and are read on every call. While
         tracing (``torch.compile``, ``torch.export``) and on the ``meta`` device the copy
         is used as it is: a traced program keeps the sizes of its trace.
         """
@@ -348,8 +349,10 @@ class StageModule(nn.Module):
                 held, version, _ = self._host[name]
                 if tensor.device.type == "meta":  # no values: keep the copy
                     continue
-                if tensor.device.type == "cpu" or held is not tensor or version != tensor._version:
-                    self._host[name] = (tensor, tensor._version, float(tensor.detach()))
+                # Inference tensors have no version counter (-1: read them every time).
+                current = -1 if tensor.is_inference() else tensor._version
+                if current < 0 or held is not tensor or version != current:
+                    self._host[name] = (tensor, current, float(tensor.detach()))
         return {name: value for name, (_, _, value) in self._host.items()}
 
     def current_value(self, name: str, where: str | None = None) -> Any:
