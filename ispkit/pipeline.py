@@ -449,15 +449,42 @@ class PipelineModule(nn.Module):
         """Process raw mosaics; ``check=False`` skips the value check of :meth:`check` (shapes are always checked)."""
         single = isinstance(raw, torch.Tensor) and raw.ndim == (2 if self.takes == "raw" else 3)
         tracing = torch.compiler.is_compiling()
-        batch = self.check(raw) if check and not tracing else self._batch(raw)
+        batch = self._batch(raw)
         if tracing or batch.device.type != "cpu" or batch.shape[0] < 2:
+            if check and not tracing:
+                self.check(batch)
             out, self.views = self._run(batch)
-        else:
-            parallel = not self.track_stages and not (torch.is_grad_enabled() and (batch.requires_grad or any(p.requires_grad for p in self.parameters())))
-            done = map_chunks(self._run, batch, chunk_size(*batch.shape[-2:]), parallel=parallel)
+        elif self.track_stages or (torch.is_grad_enabled() and (batch.requires_grad or any(p.requires_grad for p in self.parameters()))):
+            if check:
+                self.check(batch)
+            done = map_chunks(self._run, batch, chunk_size(*batch.shape[-2:]), parallel=False)
             out = torch.cat([x for x, _ in done]) if len(done) > 1 else done[0][0]
             self.views = {name: torch.cat([views[name] for _, views in done]) for name in done[0][1]}
+        else:
+            out, self.views = self._run_parallel(batch, check), {}
         return out[0] if single else out
+
+    def _run_parallel(self, batch: torch.Tensor, check: bool) -> torch.Tensor:
+        """The stages on a CPU batch without autograd, chunk by chunk on the worker threads of :mod:`ispkit.threads`.
+
+        The workers also check their chunks and write into one output, so this thread runs
+        no parallel operation meanwhile (its idle intra-op threads would spin beside them).
+        """
+        out = batch.new_empty((batch.shape[0], 3, *batch.shape[-2:]))
+        inference = torch.is_inference_mode_enabled()  # grad modes are per thread: the workers take the caller's
+
+        def work(piece: torch.Tensor, start: int) -> None:
+            with torch.inference_mode(inference), torch.no_grad():
+                if check:
+                    check_finite(piece, "PipelineModule input")
+                out[start : start + piece.shape[0]].copy_(self._run(piece)[0])
+
+        try:
+            map_chunks(work, batch, chunk_size(*batch.shape[-2:]), offsets=True)
+        except InputError:
+            self.check(batch)  # the error for the whole batch (how many values are bad)
+            raise
+        return out
 
     def _run(self, raw: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The stages on a checked batch ``(N, H, W)``: the result and, when tracking, the views by stage."""

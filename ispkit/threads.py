@@ -87,8 +87,13 @@ def _pool(size: int) -> ThreadPoolExecutor:
         return _POOL
 
 
-def map_chunks(fn: Callable[[torch.Tensor], T], batch: torch.Tensor, chunk: int, *, parallel: bool = True) -> list[T]:
+def map_chunks(fn: Callable[..., T], batch: torch.Tensor, chunk: int, *, parallel: bool = True, offsets: bool = False) -> list[T]:
     """``[fn(c) for c in batch.split(chunk)]``, in order, on worker threads when ``parallel``.
+
+    With ``offsets``, ``fn`` also receives the index of the chunk's first image,
+    ``fn(c, start)`` (to write its result into a slice of a shared output, say, so
+    that the calling thread runs no parallel operation whose idle threads would spin
+    beside the workers).
 
     ``fn`` must treat the images of a batch independently. With ``parallel``, more than
     one chunk and more than one :func:`workers`, the chunks run on a pool of worker
@@ -97,10 +102,12 @@ def map_chunks(fn: Callable[[torch.Tensor], T], batch: torch.Tensor, chunk: int,
     way each chunk sees the same computation. Exceptions propagate to the caller.
     """
     pieces = batch.split(chunk)
+    starts = range(0, batch.shape[0], chunk)
     size = min(workers(), len(pieces)) if parallel else 1
+    args = (pieces, starts) if offsets else (pieces,)
     if size < 2:
-        return [fn(p) for p in pieces]
-    return list(_pool(size).map(fn, pieces))
+        return list(map(fn, *args))
+    return list(_pool(size).map(fn, *args))
 
 
 def limit_blas_threads(limit: int = 1) -> bool:

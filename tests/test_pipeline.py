@@ -553,6 +553,20 @@ class TestChunkedBatches:
         assert torch.equal(parallel, serial.detach())
         torch.testing.assert_close(parallel, whole, atol=1e-6, rtol=0)
 
+    def test_workers_keep_the_callers_inference_mode_and_check_every_chunk(self, monkeypatch):
+        from ispkit import threads
+
+        monkeypatch.setattr(threads, "CHUNK_PIXELS", 8 * 8)
+        monkeypatch.setenv("ISPKIT_NUM_THREADS", "2")
+        module = Pipeline.preset("bi,s,me").to_torch()
+        raw = torch.rand(4, 8, 8)
+        with torch.inference_mode():
+            out = module(raw)
+        assert out.is_inference() and torch.equal(out, module(raw))
+        raw[3, 2, 2], raw[3, 4, 4] = float("nan"), float("inf")
+        with torch.no_grad(), pytest.raises(InputError, match="2 value\\(s\\) are NaN or infinite"):
+            module(raw)
+
     def test_tracked_views_cover_the_whole_batch(self, monkeypatch):
         from ispkit import threads
 

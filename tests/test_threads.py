@@ -33,6 +33,11 @@ def test_workers_run_one_intra_op_thread_and_leave_the_caller_alone(monkeypatch)
     assert set(serial) == {threading.current_thread().name}
 
 
+def test_offsets_name_each_chunks_first_image(monkeypatch):
+    monkeypatch.setenv("ISPKIT_NUM_THREADS", "2")
+    assert threads.map_chunks(lambda c, start: (start, len(c)), torch.zeros(7), 3, offsets=True) == [(0, 3), (3, 3), (6, 1)]
+
+
 def test_an_error_in_a_chunk_reaches_the_caller(monkeypatch):
     monkeypatch.setenv("ISPKIT_NUM_THREADS", "2")
 
