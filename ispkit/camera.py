@@ -24,9 +24,21 @@ from .cfa import check_pattern
 from .config import Locator, check_int, check_number, check_string, holds_text_or_bool, load_yaml
 from .errors import ConfigError, InputError
 
-__all__ = ["Camera", "CameraLookup", "FromCamera", "use_camera_lookup"]
+__all__ = ["Camera", "CameraLookup", "FromCamera", "SHADING_POINTS", "use_camera_lookup"]
 
 _IDENTITY = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+
+SHADING_POINTS = 33
+"""Points per axis of a camera's lens-shading map (``Camera.shading_map`` is ``(4, 33, 33)``)."""
+
+_UNIFORM_SHADING = tuple(tuple(tuple(1.0 for _ in range(SHADING_POINTS)) for _ in range(SHADING_POINTS)) for _ in range(4))
+_SHADING_DEFAULTS = {
+    "shading_map": _UNIFORM_SHADING,
+    "shading_origin": (0.0, 0.0),
+    "shading_spacing": (1.0 / (SHADING_POINTS - 1),) * 2,
+    "vignette": (0.0,) * 5,
+    "vignette_center": (0.5, 0.5),
+}
 
 CameraLookup = Callable[[str], "Camera"]
 """Finds a registered camera by name, or raises an :class:`~ispkit.errors.ISPKitError` naming close matches."""
@@ -83,6 +95,27 @@ class Camera:
         Free text.
     optics
         Free-form optical facts (NA, f-number, PSF, ...) for optics plugins.
+    shading_map
+        Lens shading (or flat-field) gains ``(4, 33, 33)``: one map per 2×2 CFA site
+        in row-major order, sampled at ``shading_origin + i · shading_spacing`` (vertical,
+        horizontal) in relative image coordinates, all positive; uniform (ones) by
+        default. The ``lens_shading`` stage (method ``gain_map``) multiplies the
+        black-subtracted mosaic by it, as the DNG ``GainMap`` opcode does
+        (:mod:`ispkit.stages.lens_shading`); :func:`ispkit.flatfield.estimate` makes one
+        from flat frames and :meth:`from_dng` reads it from a DNG's OpcodeList2.
+    shading_origin
+        Relative ``(vertical, horizontal)`` position of the map's first point.
+    shading_spacing
+        Relative ``(vertical, horizontal)`` spacing of its points (positive).
+    vignette
+        Radial vignetting correction ``k₀ … k₄`` of the DNG ``FixVignetteRadial``
+        opcode: gain ``1 + k₀ r² + k₁ r⁴ + … + k₄ r¹⁰`` (zeros by default: no correction).
+    vignette_center
+        Its optical centre ``(vertical, horizontal)`` in relative coordinates, each in
+        [0, 1] (the DNG opcode stores it the other way round, ``cx, cy``).
+
+    :meth:`to_dict` and :meth:`to_yaml` leave the five shading fields out while they
+    are at these neutral defaults.
     """
 
     name: str
@@ -97,6 +130,11 @@ class Camera:
     pixel_size: float | None = None
     description: str = ""
     optics: Mapping[str, float] = field(default_factory=dict)
+    shading_map: tuple[tuple[tuple[float, ...], ...], ...] = _UNIFORM_SHADING
+    shading_origin: tuple[float, float] = _SHADING_DEFAULTS["shading_origin"]
+    shading_spacing: tuple[float, float] = _SHADING_DEFAULTS["shading_spacing"]
+    vignette: tuple[float, float, float, float, float] = _SHADING_DEFAULTS["vignette"]
+    vignette_center: tuple[float, float] = (0.5, 0.5)
 
     def __post_init__(self) -> None:
         """Check every field (type, shape, finiteness, range) and store it in canonical form.
@@ -124,6 +162,15 @@ class Camera:
                 _field(self, name, check_number, low=0.0, exclusive_low=True, what="a positive number or null")
         _field(self, "description", _text)
         _field(self, "optics", _optics)
+        _field(self, "shading_map", _positive_grid, shape=(4, SHADING_POINTS, SHADING_POINTS))
+        _field(self, "shading_origin", _vector, n=2)
+        _field(self, "shading_spacing", _vector, n=2)
+        if not all(s > 0 for s in self.shading_spacing):
+            raise _FieldError(self, "shading_spacing", f"need a positive spacing, got {list(self.shading_spacing)}")
+        _field(self, "vignette", _vector, n=5)
+        _field(self, "vignette_center", _vector, n=2)
+        if not all(0.0 <= c <= 1.0 for c in self.vignette_center):
+            raise _FieldError(self, "vignette_center", f"need relative coordinates in [0, 1], got {list(self.vignette_center)}")
 
     def __reduce__(self) -> tuple:
         # The read-only optics view cannot be pickled; rebuild from a plain dict (DataLoader workers, process pools).
@@ -197,6 +244,24 @@ class Camera:
         raise InputError(f"expected a Camera, a camera name, a YAML path or a mapping, got {type(camera).__name__}")
 
     @classmethod
+    def from_dng(cls, path: str | os.PathLike[str]) -> Camera:
+        """The camera a DNG file describes, from its tags alone (no pixel is decoded).
+
+        Levels and CFA layout as :func:`ispkit.io.read_raw` reads them; white balance and
+        colour matrix from the DNG colour model (:mod:`ispkit.dng_color`: ColorMatrix /
+        ForwardMatrix interpolated at the as-shot white, camera → linear sRGB); gain and
+        read noise from NoiseProfile; lens shading from the GainMap and
+        FixVignetteRadial opcodes. What was read, derived, approximated or skipped is
+        listed in ``description``. See :func:`ispkit.io.dng.dng_camera`.
+
+        Raises :class:`FileNotFoundError` for a missing file and
+        :class:`~ispkit.errors.RawFormatError` for anything that is not a Bayer or linear DNG.
+        """
+        from .io.dng import camera_from_dng  # the I/O layer builds on this one (tests/test_architecture.py ALLOWED)
+
+        return camera_from_dng(path)
+
+    @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> Camera:
         """Load a camera from a YAML file or text (keys as the constructor's parameters)."""
         data, locator = load_yaml(path_or_text)
@@ -219,17 +284,23 @@ class Camera:
             locator.error(path, str(exc))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (lists, floats) that :meth:`from_dict` reads back."""
-        out = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        """Plain-data form (lists, floats) that :meth:`from_dict` reads back; shading fields only where not neutral."""
+        neutral = [name for name, value in _SHADING_DEFAULTS.items() if getattr(self, name) == value]
+        out = {name: getattr(self, name) for name in self.__dataclass_fields__ if name not in neutral}
         out["optics"] = dict(self.optics)
-        out["black_level"] = list(self.black_level)
-        out["white_balance"] = list(self.white_balance)
-        out["color_matrix"] = [list(row) for row in self.color_matrix]
+        for name, value in out.items():
+            if isinstance(value, tuple):
+                out[name] = _plain(value)
         return out
 
     def to_yaml(self) -> str:
         """YAML text that :meth:`from_yaml` reads back to an equal camera."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _plain(value: Any) -> Any:
+    """Nested tuples as nested lists (for YAML)."""
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
 
 
 class _FieldError(InputError):
@@ -266,6 +337,27 @@ def _vector(values: Any, n: int) -> tuple[float, ...]:
 
 def _matrix(values: Any) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(float(v) for v in row) for row in _numbers(values, (3, 3)))
+
+
+def _positive_grid(values: Any, shape: tuple[int, ...]) -> tuple:
+    """A nested tuple of the finite, positive numbers ``values`` of exactly ``shape``."""
+    try:
+        array = None if holds_text_or_bool(values) else np.asarray(values, dtype=float)
+    except (TypeError, ValueError, OverflowError):
+        array = None
+    expected = "×".join(map(str, shape))
+    if array is None or array.shape != shape:
+        found = f"{type(values).__name__}" if array is None else f"shape {array.shape}"
+        raise ConfigError(f"expected {expected} numbers, got {found}")
+    if not np.all(np.isfinite(array)):
+        raise ConfigError(f"expected {expected} finite numbers, got {int(np.sum(~np.isfinite(array)))} that are not")
+    if np.any(array <= 0):
+        raise ConfigError(f"expected positive gains, got {int(np.sum(array <= 0))} value(s) <= 0 (smallest {array.min()!r})")
+    return _plain_tuple(array)
+
+
+def _plain_tuple(array: np.ndarray) -> tuple:
+    return tuple(_plain_tuple(a) for a in array) if array.ndim > 1 else tuple(float(v) for v in array)
 
 
 def _text(value: Any) -> str:

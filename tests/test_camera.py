@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -340,3 +342,42 @@ class TestValuesCheckedAtTheirLine:
         for bad in (0, -0.1, float("nan"), "0.16"):
             with pytest.raises(InputError, match=r"^camera 'cam' pixel_size: expected a positive number or null"):
                 Camera(name="cam", pixel_size=bad)
+
+
+class TestShadingFields:
+    """Lens shading and vignetting: checked like every field, neutral by default, left out of YAML while neutral."""
+
+    def test_neutral_defaults_stay_out_of_the_yaml(self):
+        c = Camera(name="plain")
+        assert np.asarray(c.shading_map).shape == (4, 33, 33) and np.all(np.asarray(c.shading_map) == 1.0)
+        assert c.shading_origin == (0.0, 0.0) and c.shading_spacing == (1 / 32, 1 / 32) and c.vignette == (0.0,) * 5 and c.vignette_center == (0.5, 0.5)
+        assert not {"shading_map", "shading_origin", "shading_spacing", "vignette", "vignette_center"} & set(c.to_dict())
+
+    def test_a_shaded_camera_round_trips(self):
+        grid = np.random.default_rng(2).uniform(0.5, 3.0, (4, 33, 33))
+        c = Camera(name="phone", shading_map=grid, shading_origin=(0.0, 0.01), shading_spacing=(1 / 22, 1 / 22), vignette=(0.2, 0.0, 0.0, 0.0, 0.1), vignette_center=(0.45, 0.5))
+        d = c.to_dict()
+        assert np.asarray(d["shading_map"]).shape == (4, 33, 33) and d["vignette_center"] == [0.45, 0.5] and "shading_spacing" in d
+        assert Camera.from_yaml(c.to_yaml()) == c and hash(Camera.from_dict(d)) == hash(c)
+        np.testing.assert_array_equal(np.asarray(c.shading_map), grid)
+
+    @pytest.mark.parametrize(
+        ("field", "value", "problem"),
+        [
+            ("shading_map", np.ones((4, 17, 17)), "shading_map: expected 4×33×33 numbers, got shape (4, 17, 17)"),
+            ("shading_map", np.zeros((4, 33, 33)), "shading_map: expected positive gains, got 4356 value(s) <= 0"),
+            ("shading_map", np.full((4, 33, 33), np.nan), "shading_map: expected 4×33×33 finite numbers, got 4356 that are not"),
+            ("shading_map", "flat", "shading_map: expected 4×33×33 numbers, got str"),
+            ("shading_spacing", (0.0, 0.1), "shading_spacing: need a positive spacing, got [0.0, 0.1]"),
+            ("shading_origin", (0.0,), "shading_origin: expected 2 finite numbers"),
+            ("vignette", (1.0, 2.0), "vignette: expected 5 finite numbers"),
+            ("vignette_center", (0.5, 1.5), "vignette_center: need relative coordinates in [0, 1], got [0.5, 1.5]"),
+        ],
+    )
+    def test_checked(self, field, value, problem):
+        with pytest.raises(ConfigError, match=re.escape(problem)):
+            Camera.from_dict({"name": "cam", field: value})
+
+    def test_from_dng_reads_the_file(self, tmp_path):
+        with pytest.raises(FileNotFoundError):
+            Camera.from_dng(tmp_path / "missing.dng")

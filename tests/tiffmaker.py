@@ -196,3 +196,26 @@ def dng(raw: Page, *, main_tags=None, in_subifd: bool = False, byteorder: str = 
         subifds=[raw],
     )
     return build([page], byteorder=byteorder)
+
+
+def opcode(code: int, params: bytes, *, flags: int = 1, version: bytes = b"\x01\x03\x00\x00") -> bytes:
+    """One DNG opcode (chapter 7), big-endian whatever the file's byte order: ID, version, flags, parameter byte count, parameters."""
+    return struct.pack(">I", code) + version + struct.pack(">II", flags, len(params)) + params
+
+
+def opcode_list(*opcodes: bytes) -> bytes:
+    """An OpcodeList1/2/3 tag value: the count, then the opcodes."""
+    return struct.pack(">I", len(opcodes)) + b"".join(opcodes)
+
+
+def gain_map_params(gains: np.ndarray, *, area=(0, 0, 8, 8), plane=0, planes=1, pitch=(1, 1), spacing=(0.5, 0.5), origin=(0.0, 0.0)) -> bytes:
+    """GainMap (ID 9) parameters: area, plane(s), pitches, map size, spacing and origin (vertical, horizontal), map planes, float32 gains."""
+    points_v, points_h, map_planes = gains.shape
+    head = struct.pack(">10I", *area, plane, planes, *pitch, points_v, points_h)
+    geometry = struct.pack(">4dI", *spacing, *origin, map_planes)
+    return head + geometry + np.asarray(gains).astype(">f4").tobytes()
+
+
+def vignette_params(k=(0.1, 0.2, 0.0, 0.0, -0.01), cx=0.5, cy=0.25) -> bytes:
+    """FixVignetteRadial (ID 3) parameters: k0..k4 and the optical centre cx, cy (doubles)."""
+    return struct.pack(">7d", *k, cx, cy)

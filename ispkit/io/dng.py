@@ -17,21 +17,38 @@ either place::
 
 :func:`raw_levels` reads the levels (black pattern and deltas, white, linearization
 table), :func:`cfa_pattern` the Bayer layout, :func:`active_area` and
-:func:`default_crop` the rectangles; :func:`dng_camera` builds the
-:class:`~ispkit.camera.Camera` of a mosaic from them.
+:func:`default_crop` the rectangles; :meth:`DngFile.opcodes` the opcode lists
+(:mod:`ispkit.io.opcodes`). :func:`dng_camera` builds the :class:`~ispkit.camera.Camera`
+of a mosaic from them with the file's colour science (:func:`dng_color`, the DNG colour
+model of :mod:`ispkit.dng_color`), noise (:func:`noise_model`, from NoiseProfile) and
+lens shading (:func:`lens_shading`, from the GainMap and FixVignetteRadial opcodes);
+:func:`camera_from_dng` (:meth:`Camera.from_dng <ispkit.camera.Camera.from_dng>`) does it
+from the tags alone.
+
+Colour, noise and opcode tags only describe how to render the pixels: one that is
+malformed (a zero denominator, a wrong count, a singular matrix, a truncated opcode
+list) is left out, and the camera's ``description`` says which and why, as it lists
+every opcode not applied; each such omission is also a :class:`DngWarning`. Tags that
+decide what the pixels are (levels, layout, sizes) are checked strictly, as before:
+:class:`~ispkit.errors.RawFormatError`.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
-from ..camera import Camera
+from ..camera import SHADING_POINTS, Camera
+from ..dng_color import D55_XY, ColorCalibration, DngColor, render
 from ..errors import InputError, RawFormatError
+from .opcodes import GainMap, Opcode, VignetteRadial, parse_opcode_list
 from .tiff import TAG_NAMES, Ifd, Tag, TiffStructure, open_tiff
 
 __all__ = [
@@ -47,6 +64,12 @@ __all__ = [
     "default_crop",
     "dng_camera",
     "linear_camera",
+    "camera_from_dng",
+    "dng_calibration",
+    "dng_color",
+    "noise_model",
+    "lens_shading",
+    "DngWarning",
     "container_bits",
     "is_dng",
 ]
@@ -119,6 +142,21 @@ class DngFile:
         """:meth:`get` as text (ASCII tags), or ``None``."""
         found = self.get(tag)
         return None if found is None else found.text()
+
+    def opcodes(self, which: int) -> tuple[Opcode, ...]:
+        """The opcodes of OpcodeList1, 2 or 3 (``which``), parsed (:func:`~ispkit.io.opcodes.parse_opcode_list`); empty without the tag.
+
+        Raises :class:`~ispkit.errors.RawFormatError` for a list that is not a byte
+        string (TIFF type UNDEFINED) or whose structure is corrupt.
+        """
+        if which not in (1, 2, 3):
+            raise InputError(f"DngFile.opcodes: there are OpcodeList1, 2 and 3, not {which}")
+        tag = self.get(f"OpcodeList{which}")
+        if tag is None:
+            return ()
+        if not isinstance(tag.value, bytes):
+            raise RawFormatError(f"{self.path}: OpcodeList{which} has TIFF type {tag.type}, expected a byte string (UNDEFINED, 7)")
+        return parse_opcode_list(tag.value, which, self.path)
 
 
 def _code(tag: int | str) -> int:
@@ -360,6 +398,10 @@ def _largest(values: np.ndarray | None) -> float:
     return 0.0 if values is None else float(values.max())
 
 
+class DngWarning(UserWarning):
+    """A DNG tag or opcode that describes the rendering was left out (malformed or not supported); the camera's description lists it too."""
+
+
 def dng_camera(dng: DngFile, levels: RawLevels, pattern: str) -> Camera:
     """The :class:`~ispkit.camera.Camera` of a DNG mosaic, from its tags.
 
@@ -368,24 +410,74 @@ def dng_camera(dng: DngFile, levels: RawLevels, pattern: str) -> Camera:
       white level ``2**container_bits - 1`` is the DNG WhiteLevel whenever that is of the
       form ``2**k - 1`` (WhiteLevel 15520 gives 14 bits and saturation at 15520 / 16383);
     - ``black_level``: :meth:`RawLevels.site_black` divided by that white level;
-    - ``white_balance``: ``1 / AsShotNeutral`` scaled to green = 1, else (1, 1, 1);
-    - ``color_matrix``: identity (the DNG colour model is not applied here); gain and
-      read noise unset.
+    - ``white_balance`` and ``color_matrix``: the DNG colour model (:func:`dng_color`),
+      camera → linear sRGB, with the matrix multiplied by
+      ``(2**container_bits - 1) / (WhiteLevel - black)`` so that the DNG's white level
+      becomes 1 as in the DNG SDK and LibRaw; without ColorMatrix1, ``1 / AsShotNeutral``
+      (green 1) and the identity;
+    - ``gain`` and ``read_noise``: from NoiseProfile (:func:`noise_model`), else unset;
+    - ``shading_*`` and ``vignette*``: from the GainMap opcodes of OpcodeList2 and a
+      FixVignetteRadial opcode (:func:`lens_shading`), else neutral;
+    - ``description``: what was read, derived, approximated and left out, including
+      BaselineExposure (not applied; multiply by ``2**BaselineExposure`` to apply it) and
+      BaselineNoise. Everything left out is also a :class:`DngWarning`.
     """
     container = container_bits(levels)
     sites = levels.site_black() / (2**container - 1)
     notes = [f"BlackLevel {levels.black[:, :, 0].ravel().tolist()}"]
     if levels.delta_rows is not None or levels.delta_cols is not None:
         notes.append("BlackLevelDeltaH/V averaged per CFA site (RawImage.black_map() is exact)")
-    return _camera(dng, levels, pattern, container, tuple(sites.ravel().tolist()), notes)
+    height, width = _active_shape(dng)
+    return _camera(dng, levels, pattern, container, tuple(sites.ravel().tolist()), notes, lens_shading(dng, pattern, height, width, notes))
 
 
 def linear_camera(dng: DngFile, levels: RawLevels) -> Camera:
     """The :class:`~ispkit.camera.Camera` of a linear DNG, as :func:`dng_camera` but with black level 0
-    (the reader subtracts the file's black levels from the RGB data) and the white level of the largest WhiteLevel."""
+    (the reader subtracts the file's black levels from the RGB data), the white level of the largest WhiteLevel,
+    and no lens shading (its opcodes act on the mosaic stages a linear image has passed)."""
     black = [levels.black[:, :, s].ravel().tolist() for s in range(levels.black.shape[2])]
     notes = [f"linear (demosaiced) data with BlackLevel {black} already subtracted"]
-    return _camera(dng, levels, "RGGB", container_bits(levels), (0.0, 0.0, 0.0, 0.0), notes)
+    for which in (1, 2, 3):
+        found = _opcodes(dng, which, notes)
+        if found:
+            notes.append(f"OpcodeList{which} ({', '.join(op.name for op in found)}) not applied to a linear image")
+    return _camera(dng, levels, "RGGB", container_bits(levels), (0.0, 0.0, 0.0, 0.0), notes, {})
+
+
+def camera_from_dng(path: str | os.PathLike[str]) -> Camera:
+    """:meth:`Camera.from_dng <ispkit.camera.Camera.from_dng>`: the camera of the DNG at ``path`` from its tags, no pixel decoded.
+
+    The same camera :func:`~ispkit.io.read_raw` (or :func:`~ispkit.io.read_linear` for a
+    linear DNG) returns for the file when no other camera is given, so it also works for
+    files whose pixels ispkit cannot decode (e.g. VC-5 compressed GoPro GPR).
+
+    Raises :class:`FileNotFoundError` for a missing file and
+    :class:`~ispkit.errors.RawFormatError` for anything that is not a DNG with a Bayer
+    or linear raw image, or whose levels are inconsistent.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(2, "no such DNG file", str(path))
+    dng = parse_dng(path)
+    height, width = _active_shape(dng)
+    samples = 3 if dng.linear else 1
+    found = dng.raw.integer(_SAMPLES, 1)
+    if found != samples:
+        raise RawFormatError(f"{path}: {'a LinearRaw' if dng.linear else 'a CFA'} image needs {samples} sample(s) per pixel, found {found}")
+    bits = dng.raw.integer(_BITS, 1)
+    if not 1 <= bits <= 32:
+        raise RawFormatError(f"{path}: BitsPerSample {bits} is not a sample width from 1 to 32")
+    levels = raw_levels(dng, bits, samples, height, width)
+    return linear_camera(dng, levels) if dng.linear else dng_camera(dng, levels, cfa_pattern(dng))
+
+
+def _active_shape(dng: DngFile) -> tuple[int, int]:
+    """Height and width of the raw image's ActiveArea, from ImageLength/ImageWidth and ActiveArea."""
+    width, height = dng.raw.integer(256), dng.raw.integer(257)
+    if width is None or height is None or width < 1 or height < 1:
+        raise RawFormatError(f"{dng.path}: the raw image needs a positive ImageWidth and ImageLength, got {width}×{height}")
+    top, left, bottom, right = active_area(dng, height, width)
+    return bottom - top, right - left
 
 
 def container_bits(levels: RawLevels) -> int:
@@ -393,19 +485,29 @@ def container_bits(levels: RawLevels) -> int:
     return int(levels.white.max()).bit_length()
 
 
-def _camera(dng: DngFile, levels: RawLevels, pattern: str, container: int, black: tuple[float, ...], notes: list[str]) -> Camera:
-    neutral = dng.numbers("AsShotNeutral")
-    balance = (1.0, 1.0, 1.0)
-    if neutral is not None and neutral.size == 3 and np.all(neutral > 0):
-        r, g, b = neutral.tolist()
-        balance = (g / r, 1.0, g / b)
+def _camera(
+    dng: DngFile, levels: RawLevels, pattern: str, container: int, black: tuple[float, ...], notes: list[str], shading: dict[str, Any]
+) -> Camera:
     model = dng.get("UniqueCameraModel")
     name = "" if model is None else model.text().strip()  # text() refuses a non-ASCII (e.g. numeric) tag
     if levels.table is not None:
         notes.append("LinearizationTable applied")
+    scale = (2**container - 1) / _signal_range(levels)
+    color = dng_color(dng, notes)
+    if color is None:
+        balance, matrix = _neutral_balance(dng, notes), np.eye(3)
+    else:
+        balance, matrix = color.white_balance, scale * color.color_matrix
+        notes.append(
+            f"colour: as-shot white xy ({color.white_xy[0]:.4f}, {color.white_xy[1]:.4f}), {color.temperature:.0f} K, "
+            f"weight {color.weight:.3f} of the lower-temperature calibration; colour matrix = camera → linear sRGB "
+            f"× diag(1 / white balance) × {scale:.6g} ((2**{container} - 1) / (WhiteLevel - black))"
+        )
+    gain, read_noise = noise_model(dng, levels, notes)
+    _baselines(dng, notes)
     description = (
         f"from the DNG tags of {dng.path.name}: BitsPerSample {dng.raw.integer(_BITS, 1)}, "
-        "WhiteLevel " + "/".join(f"{w:g}" for w in levels.white) + ", " + ", ".join(notes)
+        "WhiteLevel " + "/".join(f"{w:g}" for w in levels.white) + ", " + "; ".join(notes)
     )
     try:
         return Camera(
@@ -414,8 +516,326 @@ def _camera(dng: DngFile, levels: RawLevels, pattern: str, container: int, black
             bit_depth=container,
             container_bits=container,
             black_level=black,
-            white_balance=balance,
+            white_balance=tuple(float(v) for v in balance),
+            color_matrix=tuple(tuple(float(v) for v in row) for row in matrix),
+            gain=gain,
+            read_noise=read_noise,
             description=description,
+            **shading,
         )
     except InputError as exc:
         raise RawFormatError(f"{dng.path}: unsupported DNG: {exc}") from exc
+
+
+def _signal_range(levels: RawLevels) -> float:
+    """WhiteLevel minus the mean black level (pattern and deltas), in stored units: the span of the linear signal."""
+    black = float(levels.black.mean())
+    black += 0.0 if levels.delta_rows is None else float(levels.delta_rows.mean())
+    black += 0.0 if levels.delta_cols is None else float(levels.delta_cols.mean())
+    return float(levels.white.max()) - black
+
+
+# -- tags that describe the rendering: colour, noise, exposure ---------------------------------
+
+
+def _left_out(dng: DngFile, notes: list[str], message: str) -> None:
+    """Record that something describing the rendering was left out: in ``notes`` and as a :class:`DngWarning`."""
+    notes.append(message)
+    warnings.warn(f"{dng.path}: {message}", DngWarning, stacklevel=4)
+
+
+def _optional(dng: DngFile, name: str, notes: list[str], count: int | tuple[int, ...] | None = None) -> np.ndarray | None:
+    """Tag ``name`` as numbers, or ``None`` when absent or malformed (then recorded with :func:`_left_out`)."""
+    try:
+        return dng.numbers(name, count=count)
+    except RawFormatError as exc:
+        _left_out(dng, notes, f"{name} left out: {str(exc).removeprefix(f'{dng.path}: ')}")
+        return None
+
+
+def dng_calibration(dng: DngFile, notes: list[str] | None = None) -> ColorCalibration | None:
+    """The file's :class:`~ispkit.dng_color.ColorCalibration` (ColorMatrix1/2, CalibrationIlluminant1/2,
+    ForwardMatrix1/2, CameraCalibration1/2, AnalogBalance), or ``None`` without a usable ColorMatrix1.
+
+    CameraCalibration1/2 are used only when CameraCalibrationSignature equals
+    ProfileCalibrationSignature (both absent counts as equal), as the DNG specification
+    says. A third illuminant (DNG 1.6 ColorMatrix3) is not modelled: the first two are
+    used, and ``notes`` says so. Malformed tags are left out and recorded in ``notes``.
+    """
+    notes = [] if notes is None else notes
+    first = _optional(dng, "ColorMatrix1", notes, count=9)
+    if first is None:
+        return None
+    second = _optional(dng, "ColorMatrix2", notes, count=9)
+    matrices = [m.reshape(3, 3) for m in (first, second) if m is not None]
+    illuminants = []
+    for i in (1, 2):
+        code = _optional(dng, f"CalibrationIlluminant{i}", notes, count=1)
+        illuminants.append(0 if code is None else int(code[0]))
+    forward = [_optional(dng, f"ForwardMatrix{i}", notes, count=9) for i in (1, 2)]
+    calibrations = [_optional(dng, f"CameraCalibration{i}", notes, count=9) for i in (1, 2)]
+    if _signature(dng, "CameraCalibrationSignature") != _signature(dng, "ProfileCalibrationSignature"):
+        calibrations = [None, None]
+        notes.append("CameraCalibration1/2 not used: CameraCalibrationSignature differs from ProfileCalibrationSignature")
+    balance = _optional(dng, "AnalogBalance", notes, count=3)
+    if dng.get("ColorMatrix3") is not None:
+        notes.append("ColorMatrix3 (a DNG 1.6 triple-illuminant profile) not modelled: ColorMatrix1/2 interpolated")
+    try:
+        return ColorCalibration(
+            tuple(matrices),
+            tuple(illuminants[: len(matrices)]),
+            tuple(None if m is None else m.reshape(3, 3) for m in forward[: len(matrices)]),
+            tuple(np.eye(3) if m is None else m.reshape(3, 3) for m in calibrations[: len(matrices)]),
+            np.ones(3) if balance is None else balance,
+        )
+    except InputError as exc:
+        _left_out(dng, notes, f"the colour calibration left out: {exc}")
+        return None
+
+
+def _signature(dng: DngFile, name: str) -> str:
+    tag = dng.get(name)
+    return tag.value if tag is not None and isinstance(tag.value, str) else ""
+
+
+def dng_color(dng: DngFile, notes: list[str] | None = None) -> DngColor | None:
+    """The DNG colour model of the shot (:func:`ispkit.dng_color.render`), or ``None`` without a usable calibration.
+
+    The white is AsShotNeutral, else AsShotWhiteXY, else D55 (the DNG SDK's default);
+    ``notes`` records which, and anything left out.
+    """
+    notes = [] if notes is None else notes
+    calibration = dng_calibration(dng, notes)
+    if calibration is None:
+        notes.append("no usable ColorMatrix1: colour matrix left at the identity (camera RGB)")
+        return None
+    neutral = _optional(dng, "AsShotNeutral", notes, count=3)
+    white_xy = _optional(dng, "AsShotWhiteXY", notes, count=2) if neutral is None else None
+    try:
+        if neutral is not None:
+            return render(calibration, neutral=neutral)
+        if white_xy is not None:
+            notes.append("white from AsShotWhiteXY")
+            return render(calibration, white_xy=white_xy)
+        notes.append("no AsShotNeutral or AsShotWhiteXY: rendered for D55, as the DNG SDK does")
+        return render(calibration, white_xy=D55_XY)
+    except InputError as exc:
+        _left_out(dng, notes, f"the colour model left out: {exc}")
+        return None
+
+
+def _neutral_balance(dng: DngFile, notes: list[str]) -> tuple[float, float, float]:
+    """``1 / AsShotNeutral`` scaled to green 1 (without a colour calibration), else (1, 1, 1)."""
+    neutral = _optional(dng, "AsShotNeutral", notes, count=3)
+    if neutral is None or not np.all(neutral > 0):
+        return (1.0, 1.0, 1.0)
+    r, g, b = neutral.tolist()
+    return (g / r, 1.0, g / b)
+
+
+def noise_model(dng: DngFile, levels: RawLevels, notes: list[str] | None = None) -> tuple[float | None, float | None]:
+    """Conversion gain (DN/e⁻ on the stored numbers) and read noise (e⁻) from NoiseProfile, or ``None`` for each unknown.
+
+    NoiseProfile gives, per colour plane or once for all, ``(S, O)`` with the variance
+    of a linear signal ``x`` (black 0, white 1) equal to ``S·x + O`` (DNG specification
+    1.4, NoiseProfile: ``N(x) = sqrt(S x + O)``, ``S = k`` the photon-noise scale and
+    ``O = r²`` the read-noise variance, both normalised). With ``R = WhiteLevel − black``
+    stored numbers per unit of ``x``, the photon-transfer model of
+    :mod:`ispkit.sensor`, ``var(DN) = g·(DN − B) + (g·σ)²``, has ``var(x) = (g / R)·x +
+    (g·σ / R)²``, so::
+
+        g = S · R      (DN/e⁻)         σ = sqrt(O) / S      (e⁻)
+
+    computed per plane and averaged over the planes (the spread is noted). ``O = 0``
+    leaves the read noise unset (a camera's read noise must be positive). BaselineNoise
+    is a noise level relative to a reference camera, not a physical quantity: it is only
+    recorded. Malformed or non-physical profiles (``S <= 0``, ``O < 0``) are left out.
+    """
+    notes = [] if notes is None else notes
+    profile = _optional(dng, "NoiseProfile", notes)
+    if profile is None:
+        notes.append("no NoiseProfile: gain and read noise unknown")
+        return None, None
+    if profile.size == 0 or profile.size % 2:
+        _left_out(dng, notes, f"NoiseProfile left out: {profile.size} values, expected pairs (S, O)")
+        return None, None
+    scale, offset = profile[0::2], profile[1::2]
+    if np.any(scale <= 0) or np.any(offset < 0):
+        _left_out(dng, notes, f"NoiseProfile left out: needs S > 0 and O >= 0, got {profile.tolist()}")
+        return None, None
+    span = _signal_range(levels)
+    gains, noises = scale * span, np.sqrt(offset) / scale
+    gain, noise = float(gains.mean()), float(noises.mean())
+    spread = f" (planes {np.round(gains, 4).tolist()} DN/e⁻, {np.round(noises, 3).tolist()} e⁻)" if profile.size > 2 else ""
+    notes.append(f"gain {gain:.6g} DN/e⁻ and read noise {noise:.6g} e⁻ from NoiseProfile {profile.tolist()}{spread}")
+    if noise == 0:
+        notes.append("NoiseProfile O = 0: read noise left unset")
+        return gain, None
+    return gain, noise
+
+
+def _baselines(dng: DngFile, notes: list[str]) -> None:
+    """Record BaselineExposure (not applied) and BaselineNoise (relative; not a physical noise)."""
+    exposure = _quiet(dng, "BaselineExposure", notes)
+    if exposure is not None and exposure[0] != 0:
+        notes.append(f"BaselineExposure {exposure[0]:+g} EV not applied (multiply by {2.0 ** exposure[0]:.4g} to apply it)")
+    noise = _quiet(dng, "BaselineNoise", notes)
+    if noise is not None:
+        notes.append(f"BaselineNoise {noise[0]:g} (relative to a reference camera; recorded only)")
+
+
+def _quiet(dng: DngFile, name: str, notes: list[str]) -> np.ndarray | None:
+    """A one-value hint ispkit records but never applies: malformed, it is only noted (no warning: nothing changes)."""
+    try:
+        return dng.numbers(name, count=1)
+    except RawFormatError as exc:
+        notes.append(f"{name} unreadable: {str(exc).removeprefix(f'{dng.path}: ')}")
+        return None
+
+
+# -- lens shading: GainMap and FixVignetteRadial opcodes ---------------------------------------
+
+
+def _opcodes(dng: DngFile, which: int, notes: list[str]) -> tuple[Opcode, ...]:
+    """The opcodes of list ``which``; a corrupt list is left out (recorded) rather than refused."""
+    try:
+        return dng.opcodes(which)
+    except RawFormatError as exc:
+        _left_out(dng, notes, f"OpcodeList{which} left out: {str(exc).removeprefix(f'{dng.path}: ')}")
+        return ()
+
+
+def lens_shading(dng: DngFile, pattern: str, height: int, width: int, notes: list[str] | None = None) -> dict[str, Any]:
+    """The camera's ``shading_*`` and ``vignette*`` fields from the opcode lists of a ``height × width`` mosaic (the ActiveArea).
+
+    - A **GainMap** of OpcodeList2 that covers whole CFA sites (row and column pitch 1 or
+      2, starting within the first pitch, reaching the last row and column) becomes the
+      map of those sites; one of OpcodeList3 (which acts on RGB planes) becomes the map
+      of the sites of its planes' colours, applied before demosaicking. When the maps
+      share their geometry, have at most :data:`~ispkit.camera.SHADING_POINTS` points per
+      axis and no site has two, they are stored exactly (padded with their edge values,
+      which the interpolation holds beyond the map anyway); otherwise each site's
+      product of maps is resampled onto an evenly spaced grid over the image, and the
+      largest difference this makes is noted.
+    - The first **FixVignetteRadial** (OpcodeList2 or 3) becomes ``vignette`` and
+      ``vignette_center``.
+    - Every other opcode, and these in OpcodeList1 (which acts before linearization), is
+      left out: noted, and a :class:`DngWarning` (required opcodes are named as such).
+
+    Returns the fields to pass to :class:`~ispkit.camera.Camera` (empty when nothing applies).
+    """
+    notes = [] if notes is None else notes
+    per_site: list[list[tuple[GainMap, int]]] = [[] for _ in range(4)]
+    fields: dict[str, Any] = {}
+    for which in (1, 2, 3):
+        for op in _opcodes(dng, which, notes):
+            try:
+                if op.id == 9 and which in (2, 3):
+                    _place_gain_map(GainMap.from_opcode(op), which, pattern, height, width, per_site, notes, op)
+                    continue
+                if op.id == 3 and which in (2, 3) and "vignette" not in fields:
+                    vignette = VignetteRadial.from_opcode(op)
+                    fields["vignette"], fields["vignette_center"] = vignette.k, vignette.center
+                    notes.append(f"OpcodeList{which} FixVignetteRadial k {list(vignette.k)}, centre {list(vignette.center)}")
+                    continue
+            except RawFormatError as exc:
+                _left_out(dng, notes, f"{str(exc).removeprefix(f'{dng.path}: ')}; left out")
+                continue
+            why = "acts before linearization" if which == 1 and op.id in (3, 9) else "a second one cannot be combined" if op.id == 3 else "not supported"
+            _left_out(dng, notes, f"OpcodeList{which} {op.name}{'' if op.optional else ' (required)'} not applied: {why}")
+    if any(per_site):
+        fields.update(_shading_fields(per_site, height, width, notes))
+    return fields
+
+
+def _place_gain_map(gain_map: GainMap, which: int, pattern: str, height: int, width: int, per_site, notes: list[str], op: Opcode) -> None:
+    """Add ``gain_map`` to the sites it covers (``per_site[k]`` holds ``(map, map plane)``), or refuse it with a RawFormatError."""
+    rows, cols = _parities(gain_map.top, gain_map.bottom, gain_map.row_pitch, height), _parities(gain_map.left, gain_map.right, gain_map.col_pitch, width)
+    if rows is None or cols is None:
+        raise op.bad(
+            f"area ({gain_map.top}, {gain_map.left}, {gain_map.bottom}, {gain_map.right}) with pitches "
+            f"{gain_map.row_pitch}×{gain_map.col_pitch} does not cover whole CFA sites of the {height}×{width} image"
+        )
+    planes = range(gain_map.plane, gain_map.plane + gain_map.planes)
+    if which == 2:
+        if 0 not in planes:
+            raise op.bad(f"applies to planes {list(planes)[:4]} of a mosaic, which has one")
+        targets = [(2 * r + c, 0) for r in rows for c in cols]
+    else:
+        colours = "RGB"
+        targets = [(site, channel) for site in range(4) for channel in planes if channel < 3 and pattern[site] == colours[channel] and site // 2 in rows and site % 2 in cols]
+        notes.append("OpcodeList3 GainMap applied to the mosaic, before demosaicking")
+    if not targets:
+        raise op.bad("covers no CFA site")
+    for site, plane in targets:
+        per_site[site].append((gain_map, plane))
+
+
+def _parities(start: int, stop: int, pitch: int, size: int) -> tuple[int, ...] | None:
+    """The row (or column) parities an opcode area covers completely, or ``None`` when it covers only part of one."""
+    if pitch == 1 and start == 0 and stop >= size:
+        return (0, 1)
+    if pitch == 2 and start in (0, 1) and stop >= size - 1 + start:
+        return (start,)
+    return None
+
+
+def _shading_fields(per_site: list[list[tuple[GainMap, int]]], height: int, width: int, notes: list[str]) -> dict[str, Any]:
+    """``shading_map``, ``shading_origin`` and ``shading_spacing`` holding the maps of each site, exactly when possible."""
+    entries = [entry for site in per_site for entry in site]
+    geometry = _shared_geometry([m for m, _ in entries])
+    exact = geometry is not None and all(len(site) <= 1 for site in per_site) and all(
+        max(m.gains.shape[:2]) <= SHADING_POINTS for m, _ in entries
+    )
+    described = ", ".join(f"{m.gains.shape[0]}×{m.gains.shape[1]}" for m, _ in entries)
+    if exact:
+        origin, spacing = geometry
+        grids = [_padded(site[0][0].gains[:, :, site[0][1]]) if site else np.ones((SHADING_POINTS, SHADING_POINTS)) for site in per_site]
+        notes.append(f"GainMap ({described} points) stored exactly: origin {list(origin)}, spacing {list(spacing)}")
+        return {"shading_map": np.stack(grids), "shading_origin": origin, "shading_spacing": spacing}
+    spacing = (1.0 / (SHADING_POINTS - 1),) * 2
+    nodes = np.arange(SHADING_POINTS) * spacing[0]
+    grids = [_product_at(site, nodes, nodes) for site in per_site]
+    probe = (np.arange(257) + 0.5) / 257
+    worst = max(
+        float(np.abs(_product_at(site, probe, probe) - _bilinear(grid, probe * (SHADING_POINTS - 1))).max()) for site, grid in zip(per_site, grids)
+    )
+    notes.append(f"GainMap ({described} points) resampled onto a {SHADING_POINTS}×{SHADING_POINTS} grid per site: largest difference {worst:.2g}")
+    return {"shading_map": np.stack(grids), "shading_origin": (0.0, 0.0), "shading_spacing": spacing}
+
+
+def _shared_geometry(maps: list[GainMap]) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """The common ``(origin, spacing)`` of the maps (an axis with one point fits any), when it lies within the stage's bounds."""
+    origin, spacing = [None, None], [None, None]
+    for m in maps:
+        for axis in (0, 1):
+            if m.gains.shape[axis] == 1:
+                continue
+            if origin[axis] is None:
+                origin[axis], spacing[axis] = m.origin[axis], m.spacing[axis]
+            elif (origin[axis], spacing[axis]) != (m.origin[axis], m.spacing[axis]):
+                return None
+    origin = tuple(0.0 if o is None else float(o) for o in origin)
+    spacing = tuple(1.0 / (SHADING_POINTS - 1) if s is None else float(s) for s in spacing)
+    if not (all(-1.0 <= o <= 1.0 for o in origin) and all(1e-3 <= s <= 1.0 for s in spacing)):
+        return None
+    return origin, spacing
+
+
+def _padded(grid: np.ndarray) -> np.ndarray:
+    """``grid`` extended to SHADING_POINTS × SHADING_POINTS with its last row and column (a constant along any axis of one point)."""
+    return np.pad(grid, ((0, SHADING_POINTS - grid.shape[0]), (0, SHADING_POINTS - grid.shape[1])), mode="edge")
+
+
+def _product_at(site: list[tuple[GainMap, int]], v: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """The product of a site's maps at relative positions ``v × h`` (ones without maps)."""
+    out = np.ones((v.size, h.size))
+    for gain_map, plane in site:
+        out *= gain_map.at(v, h, plane)
+    return out
+
+
+def _bilinear(grid: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``grid`` interpolated bilinearly at the continuous indices ``t × t``, edges held."""
+    vv, hh = np.meshgrid(t, t, indexing="ij")
+    return ndimage.map_coordinates(grid, [vv.ravel(), hh.ravel()], order=1, mode="nearest").reshape(vv.shape)

@@ -85,6 +85,15 @@ def _seeds(folder: Path) -> dict[str, bytes]:
                        extra={317: (tm.SHORT, [2]), 50713: (tm.SHORT, [2, 2]), 50714: (tm.SHORT, [100, 101, 102, 103]),
                               50715: (tm.SSHORT, list(range(24))), 50716: (tm.SSHORT, [1] * 16)})
     seeds["dng-deflate"] = tm.dng(page, main_tags=dict(main))
+    # The rendering tags the camera is built from: colour matrices, noise profile, GainMap and FixVignetteRadial opcodes.
+    colour = {50721: (tm.SRATIONAL, [6018, 10000, -617, 10000, -965, 10000, -8645, 10000, 15881, 10000, 2975, 10000, -1530, 10000, 1719, 10000, 7642, 10000]),
+              50722: (tm.SRATIONAL, [6159, 10000, -945, 10000, -745, 10000, -6846, 10000, 13563, 10000, 3684, 10000, -802, 10000, 1086, 10000, 7555, 10000]),
+              50778: (tm.SHORT, [17]), 50779: (tm.SHORT, [21]), 51041: (tm.DOUBLE, [2e-4, 1e-7]), 50730: (tm.SRATIONAL, [1, 4])}
+    maps = [tm.opcode(9, tm.gain_map_params(rng.uniform(1, 2, (3, 4, 1)).astype(np.float32), area=(k // 2, k % 2, 16, 24), pitch=(2, 2))) for k in range(4)]
+    page = tm.cfa_page(24, 16, 16, [tm.plain(data16, 16)],
+                       extra={50717: (tm.SHORT, [60000]), 51009: (tm.UNDEFINED, tm.opcode_list(*maps, tm.opcode(4, bytes(8)))),
+                              51022: (tm.UNDEFINED, tm.opcode_list(tm.opcode(3, tm.vignette_params())))})
+    seeds["dng-colour-opcodes"] = tm.dng(page, main_tags={**main, **colour})
     rgb = rng.integers(0, 4096, (8, 10 * 3))
     page = tm.cfa_page(10, 8, 16, [tm.plain(rgb, 16)], extra={262: (tm.SHORT, [34892]), 277: (tm.SHORT, [3]), 258: (tm.SHORT, [16] * 3),
                                                               50714: (tm.SHORT, [10, 11, 12]), 50717: (tm.SHORT, [4095])})
