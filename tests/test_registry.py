@@ -31,6 +31,8 @@ from ispkit.tasks.hookspecs import TASK_MODELS
 
 BUILTIN = {
     ("black_level", "per_site"),
+    ("lens_shading", "gain_map"),
+    ("lens_shading", "radial"),
     ("demosaic", "bilinear"),
     ("demosaic", "malvar2004"),
     ("demosaic", "menon2007"),

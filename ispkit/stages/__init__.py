@@ -4,6 +4,7 @@
 kind               methods                         acts on
 =================  ==============================  ===========
 black_level        per_site                        raw mosaic
+lens_shading       gain_map, radial                raw mosaic
 demosaic           bilinear, malvar2004, menon2007 raw → RGB
 white_balance      gains                           RGB
 color_correction   matrix                          RGB
@@ -27,11 +28,14 @@ def all_stages() -> list[type[Stage]]:
     from .demosaic import Bilinear, Malvar2004, Menon2007
     from .denoise import GaussianDenoise, MedianDenoise
     from .gamma import Gamma
+    from .lens_shading import GainMapShading, RadialShading
     from .sharpen import SharpenFilter, UnsharpMask
     from .white_balance import WhiteBalance
 
     return [
         BlackLevel,
+        GainMapShading,
+        RadialShading,
         Bilinear,
         Malvar2004,
         Menon2007,
