@@ -338,10 +338,9 @@ def read_linear(path: str | os.PathLike[str], *, max_pixels: int | None = None) 
     by :func:`read_raw` (any of its layouts and compressions, LinearizationTable,
     ActiveArea, BlackLevel per sample with BlackLevelRepeatDim and deltas, WhiteLevel
     per sample), and the camera comes from the tags
-    (:func:`ispkit.io.dng.linear_camera`). No ispkit pipeline starts after demosaicking
-    today; apply the RGB stages yourself, e.g.
-    ``stage.stage.run_numpy(image.rgb, stage.values, image.camera.pattern)`` for each
-    :class:`~ispkit.pipeline.PipelineStage` that takes RGB.
+    (:func:`ispkit.io.dng.linear_camera`, with the file's colour science). Process it with
+    the stages after demosaicking, :meth:`Pipeline.after <ispkit.pipeline.Pipeline.after>`:
+    ``Pipeline.preset("bi,s,me", camera=image.camera).after("demosaic")(image.rgb)``.
 
     Raises
     ------
