@@ -56,8 +56,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,49 +73,14 @@ from ..tasks.metrics import PRIMARY_METRIC
 from ..tasks.training import fit
 from .config import AdjustmentConfig
 from .execution import execute
-from .results import JsonResults
-from .synthesis import RawSet, ViewBank, _folds, open_run, seeded_network
+from .results import AdjustmentResults
+from .runs import RawSet, ViewBank, open_run, saved_folds, seeded_network
 from .run_lock import holding_run_folder
 from .tracking import make_tracker
-from .units import Clock, Metrics, Study, Unit, epoch_metrics, unit_seed
+from .units import Clock, Metrics, Progress, Study, Unit, epoch_metrics, unit_seed
 
 __all__ = ["AdjustmentResults", "AdjustmentStudy", "low_light", "run_adjustment"]
-
-Progress = Callable[[str], None]
-
-
-@dataclass
-class AdjustmentResults(JsonResults):
-    """Validation curves ``curves[intensity][arm]``: array ``(folds, epochs)`` of the primary metric."""
-
-    task: str
-    metric: str
-    pipeline: str
-    intensities: list[float]
-    arms: list[str]
-    folds: int
-    epochs: int
-    curves: dict[str, dict[str, np.ndarray]]
-
-    def final(self) -> dict[str, dict[str, tuple[float, float]]]:
-        """Last-epoch mean and std over folds, per intensity and arm."""
-        return {i: {a: (float(c[:, -1].mean()), float(c[:, -1].std())) for a, c in arms.items()} for i, arms in self.curves.items()}
-
-    def best(self) -> dict[str, dict[str, tuple[float, float]]]:
-        """Mean and std over folds of each fold's best epoch, per intensity and arm."""
-        return {i: {a: (float(c.max(1).mean()), float(c.max(1).std())) for a, c in arms.items()} for i, arms in self.curves.items()}
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "curves"}
-        data["curves"] = {i: {a: c.tolist() for a, c in arms.items()} for i, arms in self.curves.items()}
-        data["final"] = self.final()
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AdjustmentResults:
-        fields = {k: v for k, v in data.items() if k != "final"}
-        fields["curves"] = {i: {a: np.asarray(c, dtype=float) for a, c in arms.items()} for i, arms in data["curves"].items()}
-        return cls(**fields)
+# AdjustmentResults is defined in ispkit.drift.results (with every results class) and stays importable from here.
 
 
 def _intensity_key(intensity: float) -> str:
@@ -177,7 +141,7 @@ class AdjustmentStudy(Study):
     @classmethod
     def open(cls, config: AdjustmentConfig, run_dir: str | os.PathLike[str], *, progress: Progress | None = None, create: bool = True) -> AdjustmentStudy:
         run_dir, device, data = open_run(run_dir, config, progress, downsample=config.model.downsample, create=create)
-        folds = _folds(run_dir, data, config)
+        folds = saved_folds(run_dir, data, config)
         return cls(config, run_dir, device, data, folds, *_sensor_noise(config, data))
 
     def bank(self, intensity: float) -> ViewBank:

@@ -1,7 +1,7 @@
 """Figures and a self-contained HTML report of a drift-adjustment study.
 
 Draws Figure 7 of Oala et al. (TMLR 2023) for an
-:class:`~ispkit.drift.adjustment.AdjustmentResults`: the validation curves of the
+:class:`~ispkit.drift.results.AdjustmentResults`: the validation curves of the
 ``learned`` arm (pipeline trained with the task model), the ``frozen`` arm (reference
 pipeline fixed) and the ``raw`` arm (no pipeline), per intensity:
 
@@ -21,7 +21,7 @@ pyplot, so no global state is touched.
 Examples
 --------
 >>> import numpy as np
->>> from ispkit.drift.adjustment import AdjustmentResults
+>>> from ispkit.drift.results import AdjustmentResults
 >>> r = AdjustmentResults(task="classification", metric="accuracy", pipeline="bi,s,me",
 ...     intensities=[0.001], arms=["learned", "frozen"], folds=2, epochs=2,
 ...     curves={"0.001": {"learned": np.array([[0.5, 0.7], [0.5, 0.9]]),
@@ -46,7 +46,7 @@ from matplotlib.figure import Figure
 from ..errors import InputError
 from ..atomic import atomic_write_text
 from ..pipeline import Pipeline
-from .adjustment import AdjustmentResults
+from .results import AdjustmentResults
 from .forensics_report import _array
 from .html_report import embed_figure, escape, fmt, html_document, new_figure, save_png
 from .units import slug

@@ -49,8 +49,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +56,6 @@ import numpy as np
 import torch
 import yaml
 
-from ..errors import InputError
 from ..atomic import atomic_write_text
 from ..tasks.base import TaskNetwork
 from ..tasks.checkpoint import load_checkpoint, save_checkpoint
@@ -67,121 +64,14 @@ from ..tasks.training import fit
 from .config import ForensicsConfig
 from .distances import distance as get_distance
 from .execution import execute
-from .results import JsonResults
-from .synthesis import RawSet, ViewBank, open_run, seeded_network
+from .results import ForensicsResults, ForensicsRun, plain_lambda
+from .runs import RawSet, ViewBank, open_run, seeded_network
 from .run_lock import holding_run_folder
 from .tracking import make_tracker
-from .units import Clock, Metrics, Study, Unit, epoch_metrics, slug, unit_seed
+from .units import Clock, Metrics, Progress, Study, Unit, epoch_metrics, slug, unit_seed
 
 __all__ = ["ForensicsRun", "ForensicsResults", "ForensicsStudy", "attack", "run_forensics"]
-
-Progress = Callable[[str], None]
-
-
-@dataclass
-class ForensicsRun:
-    """One optimisation: a subset at one λ, and what it found."""
-
-    subset: str
-    lam: float
-    metric: float
-    distance: float
-    loss: float
-    params: dict[str, list]
-    trace: list[dict[str, float]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (λ = ∞ as ``"inf"``)."""
-        return {**self.__dict__, "lam": _plain_lambda(self.lam)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ForensicsRun:
-        return cls(**{**data, "lam": float(data["lam"])})
-
-
-@dataclass
-class ForensicsResults(JsonResults):
-    """The forensic sweep: baseline, one :class:`ForensicsRun` per (subset, λ), and the reference parameters."""
-
-    task: str
-    metric: str
-    pipeline: str
-    distance: str
-    baseline: float
-    subsets: list[str]
-    lambdas: list[float]
-    reference: dict[str, list]
-    bounds: dict[str, list]
-    runs: list[ForensicsRun]
-    tolerance: float = 0.05
-
-    def run(self, subset: str, lam: float) -> ForensicsRun:
-        for r in self.runs:
-            if r.subset == subset and r.lam == lam:
-                return r
-        raise InputError(f"no forensics run for subset {subset!r} at λ = {lam}")
-
-    def table(self, what: str = "metric") -> np.ndarray:
-        """``(subsets, lambdas)`` array of the metric (or ``"distance"``)."""
-        return np.array([[getattr(self.run(s, lam), what) for lam in self.lambdas] for s in self.subsets])
-
-    def operating_spec(self, tolerance: float | None = None) -> dict[str, Any]:
-        """Per parameter: reference, safe range found by its own stage's sweep, and the nearest breaking setting.
-
-        A parameter element's safe range is the smallest interval holding its reference
-        value and every value it took in the runs of its own stage (subset = the stage)
-        whose metric stayed at or above ``baseline − tolerance``. ``breaking`` is the run of
-        that stage with the smallest view distance among those that fell below it.
-        """
-        tolerance = self.tolerance if tolerance is None else tolerance
-        floor = self.baseline - tolerance
-        spec: dict[str, Any] = {}
-        for name, ref in self.reference.items():
-            stage = name.split(".")[0]
-            runs = [r for r in self.runs if r.subset == stage and name in r.params]
-            ref_arr = np.asarray(ref, dtype=float)
-            safe = [np.asarray(r.params[name], dtype=float) for r in runs if r.metric >= floor]
-            low = np.minimum.reduce([ref_arr, *safe])
-            high = np.maximum.reduce([ref_arr, *safe])
-            broken = sorted((r for r in runs if r.metric < floor), key=lambda r: r.distance)
-            entry: dict[str, Any] = {
-                "reference": ref,
-                "bounds": self.bounds[name],
-                "safe_min": low.tolist(),
-                "safe_max": high.tolist(),
-                "searched": bool(runs),
-            }
-            if broken:
-                b = broken[0]
-                entry["breaking"] = {"lambda": _plain_lambda(b.lam), self.metric: b.metric, "distance": b.distance, "values": b.params[name]}
-            spec[name] = entry
-        return {
-            "pipeline": self.pipeline,
-            "metric": self.metric,
-            "baseline": self.baseline,
-            "tolerance": tolerance,
-            "distance": self.distance,
-            "note": "empirical: ranges found by the forensic search of each stage alone; not a guarantee for other settings or combinations",
-            "parameters": spec,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "runs"}
-        data["lambdas"] = [_plain_lambda(v) for v in self.lambdas]
-        data["runs"] = [r.to_dict() for r in self.runs]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ForensicsResults:
-        fields = dict(data)
-        fields["lambdas"] = [float(v) for v in data["lambdas"]]
-        fields["runs"] = [ForensicsRun.from_dict(r) for r in data["runs"]]
-        return cls(**fields)
-
-
-def _plain_lambda(lam: float) -> float | str:
-    """JSON has no infinity: λ = ∞ is written as the string ``"inf"``."""
-    return "inf" if math.isinf(lam) else lam
+# ForensicsRun and ForensicsResults are defined in ispkit.drift.results (with every results class) and stay importable from here.
 
 
 def _trainable_values(module: torch.nn.Module) -> dict[str, list]:
@@ -304,7 +194,7 @@ class ForensicsStudy(Study):
         config = self.config
         keys = [(s, lam) for s in config.subsets for lam in config.lambdas]
         return [
-            Unit(f"{subset}/lambda_{_plain_lambda(lam)}", (subset, lam), self.run_dir / "units" / slug(subset) / f"lambda_{_plain_lambda(lam)}",
+            Unit(f"{subset}/lambda_{plain_lambda(lam)}", (subset, lam), self.run_dir / "units" / slug(subset) / f"lambda_{plain_lambda(lam)}",
                  {"subset": subset, "lambda": lam, "seed": unit_seed(config.seed, config.subsets.index(subset), config.lambdas.index(lam))}, 1, (i, len(keys)))
             for i, (subset, lam) in enumerate(keys, 1)
         ]  # fmt: skip

@@ -1,7 +1,7 @@
 """Figures and a self-contained HTML report of a drift-forensics sweep.
 
 Draws the **forensic signature** of Oala et al. (TMLR 2023, Figure 6) for a
-:class:`~ispkit.drift.forensics.ForensicsResults`:
+:class:`~ispkit.drift.results.ForensicsResults`:
 
 - :func:`plot_signature`: the task metric against λ for every parameter subset (left;
   symlog axis with ``λ = 0`` at the left and ``λ = ∞``, the reference, as a separate
@@ -19,7 +19,7 @@ pyplot, so no global state is touched.
 
 Examples
 --------
->>> from ispkit.drift.forensics import ForensicsResults, ForensicsRun
+>>> from ispkit.drift.results import ForensicsResults, ForensicsRun
 >>> runs = [ForensicsRun("all", lam, m, d, 0.0, {}) for lam, m, d in
 ...         [(0.0, 0.2, 0.3), (1.0, 0.6, 0.1), (float("inf"), 0.9, 0.0)]]
 >>> r = ForensicsResults(task="classification", metric="accuracy", pipeline="bi,s,ga",
@@ -45,7 +45,7 @@ from matplotlib.figure import Figure
 from ..errors import InputError
 from ..atomic import atomic_write_text
 from ..pipeline import Pipeline
-from .forensics import ForensicsResults, _plain_lambda
+from .results import ForensicsResults, plain_lambda
 from .html_report import embed_figure, escape, fmt, html_document, new_figure, save_png
 from .units import slug
 
@@ -261,7 +261,7 @@ def _views(run_dir: Path, results: ForensicsResults, subset: str, reference: Pip
     raws = raws[:MAX_VIEW_ROWS].detach().cpu()
     views = {}
     for lam in sorted(results.lambdas):
-        path = run_dir / "units" / slug(subset) / f"lambda_{_plain_lambda(lam)}" / "pipeline.yaml"
+        path = run_dir / "units" / slug(subset) / f"lambda_{plain_lambda(lam)}" / "pipeline.yaml"
         found = Pipeline.from_yaml(path) if not math.isinf(lam) and path.exists() else reference
         if found is None:
             continue

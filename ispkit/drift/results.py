@@ -1,6 +1,16 @@
-"""Results of a drift-synthesis study: the train × test matrix and the corruption baseline.
+"""Results of the three drift controls, saved as ``results.json`` and read back by their reports.
 
-Oala et al. (TMLR 2023, §5.1, Tables 7–11, Figures 4–5) train a task model on views
+- :class:`SynthesisResults`: the train × test matrix and the corruption baseline (below);
+- :class:`ForensicsResults`: the forensic sweep, one :class:`ForensicsRun` per (subset, λ),
+  and the operating specification derived from it;
+- :class:`AdjustmentResults`: the validation curves of every arm and intensity.
+
+Each is a dataclass with ``to_dict``/``from_dict`` and JSON ``save``/``load``
+(:class:`JsonResults`); the controls (:mod:`ispkit.drift.synthesis`,
+:mod:`ispkit.drift.forensics`, :mod:`ispkit.drift.adjustment`) make them and the report
+modules draw them, so both import this module and neither imports the other.
+
+**Drift synthesis.** Oala et al. (TMLR 2023, §5.1, Tables 7–11, Figures 4–5) train a task model on views
 from one data model (a *train pipeline*) and evaluate it on views of the held-out
 fold from every data model (*test pipelines*), and on the train pipeline's views
 under the common corruptions. With ``P`` train pipelines, ``Q`` test pipelines,
@@ -30,6 +40,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +51,7 @@ import numpy as np
 from ..errors import InputError
 from ..atomic import atomic_write_text
 
-__all__ = ["SynthesisResults", "Ranking", "JsonResults"]
+__all__ = ["SynthesisResults", "Ranking", "JsonResults", "ForensicsRun", "ForensicsResults", "plain_lambda", "AdjustmentResults"]
 
 
 class JsonResults:
@@ -237,3 +248,147 @@ def _finite(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
+
+
+@dataclass
+class ForensicsRun:
+    """One optimisation: a subset at one λ, and what it found."""
+
+    subset: str
+    lam: float
+    metric: float
+    distance: float
+    loss: float
+    params: dict[str, list]
+    trace: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (λ = ∞ as ``"inf"``)."""
+        return {**self.__dict__, "lam": plain_lambda(self.lam)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ForensicsRun:
+        return cls(**{**data, "lam": float(data["lam"])})
+
+
+@dataclass
+class ForensicsResults(JsonResults):
+    """The forensic sweep: baseline, one :class:`ForensicsRun` per (subset, λ), and the reference parameters."""
+
+    task: str
+    metric: str
+    pipeline: str
+    distance: str
+    baseline: float
+    subsets: list[str]
+    lambdas: list[float]
+    reference: dict[str, list]
+    bounds: dict[str, list]
+    runs: list[ForensicsRun]
+    tolerance: float = 0.05
+
+    def run(self, subset: str, lam: float) -> ForensicsRun:
+        for r in self.runs:
+            if r.subset == subset and r.lam == lam:
+                return r
+        raise InputError(f"no forensics run for subset {subset!r} at λ = {lam}")
+
+    def table(self, what: str = "metric") -> np.ndarray:
+        """``(subsets, lambdas)`` array of the metric (or ``"distance"``)."""
+        return np.array([[getattr(self.run(s, lam), what) for lam in self.lambdas] for s in self.subsets])
+
+    def operating_spec(self, tolerance: float | None = None) -> dict[str, Any]:
+        """Per parameter: reference, safe range found by its own stage's sweep, and the nearest breaking setting.
+
+        A parameter element's safe range is the smallest interval holding its reference
+        value and every value it took in the runs of its own stage (subset = the stage)
+        whose metric stayed at or above ``baseline − tolerance``. ``breaking`` is the run of
+        that stage with the smallest view distance among those that fell below it.
+        """
+        tolerance = self.tolerance if tolerance is None else tolerance
+        floor = self.baseline - tolerance
+        spec: dict[str, Any] = {}
+        for name, ref in self.reference.items():
+            stage = name.split(".")[0]
+            runs = [r for r in self.runs if r.subset == stage and name in r.params]
+            ref_arr = np.asarray(ref, dtype=float)
+            safe = [np.asarray(r.params[name], dtype=float) for r in runs if r.metric >= floor]
+            low = np.minimum.reduce([ref_arr, *safe])
+            high = np.maximum.reduce([ref_arr, *safe])
+            broken = sorted((r for r in runs if r.metric < floor), key=lambda r: r.distance)
+            entry: dict[str, Any] = {
+                "reference": ref,
+                "bounds": self.bounds[name],
+                "safe_min": low.tolist(),
+                "safe_max": high.tolist(),
+                "searched": bool(runs),
+            }
+            if broken:
+                b = broken[0]
+                entry["breaking"] = {"lambda": plain_lambda(b.lam), self.metric: b.metric, "distance": b.distance, "values": b.params[name]}
+            spec[name] = entry
+        return {
+            "pipeline": self.pipeline,
+            "metric": self.metric,
+            "baseline": self.baseline,
+            "tolerance": tolerance,
+            "distance": self.distance,
+            "note": "empirical: ranges found by the forensic search of each stage alone; not a guarantee for other settings or combinations",
+            "parameters": spec,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "runs"}
+        data["lambdas"] = [plain_lambda(v) for v in self.lambdas]
+        data["runs"] = [r.to_dict() for r in self.runs]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ForensicsResults:
+        fields = dict(data)
+        fields["lambdas"] = [float(v) for v in data["lambdas"]]
+        fields["runs"] = [ForensicsRun.from_dict(r) for r in data["runs"]]
+        return cls(**fields)
+
+
+def plain_lambda(lam: float) -> float | str:
+    """λ as JSON and folder names write it: JSON has no infinity, so λ = ∞ is the string ``"inf"``.
+
+    >>> plain_lambda(0.1), plain_lambda(float("inf"))
+    (0.1, 'inf')
+    """
+    return "inf" if math.isinf(lam) else lam
+
+
+@dataclass
+class AdjustmentResults(JsonResults):
+    """Validation curves ``curves[intensity][arm]``: array ``(folds, epochs)`` of the primary metric."""
+
+    task: str
+    metric: str
+    pipeline: str
+    intensities: list[float]
+    arms: list[str]
+    folds: int
+    epochs: int
+    curves: dict[str, dict[str, np.ndarray]]
+
+    def final(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """Last-epoch mean and std over folds, per intensity and arm."""
+        return {i: {a: (float(c[:, -1].mean()), float(c[:, -1].std())) for a, c in arms.items()} for i, arms in self.curves.items()}
+
+    def best(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """Mean and std over folds of each fold's best epoch, per intensity and arm."""
+        return {i: {a: (float(c.max(1).mean()), float(c.max(1).std())) for a, c in arms.items()} for i, arms in self.curves.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "curves"}
+        data["curves"] = {i: {a: c.tolist() for a, c in arms.items()} for i, arms in self.curves.items()}
+        data["final"] = self.final()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdjustmentResults:
+        fields = {k: v for k, v in data.items() if k != "final"}
+        fields["curves"] = {i: {a: np.asarray(c, dtype=float) for a, c in arms.items()} for i, arms in data["curves"].items()}
+        return cls(**fields)
