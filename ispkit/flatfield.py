@@ -52,7 +52,7 @@ from .camera import SHADING_POINTS, Camera
 from .cfa import site_map_numpy
 from .errors import InputError
 
-__all__ = ["estimate", "with_gain_map", "design_matrix", "SPACING"]
+__all__ = ["estimate", "with_gain_map", "cropped_shading", "design_matrix", "SPACING"]
 
 SPACING = 1.0 / (SHADING_POINTS - 1)
 """Spacing of the estimated map's points in relative coordinates: the grid spans the image from edge to edge."""
@@ -171,3 +171,44 @@ def _mean_frame(frames: Any, where: str) -> np.ndarray:
 def with_gain_map(camera: Camera, gains: np.ndarray) -> Camera:
     """``camera`` with ``gains`` (from :func:`estimate`) as its lens-shading map spanning the image (origin 0, spacing 1/32)."""
     return dataclasses.replace(camera, shading_map=gains, shading_origin=(0.0, 0.0), shading_spacing=(SPACING, SPACING))
+
+
+def cropped_shading(camera: Camera, box: tuple[int, int, int, int], shape: tuple[int, int]) -> Camera:
+    """``camera`` with its lens shading re-expressed for the crop ``box = (top, left, bottom, right)`` of a ``shape`` mosaic.
+
+    The shading map and the vignette centre are in coordinates relative to the image, so a
+    crop moves them: the map's origin becomes ``(origin · H − top) / h`` and its spacing
+    ``spacing · H / h`` (per axis, ``h`` the cropped size), which gives every remaining pixel
+    the same gain as before; the vignette centre moves likewise and its coefficients are
+    rescaled by ``(R' / R)^(2i+2)`` for the new distance ``R'`` to the farthest corner, so the
+    gain ``1 + Σ kᵢ r^(2i+2)`` is unchanged. A camera with neutral shading is returned as it is.
+
+    Raises :class:`~ispkit.errors.InputError` for a box outside the image, or when the
+    optical centre falls outside the crop (the radial correction cannot be expressed there).
+
+    >>> import numpy as np
+    >>> camera = Camera(name="c", shading_map=np.full((4, 33, 33), 2.0), shading_spacing=(0.1, 0.1))
+    >>> cropped_shading(camera, (10, 0, 90, 100), (100, 100)).shading_origin, cropped_shading(camera, (10, 0, 90, 100), (100, 100)).shading_spacing
+    ((-0.125, 0.0), (0.125, 0.1))
+    """
+    height, width = shape
+    top, left, bottom, right = box
+    if not (0 <= top < bottom <= height and 0 <= left < right <= width):
+        raise InputError(f"cropped_shading: the box {tuple(box)} lies outside the {height}×{width} image")
+    h, w = bottom - top, right - left
+    neutral = Camera(name=camera.name)
+    changes: dict[str, Any] = {}
+    if camera.shading_map != neutral.shading_map:  # a uniform map gives every pixel the same gain wherever its points are
+        (ov, oh), (sv, sh) = camera.shading_origin, camera.shading_spacing
+        changes["shading_origin"] = ((ov * height - top) / h, (oh * width - left) / w)
+        changes["shading_spacing"] = (sv * height / h, sh * width / w)
+    if camera.vignette != neutral.vignette:
+        cv, ch = camera.vignette_center[0] * height, camera.vignette_center[1] * width
+        center = ((cv - top) / h, (ch - left) / w)
+        if not all(0.0 <= c <= 1.0 for c in center):
+            raise InputError(f"cropped_shading: the optical centre {camera.vignette_center} of camera {camera.name!r} lies outside the crop {tuple(box)}")
+        before = np.hypot(max(cv, height - cv), max(ch, width - ch))
+        after = np.hypot(max(cv - top, bottom - cv), max(ch - left, right - ch))
+        changes["vignette"] = tuple(k * (after / before) ** (2 * i + 2) for i, k in enumerate(camera.vignette))
+        changes["vignette_center"] = center
+    return dataclasses.replace(camera, **changes) if changes else camera

@@ -117,3 +117,31 @@ def test_the_stage_corrects_with_the_cameras_map():
 def test_refuses(frames, kwargs, problem):
     with pytest.raises(InputError, match=problem):
         estimate(frames, **kwargs)
+
+
+class TestCroppedShading:
+    def test_every_remaining_pixel_keeps_its_gain(self):
+        from ispkit.flatfield import cropped_shading
+        from ispkit.stages.lens_shading import radial_numpy
+
+        camera = Camera(name="c", shading_map=smooth_grid(), shading_origin=(0.02, -0.03), shading_spacing=(1 / 20, 1 / 28), vignette=(0.4, -0.1, 0.05, 0.0, 0.01), vignette_center=(0.45, 0.55))
+        raw = RNG.uniform(0.1, 0.9, (H, W))
+        box = (6, 10, 90, 120)
+        cropped = cropped_shading(camera, box, (H, W))
+        full = gain_map_numpy(raw, np.asarray(camera.shading_map), np.array(camera.shading_origin), np.array(camera.shading_spacing))
+        part = gain_map_numpy(raw[6:90, 10:120], np.asarray(cropped.shading_map), np.array(cropped.shading_origin), np.array(cropped.shading_spacing))
+        np.testing.assert_allclose(part, full[6:90, 10:120], rtol=1e-12)
+        full = radial_numpy(raw, np.array(camera.vignette), np.array(camera.vignette_center))
+        part = radial_numpy(raw[6:90, 10:120], np.array(cropped.vignette), np.array(cropped.vignette_center))
+        np.testing.assert_allclose(part, full[6:90, 10:120], rtol=1e-12)
+
+    def test_neutral_cameras_and_bad_boxes(self):
+        from ispkit.flatfield import cropped_shading
+
+        camera = Camera(name="plain")
+        assert cropped_shading(camera, (2, 2, 10, 10), (12, 12)) is camera
+        with pytest.raises(InputError, match=r"the box \(2, 2, 14, 10\) lies outside the 12×12 image"):
+            cropped_shading(camera, (2, 2, 14, 10), (12, 12))
+        shaded = Camera(name="v", vignette=(0.1, 0, 0, 0, 0), vignette_center=(0.05, 0.5))
+        with pytest.raises(InputError, match="optical centre .* lies outside the crop"):
+            cropped_shading(shaded, (4, 0, 12, 12), (12, 12))

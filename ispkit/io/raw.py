@@ -19,6 +19,7 @@ from ..atomic import atomic_write
 from ..camera import Camera
 from ..cfa import site_map_numpy
 from ..errors import InputError, ISPKitError, RawFormatError
+from ..flatfield import cropped_shading
 from .decode import COMPRESSIONS, decode_image, image_layout
 from .decode import max_pixels as pixel_limit
 from .dng import (
@@ -95,7 +96,11 @@ class RawImage:
         return self.levels.black_map(h, w) / self.camera.white_level
 
     def cropped(self) -> RawImage:
-        """This image restricted to its default :attr:`crop`, widened to whole 2×2 CFA blocks (itself without a crop)."""
+        """This image restricted to its default :attr:`crop`, widened to whole 2×2 CFA blocks (itself without a crop).
+
+        The camera's lens shading, which is relative to the image, is re-expressed for the
+        crop (:func:`ispkit.flatfield.cropped_shading`), so every pixel keeps its gain.
+        """
         if self.crop is None:
             return self
         top, left, bottom, right = self.crop
@@ -109,7 +114,8 @@ class RawImage:
                 delta_rows=None if levels.delta_rows is None else levels.delta_rows[t:b],
                 delta_cols=None if levels.delta_cols is None else levels.delta_cols[l:r],
             )
-        return RawImage(self.mosaic[t:b, l:r], self.camera, self.path, self.dng, (top - t, left - l, bottom - t, right - l), levels)
+        camera = cropped_shading(self.camera, (t, l, b, r), self.mosaic.shape)
+        return RawImage(self.mosaic[t:b, l:r], camera, self.path, self.dng, (top - t, left - l, bottom - t, right - l), levels)
 
 
 @dataclass(frozen=True, eq=False)

@@ -426,3 +426,20 @@ class TestCameraFromDng:
         pipeline = Pipeline.preset("bi,s,me", camera=image.camera).after("demosaic")
         out = pipeline(image.rgb)
         assert out.shape == (3, 4, 6) and np.all((out >= 0) & (out <= 1))
+
+
+def test_cropping_keeps_the_gain_of_every_pixel(tmp_path):
+    """RawImage.cropped() re-expresses the camera's GainMap for the crop (DefaultCrop rows 2.5..6.5, columns 3..9 → 2..8 × 2..10)."""
+    from ispkit.stages.lens_shading import gain_map_numpy
+
+    gains = np.round(RNG.uniform(1.0, 2.0, (5, 6, 1)), 3).astype(np.float32)
+    extra = {50719: (tm.RATIONAL, [3, 1, 5, 2]), 50720: (tm.LONG, [6, 4]), 51009: (tm.UNDEFINED, tm.opcode_list(tm.opcode(9, tm.gain_map_params(gains, area=(0, 0, 12, 16), spacing=(0.25, 0.2)))))}
+    image = read_raw(_camera_dng(tmp_path, extra=extra, shape=(12, 16)))
+    cropped = image.cropped()
+
+    def gain(img):
+        c = img.camera
+        return gain_map_numpy(np.ones(img.mosaic.shape), np.asarray(c.shading_map), np.array(c.shading_origin), np.array(c.shading_spacing))
+
+    np.testing.assert_allclose(gain(cropped), gain(image)[2:8, 2:10], rtol=1e-12)
+    assert cropped.camera.shading_spacing == (0.25 * 12 / 6, 0.2 * 16 / 8)
