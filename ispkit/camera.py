@@ -114,6 +114,8 @@ class Camera:
         Its optical centre ``(vertical, horizontal)`` in relative coordinates, each in
         [0, 1] (the DNG opcode stores it the other way round, ``cx, cy``).
 
+    Notes
+    -----
     :meth:`to_dict` and :meth:`to_yaml` leave the five shading fields out while they
     are at these neutral defaults.
     """

@@ -285,11 +285,14 @@ class ColorCalibration:
     analog_balance
         AnalogBalance (ones when absent).
 
-    Built by :meth:`from_tags`; the construction checks every matrix (finite 3×3) and
-    decides, as the DNG SDK does, whether the profile is dual-illuminant: two colour
-    matrices with known, different temperatures. Otherwise only the first set is used
-    and :attr:`temperatures` is ``None``. The matrices are stored with the lower
-    temperature first.
+    Notes
+    -----
+    :func:`ispkit.io.dng.dng_calibration` builds one from a file's tags. The construction
+    checks every matrix (finite 3×3) and decides, as the DNG SDK does, whether the
+    profile is dual-illuminant: two colour matrices with known, different temperatures.
+    Otherwise only the first set is used and :attr:`temperatures` is ``None``. The
+    matrices are stored with the lower temperature first, and each ForwardMatrix is
+    normalised so that camera (1, 1, 1) maps to D50.
     """
 
     color_matrices: tuple[np.ndarray, ...]

@@ -12,11 +12,11 @@ mean, so each colour channel keeps its level and white balance stays the
 ``white_balance`` stage's job) and represents it as the ``(4, 33, 33)`` map of the
 ``lens_shading`` stage (:mod:`ispkit.stages.lens_shading`, method ``gain_map``):
 the grid whose bilinear interpolation fits the per-pixel gain best in the least-squares
-sense, with a small second-difference penalty so that grid points the image does not
-reach (a mosaic narrower than the grid) continue the map linearly. The grid spans the
-image (origin 0, spacing 1/32), so the map follows illumination that varies over more
-than about 1/32 of the field, and averages out finer structure (noise, dust, pixel-to-pixel
-sensitivity), which a gain map of this kind is not meant to hold. :func:`with_gain_map`
+sense, with a second-difference penalty that smooths out the noise of the flats and lets
+grid points the image does not reach (a mosaic narrower than the grid) continue the map
+linearly. The grid spans the image (origin 0, spacing 1/32): the map follows illumination
+that varies smoothly over the field and leaves out finer structure (noise, dust,
+pixel-to-pixel sensitivity), which a gain map of this kind is not meant to hold. :func:`with_gain_map`
 puts the map into a camera, which the stage then reads by default.
 
 References
@@ -97,7 +97,7 @@ def estimate(
     camera: Camera | None = None,
     *,
     dark: np.ndarray | None = None,
-    smoothness: float = 1e-3,
+    smoothness: float = 1.0,
 ) -> np.ndarray:
     """The flat-field gain map ``(4, 33, 33)`` of flat frames, for ``Camera.shading_map`` and the ``lens_shading`` stage.
 
@@ -113,7 +113,10 @@ def estimate(
         Dark frames (``(H, W)`` or ``(N, H, W)``, averaged), subtracted instead of the black level.
     smoothness
         Weight of the second-difference penalty relative to the data (> 0): larger values
-        give a smoother map. The default barely affects a grid the image covers densely.
+        give a smoother map. The default, about as much weight on smoothness as on the
+        pixels around each grid point, halves the estimation error of a smooth
+        illumination from noisy flats compared with a pure fit (1e-3); lower it for
+        illumination with structure finer than about a tenth of the field.
 
     Returns
     -------

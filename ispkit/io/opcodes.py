@@ -101,9 +101,12 @@ def parse_opcode_list(data: bytes, which: int, source: str | Path = "") -> tuple
     names the file, the list and what is wrong (a count larger than the bytes can hold, a
     parameter size running past the end, trailing bytes).
 
+    Examples
+    --------
     >>> one = struct.pack(">IIIII", 1, 9, 0x01030000, 1, 0)   # one optional GainMap with no parameters
-    >>> [(op.name, op.version, op.optional, op.data) for op in parse_opcode_list(one, 2)]
-    [('GainMap', (1, 3, 0, 0), True, b'')]
+    >>> (op,) = parse_opcode_list(one, 2)
+    >>> op.name, op.version, op.optional, op.data
+    ('GainMap', (1, 3, 0, 0), True, b'')
     """
     where = f"{source}: OpcodeList{which}"
     data = bytes(data)
