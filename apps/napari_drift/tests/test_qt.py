@@ -36,6 +36,9 @@ def test_sample_data_loads(viewer):
     viewer.open_sample("napari-drift", "microscopy")
     raw = [l for l in viewer.layers if "ispkit_camera" in l.metadata]
     assert len(raw) == 1 and raw[0].metadata["ispkit_camera"] == "microscopy" and raw[0].data.ndim == 2
+    # at the microscopy camera's pixel size (6.5 µm pitch / 40x), with the scale bar in µm
+    assert tuple(raw[0].scale) == (6.5 / 40, 6.5 / 40) and [str(u) for u in raw[0].units] == ["micrometer", "micrometer"]
+    assert viewer.canvas.overlays.scale_bar.visible
 
 
 def test_composer_live_preview(viewer, qtbot, raw_tiff, mosaic, errors):

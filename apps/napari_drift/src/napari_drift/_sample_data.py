@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ispkit import InputError
 
+from ._reader import show_scale_bar
 from .logic.raw_layer import read_raw_layers
 
 __all__ = ["drone_sample", "microscopy_sample", "sample_file"]
@@ -29,7 +30,10 @@ def sample_file(kind: str) -> Path:
 
 
 def microscopy_sample() -> list:
-    return read_raw_layers(sample_file("microscopy"), camera="microscopy")
+    """The microscopy sample, at the camera's pixel size (µm), with the scale bar shown."""
+    layers = read_raw_layers(sample_file("microscopy"), camera="microscopy")
+    show_scale_bar()
+    return layers
 
 
 def drone_sample() -> list:

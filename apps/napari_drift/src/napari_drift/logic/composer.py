@@ -20,7 +20,9 @@ import numpy as np
 from ispkit import Camera, ParameterError, Pipeline, UnknownStageError, get_registry, presets
 from ispkit.atomic import atomic_write_text
 
-__all__ = ["ComposerModel", "ParamRow", "StageRow", "format_value", "parse_value", "to_view"]
+__all__ = ["ComposerModel", "ParamRow", "StageRow", "format_value", "parse_value", "to_view", "view_contrast_limits", "views_of"]
+
+VIEW_PERCENTILE = 99.9  # a dark view's upper contrast limit: this percentile of its values
 
 DEFAULT_PRESET = "bi,s,me"
 
@@ -95,6 +97,38 @@ def parse_value(text: str, shape: tuple[int, ...], dtype: type = float) -> Any:
 def to_view(rgb: np.ndarray) -> np.ndarray:
     """A pipeline output ``(3, H, W)`` as napari RGB data: ``(H, W, 3)`` float32 clipped to [0, 1]."""
     return np.clip(np.moveaxis(np.asarray(rgb), 0, -1), 0.0, 1.0).astype(np.float32)
+
+
+def view_contrast_limits(view: Any) -> tuple[float, float]:
+    """Contrast limits to show a view in [0, 1]: ``(0, 1)``, or ``(0, p)`` for a dark one.
+
+    ``p`` is the view's :data:`VIEW_PERCENTILE`-th percentile when that is below 1, so a view
+    of a raw at very low intensity (all values near 0) is stretched to be seen rather than
+    shown black, while a normally exposed view keeps its true brightness (a gamma or gain
+    edit in the composer stays visible). An all-black (or empty, or non-finite) view keeps ``(0, 1)``.
+    """
+    values = np.asarray(view, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return (0.0, 1.0)
+    high = float(np.percentile(values, VIEW_PERCENTILE))
+    return (0.0, high) if 0.0 < high < 1.0 else (0.0, 1.0)
+
+
+def _views_block(block: np.ndarray, function: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    frames = block.reshape((-1, *block.shape[-2:]))
+    return np.stack([function(f) for f in frames]).reshape((*block.shape, 3))
+
+
+def views_of(frames: Any, function: Callable[[np.ndarray], np.ndarray]) -> Any:
+    """``function`` (an ``(H, W)`` mosaic → ``(H, W, 3)`` view) over a lazy stack ``(*frames, H, W)``, lazily.
+
+    A dask array ``(*frames, H, W, 3)`` float32 with one chunk per frame: a frame is
+    processed when it is read (napari: when it is shown), never before.
+    """
+    return frames.map_blocks(
+        _views_block, function, new_axis=frames.ndim, chunks=(*frames.chunks, (3,)), dtype=np.float32, meta=np.empty((0,) * (frames.ndim + 1), np.float32)
+    )
 
 
 class ComposerModel:
@@ -252,6 +286,10 @@ class ComposerModel:
     def preview(self, mosaic: np.ndarray) -> np.ndarray:
         """The current pipeline's view of ``mosaic`` (H, W) as napari RGB data (H, W, 3) float32 in [0, 1]."""
         return self.preview_function()(mosaic)
+
+    def preview_stack(self, frames: Any) -> Any:
+        """The current pipeline's views of a lazy stack ``(*frames, H, W)``: ``(*frames, H, W, 3)``, frame by frame (:func:`views_of`)."""
+        return views_of(frames, self.preview_function())
 
     # -- helpers ----------------------------------------------------------------------
 

@@ -12,19 +12,24 @@ stages, so every preset is its own module and the batch is the mosaic list: seve
 mosaics of the same size go through each module at once (:func:`drift_stacks`). On a
 CPU, NumPy is faster for one mosaic (12 presets × 256² ≈ 1.2 s vs ≈ 4.7 s, mostly module
 construction); torch pays off for batches of mosaics or on a GPU, so NumPy is the default.
+
+A stack of frames (``(*frames, H, W)``, a lazy dask array) gets a lazy drift stack
+``(N, *frames, H, W, 3)`` (:func:`lazy_drift_stack`): one view is computed when it is read
+(napari: when it is shown), with the NumPy backend.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from ispkit import Camera, InputError, Pipeline, UnknownStageError, presets
 
-from .composer import to_view
+from .composer import to_view, views_of
 
-__all__ = ["DriftStack", "METADATA_PRESETS", "METADATA_REFERENCE", "difference_stack", "drift_stack", "drift_stacks"]
+__all__ = ["DriftStack", "METADATA_PRESETS", "METADATA_REFERENCE", "difference_stack", "drift_stack", "drift_stacks", "lazy_drift_stack"]
 
 METADATA_PRESETS = "ispkit_presets"
 METADATA_REFERENCE = "ispkit_reference"
@@ -32,7 +37,8 @@ METADATA_REFERENCE = "ispkit_reference"
 
 @dataclass(frozen=True)
 class DriftStack:
-    """Views of one mosaic: ``data[i]`` is ``names[i]``'s view, ``(N, H, W, 3)`` float32 in [0, 1]."""
+    """Views of one mosaic: ``data[i]`` is ``names[i]``'s view, ``(N, H, W, 3)`` float32 in [0, 1]
+    (``(N, *frames, H, W, 3)``, a lazy dask array, for a stack of frames)."""
 
     data: np.ndarray
     names: tuple[str, ...]
@@ -111,8 +117,32 @@ def drift_stack(
 
 
 def difference_stack(stack: np.ndarray, reference: int) -> np.ndarray:
-    """``|stack[i] - stack[reference]|`` for every ``i``: same shape, float32."""
-    stack = np.asarray(stack, dtype=np.float32)
+    """``|stack[i] - stack[reference]|`` for every ``i``: same shape, float32 (lazy for a dask stack)."""
+    if not hasattr(stack, "map_blocks"):
+        stack = np.asarray(stack, dtype=np.float32)
     if not 0 <= reference < len(stack):
         raise InputError(f"reference index {reference} out of range for {len(stack)} views")
-    return np.abs(stack - stack[reference][None])
+    return abs(stack - stack[reference][None])
+
+
+def lazy_drift_stack(frames: Any, camera: Camera | str, names: Sequence[str] | None = None) -> DriftStack:
+    """A stack of frames ``(*frames, H, W)`` (dask) through the presets ``names`` (default: all twelve), lazily.
+
+    ``data`` is ``(N, *frames, H, W, 3)`` float32, one chunk per preset and frame; each
+    view equals ``to_view(Pipeline.preset(name, camera)(frame))`` and is computed when read.
+    """
+    import dask.array as da
+
+    names = _check_presets(names)
+    camera = Camera.get(camera)
+    if getattr(frames, "ndim", 0) < 3 or not hasattr(frames, "map_blocks"):
+        raise InputError(f"expected a lazy stack of frames (*frames, H, W), got {type(frames).__name__} of shape {np.shape(frames)}")
+    views = [views_of(frames, _view_function(Pipeline.preset(name, camera=camera))) for name in names]
+    return DriftStack(da.stack(views), names)
+
+
+def _view_function(pipeline: Pipeline) -> Callable[[np.ndarray], np.ndarray]:
+    def view(mosaic: np.ndarray) -> np.ndarray:
+        return to_view(pipeline(np.asarray(mosaic, dtype=np.float64)))
+
+    return view

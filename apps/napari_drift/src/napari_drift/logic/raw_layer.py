@@ -10,7 +10,11 @@ A raw file becomes up to two napari layer data tuples ``(data, kwargs, "image")`
    * ``ispkit_pattern``: the CFA layout (``"RGGB"``, ...),
    * ``ispkit_path``: the file, as a string (``None`` for in-memory data);
 
-2. the **CFA view** (optional, on by default): an RGB ``(H, W, 3)`` float32 layer in which
+   a **stack** of frames (a multi-page TIFF or OME-TIFF, a folder of raw files:
+   :mod:`napari_drift.logic.stacks`) is one layer ``(*frames, H, W)``, a lazy dask array
+   read frame by frame, with the file's axis labels (``t``, ``z``, ``frame``, ``file``);
+
+2. the **CFA view** (optional, on by default): an RGB ``(…, H, W, 3)`` float32 layer in which
    each pixel keeps its mosaic value in the channel of its colour filter and is zero in
    the other two, named ``"<name> [CFA]"``, opacity 0.6 and hidden (``visible=False``).
    Toggled on, it shows the Bayer layout directly over the grey mosaic (zoom in to see
@@ -20,6 +24,11 @@ A raw file becomes up to two napari layer data tuples ``(data, kwargs, "image")`
    Why a separate RGB layer rather than an overlay or a colormap: a single colormap cannot
    colour neighbouring pixels differently, and napari overlays are not data; an RGB
    layer is plain data, saved and shown like any other, and costs 3×H×W floats.
+
+**Physical scale.** When the pixel size is known (the file's calibration or the camera's
+``pixel_size``, :func:`napari_drift.logic.stacks.pixel_size_of`) both layers get
+``scale`` (µm per pixel on the last two axes, 1 on frame axes) and ``units``
+(``µm``; ``pixel`` on frame axes), so napari's scale bar shows micrometres.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from ispkit import Camera, InputError, RawFormatError, get_registry
 from ispkit.io import read_raw
 
 __all__ = [
+    "MICROMETRE",
     "METADATA_CAMERA",
     "METADATA_PATTERN",
     "METADATA_PATH",
@@ -42,7 +52,9 @@ __all__ = [
     "camera_to_metadata",
     "camera_from_metadata",
     "cfa_rgb",
+    "frame_count",
     "is_raw_layer",
+    "physical_scale",
     "mosaic_from_layer",
     "raw_layer_data",
     "read_raw_layers",
@@ -53,6 +65,7 @@ METADATA_PATTERN = "ispkit_pattern"
 METADATA_PATH = "ispkit_path"
 METADATA_CFA_OF = "ispkit_cfa_of"
 SUFFIXES = (".tif", ".tiff", ".dng")
+MICROMETRE = "µm"
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -79,26 +92,46 @@ def camera_from_metadata(metadata: Mapping[str, Any]) -> Camera:
 
 
 def is_raw_layer(layer: Any) -> bool:
-    """Whether ``layer`` is a 2-D image layer carrying ispkit raw metadata (duck-typed, no napari import)."""
+    """Whether ``layer`` is a grey image layer (2-D, or a stack of 2-D frames) carrying ispkit raw metadata (duck-typed)."""
     metadata = getattr(layer, "metadata", None)
     data = getattr(layer, "data", None)
     return (
         isinstance(metadata, Mapping)
         and isinstance(metadata.get(METADATA_CAMERA), str)
         and not getattr(layer, "rgb", False)
-        and getattr(data, "ndim", None) == 2
+        and (getattr(data, "ndim", 0) or 0) >= 2
     )
 
 
-def mosaic_from_layer(layer: Any) -> tuple[np.ndarray, Camera]:
-    """``(mosaic, camera)`` of a raw layer: the (H, W) float64 mosaic and its camera."""
+def frame_count(layer: Any) -> int:
+    """How many 2-D frames a raw layer holds (1 for a single mosaic)."""
+    return int(np.prod(np.shape(layer.data)[:-2], dtype=np.int64))
+
+
+def mosaic_from_layer(layer: Any, index: tuple[int, ...] = ()) -> tuple[np.ndarray, Camera]:
+    """``(mosaic, camera)`` of a raw layer: the (H, W) float64 mosaic (of frame ``index`` for a stack) and its camera.
+
+    ``index`` holds one integer per frame axis (``()`` for a single mosaic); a stack's
+    frame is read (computed) here.
+    """
     if not is_raw_layer(layer):
         name = getattr(layer, "name", repr(layer))
         raise InputError(
-            f"layer {name!r} is not an ispkit raw mosaic (a 2-D image layer with 'ispkit_camera' metadata); "
+            f"layer {name!r} is not an ispkit raw mosaic (a grey image layer with 'ispkit_camera' metadata); "
             "open a raw TIFF/DNG with the napari-drift reader or load a napari-drift sample"
         )
-    return np.asarray(layer.data, dtype=np.float64), camera_from_metadata(layer.metadata)
+    shape = np.shape(layer.data)
+    index = tuple(int(i) for i in index)
+    if len(index) != len(shape) - 2 or any(not 0 <= i < n for i, n in zip(index, shape)):
+        raise InputError(f"layer {layer.name!r} has frames {shape[:-2]} of {shape[-2]}×{shape[-1]}; frame index {index} is not one of them")
+    return np.asarray(layer.data[index] if index else layer.data, dtype=np.float64), camera_from_metadata(layer.metadata)
+
+
+def physical_scale(frame_axes: int, pixel_size: tuple[float, float] | None) -> dict[str, Any]:
+    """Layer keyword arguments ``scale`` and ``units`` for ``pixel_size`` ``(y, x)`` in µm (``{}`` when unknown)."""
+    if pixel_size is None:
+        return {}
+    return {"scale": (1.0,) * frame_axes + tuple(float(p) for p in pixel_size), "units": ("pixel",) * frame_axes + (MICROMETRE, MICROMETRE)}
 
 
 def cfa_rgb(mosaic: np.ndarray, pattern: str) -> np.ndarray:
@@ -115,31 +148,52 @@ def cfa_rgb(mosaic: np.ndarray, pattern: str) -> np.ndarray:
     return out
 
 
+def _cfa_block(block: np.ndarray, pattern: str) -> np.ndarray:
+    """:func:`cfa_rgb` of every frame of a block ``(..., H, W)``: ``(..., H, W, 3)``."""
+    frames = block.reshape((-1, *block.shape[-2:]))
+    return np.stack([cfa_rgb(f, pattern) for f in frames]).reshape((*block.shape, 3))
+
+
+def _cfa_view(data: Any, pattern: str) -> Any:
+    """The CFA view of a mosaic (NumPy, at once) or of a lazy stack (dask, frame by frame)."""
+    if isinstance(data, np.ndarray):
+        return cfa_rgb(data, pattern)
+    return data.map_blocks(_cfa_block, pattern, new_axis=data.ndim, chunks=(*data.chunks, (3,)), dtype=np.float32, meta=np.empty((0,) * (data.ndim + 1), np.float32))
+
+
 def raw_layer_data(
-    mosaic: np.ndarray,
+    mosaic: Any,
     camera: Camera | str | Mapping[str, Any],
     name: str,
     path: str | os.PathLike[str] | None = None,
     *,
     cfa_layer: bool = True,
+    pixel_size: tuple[float, float] | None = None,
+    axes: tuple[str, ...] | None = None,
 ) -> list[LayerData]:
-    """Layer data tuples for a normalised mosaic (see the module docstring)."""
+    """Layer data tuples for a normalised mosaic ``(H, W)`` or a lazy stack ``(*frames, H, W)`` (see the module docstring).
+
+    ``pixel_size`` ``(y, x)`` in µm sets the layers' scale and units; ``axes`` labels the
+    axes of a stack (one per axis of ``mosaic``).
+    """
     camera = Camera.get(camera)
-    data = np.asarray(mosaic, dtype=np.float32)
+    data = np.asarray(mosaic, dtype=np.float32) if isinstance(mosaic, np.ndarray) or not hasattr(mosaic, "map_blocks") else mosaic
+    if data.ndim < 2:
+        raise InputError(f"{name}: a raw layer needs an (H, W) mosaic or a stack of them, got shape {np.shape(data)}")
+    if axes is not None and len(axes) != data.ndim:
+        raise InputError(f"{name}: {len(axes)} axis labels {axes} for {data.ndim} axes")
     metadata = {
         METADATA_CAMERA: camera_to_metadata(camera),
         METADATA_PATTERN: camera.pattern,
         METADATA_PATH: None if path is None else str(path),
     }
-    layers: list[LayerData] = [(data, {"name": name, "colormap": "gray", "metadata": metadata}, "image")]
+    common = physical_scale(data.ndim - 2, pixel_size)
+    if axes is not None and data.ndim > 2:
+        common["axis_labels"] = tuple(axes)
+    layers: list[LayerData] = [(data, {"name": name, "colormap": "gray", "metadata": metadata, **common}, "image")]
     if cfa_layer:
-        layers.append(
-            (
-                cfa_rgb(data, camera.pattern),
-                {"name": f"{name} [CFA]", "rgb": True, "opacity": 0.6, "visible": False, "metadata": {METADATA_CFA_OF: name, METADATA_PATTERN: camera.pattern}},
-                "image",
-            )
-        )
+        kwargs = {"name": f"{name} [CFA]", "rgb": True, "opacity": 0.6, "visible": False, "metadata": {METADATA_CFA_OF: name, METADATA_PATTERN: camera.pattern}}
+        layers.append((_cfa_view(data, camera.pattern), {**kwargs, **common}, "image"))
     return layers
 
 
@@ -149,15 +203,26 @@ def read_raw_layers(
     *,
     cfa_layer: bool = True,
 ) -> list[LayerData]:
-    """Read a raw TIFF/DNG with ``ispkit.io.read_raw`` and return its layer data tuples.
+    """Read a raw TIFF/DNG, a multi-page (OME-)TIFF stack or a folder of raw files; their layer data tuples.
 
-    Raises ``FileNotFoundError`` for a missing file and ``ispkit.RawFormatError`` for an
-    unsupported or unreadable one, or for a TIFF without camera metadata (the message
-    says to pass a camera or write a sidecar).
+    A single mosaic is read with ``ispkit.io.read_raw``; stacks and folders lazily
+    (:mod:`napari_drift.logic.stacks`). Raises ``FileNotFoundError`` for a missing path and
+    ``ispkit.RawFormatError`` for an unsupported or unreadable file, or for a TIFF without
+    camera metadata (the message says to pass a camera or write a sidecar);
+    ``ispkit.InputError`` for a folder without raw files.
     """
+    from .stacks import folder_stack, pixel_size_of, tiff_stack
+
     path = Path(path)
+    if path.is_dir():
+        stack = folder_stack(path, camera)
+        return raw_layer_data(stack.frames, stack.camera, stack.name, path, cfa_layer=cfa_layer, pixel_size=stack.pixel_size, axes=stack.axes)
     if path.suffix.lower() not in SUFFIXES:
-        raise RawFormatError(f"{path}: napari-drift reads raw mosaics from {', '.join(SUFFIXES)} files, not {path.suffix or 'extension-less files'!r}")
+        raise RawFormatError(f"{path}: napari-drift reads raw mosaics from {', '.join(SUFFIXES)} files and folders of them, not {path.suffix or 'extension-less files'!r}")
+    if path.suffix.lower() != ".dng":
+        stack = tiff_stack(path, camera)
+        if stack is not None:
+            return raw_layer_data(stack.frames, stack.camera, stack.name, path, cfa_layer=cfa_layer, pixel_size=stack.pixel_size, axes=stack.axes)
     try:
         image = read_raw(path, camera=camera)
     except RawFormatError as exc:
@@ -168,4 +233,4 @@ def read_raw_layers(
                 "napari_drift.logic.read_raw_layers(path, camera='microscopy') and add the layers yourself."
             ) from exc
         raise
-    return raw_layer_data(image.mosaic, image.camera, path.stem, path, cfa_layer=cfa_layer)
+    return raw_layer_data(image.mosaic, image.camera, path.stem, path, cfa_layer=cfa_layer, pixel_size=pixel_size_of(path, image.camera))

@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from napari.utils import notifications
 from qtpy.QtWidgets import QComboBox
 
@@ -19,6 +20,72 @@ def notify_error(message: str) -> None:
 
 def notify_warning(message: str) -> None:
     notifications.show_warning(message)
+
+
+def layer_kind(layer: Any) -> str:
+    """The napari layer type of ``layer`` (``"Points"``, ``"Image"``), also through napari's
+    proxies (widgets docked from the manifest see ``PublicOnlyProxy`` objects, whose
+    ``type()`` is the proxy's; ``__class__`` is the layer's)."""
+    return layer.__class__.__name__
+
+
+def frame_axes(layer: Any) -> int:
+    """How many frame axes ``layer`` has before its 2-D image (0 for a single image; RGB channels not counted)."""
+    return max(np.ndim(layer.data) - (3 if getattr(layer, "rgb", False) else 2), 0)
+
+
+def current_frame(viewer: Any, layer: Any) -> tuple[int, ...]:
+    """The frame of ``layer`` that ``viewer`` shows: one index per frame axis (``()`` for a single image)."""
+    axes = frame_axes(layer)
+    if not axes:
+        return ()
+    point = tuple(viewer.dims.point)[-layer.ndim :]
+    coordinates = layer.world_to_data(point)[:axes]
+    shape = np.shape(layer.data)[:axes]
+    return tuple(int(min(max(round(float(c)), 0), n - 1)) for c, n in zip(coordinates, shape))
+
+
+def derived_geometry(source: Any, leading: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``scale``, ``units`` and ``axis_labels`` for a layer computed from ``source`` (views of a
+    raw layer), with extra ``leading`` axes (e.g. ``("preset",)``): it then lies on ``source``
+    in world coordinates, in the same physical units."""
+    n = len(leading)
+    return {
+        "scale": (1.0,) * n + tuple(float(s) for s in source.scale),
+        "units": ("pixel",) * n + tuple(str(u) for u in source.units),
+        "axis_labels": tuple(leading) + tuple(str(a) for a in source.axis_labels),
+    }
+
+
+def image_geometry(source: Any) -> dict[str, Any]:
+    """``scale`` and ``units`` of ``source``'s last two (image) axes, for a 2-D layer made from one of its frames."""
+    return {"scale": tuple(float(s) for s in source.scale)[-2:], "units": tuple(str(u) for u in source.units)[-2:]}
+
+
+def viewer_units(viewer: Any) -> dict[str, Any]:
+    """``units`` for a new 2-D layer that is not physical (a figure): those of the viewer's
+    layers when they have physical units, else nothing. napari warns ("Inconsistent units
+    across layers") and stops using units when the layers' units differ."""
+    for layer in viewer.layers:
+        units = tuple(str(u) for u in layer.units)[-2:]
+        if any(u != "pixel" for u in units):
+            return {"units": units}
+    return {}
+
+
+def put_layer(viewer: Any, layer: Any, data: Any, kwargs: dict[str, Any]) -> Any:
+    """Show ``data`` in ``layer`` (updated in place when it is still in ``viewer`` with as many
+    axes), else in a new RGB image layer; ``kwargs`` as for ``viewer.add_image`` (name,
+    metadata, scale, units, axis_labels, contrast_limits, visible). Returns the layer shown."""
+    if layer is not None and layer in viewer.layers and np.ndim(layer.data) == np.ndim(data):
+        layer.data = data
+        for key in ("name", "metadata", "scale", "units", "axis_labels", "contrast_limits"):
+            if key in kwargs:
+                setattr(layer, key, kwargs[key])
+        return layer
+    if layer is not None and layer in viewer.layers:
+        viewer.layers.remove(layer)
+    return viewer.add_image(data, rgb=True, **kwargs)
 
 
 def guarded(slot: Callable[..., Any]) -> Callable[..., Any]:

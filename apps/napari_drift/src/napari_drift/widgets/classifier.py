@@ -4,7 +4,9 @@ Source (combo): *Auto* prefers the composer's preview layer (metadata ``ispkit_p
 else the first raw layer; or any RGB image layer / raw layer by name. RGB layers are fed
 as they are; raw layers go through the checkpoint's own training pipeline. The widget
 re-runs whenever the source layer's data changes (``layer.events.data``: the composer
-replaces its preview's data after every edit), debounced, in a ``thread_worker``.
+replaces its preview's data after every edit), debounced, in a ``thread_worker``. A stack
+source (a preview of a raw stack, a raw stack) is predicted on the frame the viewer shows,
+again whenever the viewer moves to another frame.
 
 Classification checkpoints: predicted class (large) and a probability table with bars.
 Segmentation checkpoints: the predicted mask as a labels layer ``prediction: <source>``.
@@ -31,7 +33,7 @@ from qtpy.QtWidgets import (
 
 from ..logic.classifier import ClassifierModel
 from ..logic.raw_layer import camera_from_metadata, is_raw_layer
-from ._common import guarded, notify_error
+from ._common import current_frame, frame_axes, guarded, image_geometry, notify_error
 
 __all__ = ["AUTO", "ClassifierWidget", "MASK_PREFIX"]
 
@@ -41,8 +43,9 @@ DEBOUNCE_MS = 100
 
 
 def _is_rgb_layer(layer: Any) -> bool:
+    """An RGB image layer (a view, or a stack of views), not a CFA view."""
     data = getattr(layer, "data", None)
-    return bool(getattr(layer, "rgb", False)) and getattr(data, "ndim", None) == 3 and "ispkit_cfa_of" not in getattr(layer, "metadata", {})
+    return bool(getattr(layer, "rgb", False)) and (getattr(data, "ndim", 0) or 0) >= 3 and "ispkit_cfa_of" not in getattr(layer, "metadata", {})
 
 
 def _usable(layer: Any) -> bool:
@@ -112,6 +115,8 @@ class ClassifierWidget(QWidget):
         events = napari_viewer.layers.events
         for emitter in (events.inserted, events.removed, events.reordered):
             emitter.connect(self._on_layers_changed)
+        napari_viewer.dims.events.current_step.connect(self._on_step)
+        self._frame: tuple[int, ...] = ()
         self._refresh_sources()
 
     # -- public API -------------------------------------------------------------------------
@@ -215,6 +220,17 @@ class ClassifierWidget(QWidget):
         except RuntimeError:
             pass
 
+    def _on_step(self, *_: Any) -> None:
+        """The viewer moved: a stack source is predicted again when its shown frame changed."""
+        try:
+            if self._source is not None and frame_axes(self._source) and current_frame(self.viewer, self._source) != self._frame:
+                self.schedule()
+        except RuntimeError:  # widget deleted: stop listening
+            try:
+                self.viewer.dims.events.current_step.disconnect(self._on_step)
+            except Exception:  # noqa: BLE001
+                pass
+
     # -- running ----------------------------------------------------------------------------
 
     def _start(self) -> None:
@@ -227,12 +243,15 @@ class ClassifierWidget(QWidget):
         try:
             import numpy as np
 
-            data = np.array(layer.data, copy=True)
+            self._frame = current_frame(self.viewer, layer)
+            shown = layer.data[self._frame] if self._frame else layer.data  # lazy for a stack: read in the worker
+            if not hasattr(shown, "compute"):
+                shown = np.array(shown, copy=True)  # the layer's data may be replaced while the worker runs
             if _is_rgb_layer(layer):
-                work = lambda: model.predict_view(data)  # noqa: E731
+                work = lambda: model.predict_view(np.asarray(shown))  # noqa: E731
             else:
                 camera = camera_from_metadata(layer.metadata)
-                work = lambda: model.predict_mosaic(data, camera)  # noqa: E731
+                work = lambda: model.predict_mosaic(np.asarray(shown, dtype=np.float64), camera)  # noqa: E731
         except Exception as exc:  # noqa: BLE001
             notify_error(f"Classifier: {type(exc).__name__}: {exc}")
             return
@@ -282,7 +301,7 @@ class ClassifierWidget(QWidget):
                 self.mask_layer.data = mask
                 self.mask_layer.name = name
             else:
-                self.mask_layer = self.viewer.add_labels(mask, name=name, opacity=0.5)
+                self.mask_layer = self.viewer.add_labels(mask, name=name, opacity=0.5, **image_geometry(layer))
             self.prediction_label.setText(f"mask: {float((mask > 0).mean()):.1%} foreground")
             self.table.setRowCount(0)
         self.predicted.emit(prediction)

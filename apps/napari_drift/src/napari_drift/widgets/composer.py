@@ -5,6 +5,12 @@ only the Qt view of it. Previews are debounced (:data:`DEBOUNCE_MS`) and compute
 napari ``thread_worker``; at most one computation runs at a time, and a result whose
 pipeline is no longer current is dropped (a function worker cannot be interrupted, so
 "cancel" means: never shown, and the latest request runs as soon as the busy one ends).
+
+A stack source (a multi-page TIFF, OME-TIFF or folder) gets a lazy preview stack, frame
+by frame (:meth:`~napari_drift.logic.ComposerModel.preview_stack`): napari processes the
+frame it shows. The preview lies on its source (same scale and units) and is shown with
+:func:`~napari_drift.logic.composer.view_contrast_limits` of the view (of the frame shown
+when the edit was made), so a view of a very dark raw is not black.
 """
 
 from __future__ import annotations
@@ -33,9 +39,9 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from ..logic.composer import ComposerModel, ParamRow, format_value, parse_value
-from ..logic.raw_layer import is_raw_layer, mosaic_from_layer
-from ._common import RawLayerCombo, guarded, notify_error
+from ..logic.composer import ComposerModel, ParamRow, format_value, parse_value, view_contrast_limits
+from ..logic.raw_layer import camera_from_metadata, is_raw_layer, mosaic_from_layer
+from ._common import RawLayerCombo, current_frame, derived_geometry, frame_axes, guarded, layer_kind, notify_error, put_layer
 
 __all__ = ["ComposerWidget", "DEBOUNCE_MS", "PREVIEW_PREFIX", "find_composer"]
 
@@ -71,7 +77,8 @@ class ComposerWidget(QWidget):
         self._serial = next(_SERIAL)
         _INSTANCES.add(self)
         self._source: Any = None
-        self._mosaic: np.ndarray | None = None
+        self._mosaic: np.ndarray | None = None  # a single mosaic's data
+        self._frames: Any = None  # a stack's lazy frames
         self._preview_layer: Any = None
         self._generation = 0
         self._busy = False
@@ -150,16 +157,19 @@ class ComposerWidget(QWidget):
             return False
         if not is_raw_layer(layer):
             notify_error(
-                f"Layer {layer.name!r} ({type(layer).__name__}) is not an ispkit raw mosaic: the composer needs a 2-D image "
+                f"Layer {layer.name!r} ({layer_kind(layer)}) is not an ispkit raw mosaic: the composer needs a grey image "
                 "layer opened with the napari-drift reader or sample data."
             )
             return False
         try:
-            mosaic, camera = mosaic_from_layer(layer)
+            if frame_axes(layer):
+                mosaic, frames, camera = None, layer.data, camera_from_metadata(layer.metadata)
+            else:
+                (mosaic, camera), frames = mosaic_from_layer(layer), None
         except Exception as exc:  # noqa: BLE001
             notify_error(f"Cannot use layer {layer.name!r}: {exc}")
             return False
-        self._source, self._mosaic = layer, mosaic
+        self._source, self._mosaic, self._frames = layer, mosaic, frames
         if self.layer_combo.currentText() != layer.name:
             self.layer_combo.blockSignals(True)
             self.layer_combo.setCurrentText(layer.name)
@@ -172,7 +182,7 @@ class ComposerWidget(QWidget):
 
     def schedule_preview(self) -> None:
         """(Re)start the debounce timer; the preview is computed when edits pause."""
-        if self._mosaic is not None:
+        if self._mosaic is not None or self._frames is not None:
             self._generation += 1
             self._timer.start()
 
@@ -323,17 +333,29 @@ class ComposerWidget(QWidget):
     # -- preview -------------------------------------------------------------------------
 
     def _start_preview(self) -> None:
-        if self._mosaic is None:
+        if self._mosaic is None and self._frames is None:
             return
         if self._busy:
             self._pending = True
             return
         self._busy = True
-        generation, label, mosaic = self._generation, self.model.label, self._mosaic
+        generation, label = self._generation, self.model.label
         pipeline_yaml = self.model.pipeline.to_yaml()
-        compute = self.model.preview_function()
-        worker = thread_worker(compute, start_thread=False)(mosaic)
-        worker.returned.connect(lambda data: self._show_preview(generation, label, pipeline_yaml, data))
+        if self._frames is not None:
+            stack, frame = self.model.preview_stack(self._frames), current_frame(self.viewer, self._source)
+
+            def work() -> tuple[Any, tuple[float, float]]:
+                return stack, view_contrast_limits(np.asarray(stack[frame]))
+
+        else:
+            compute, mosaic = self.model.preview_function(), self._mosaic
+
+            def work() -> tuple[Any, tuple[float, float]]:
+                view = compute(mosaic)
+                return view, view_contrast_limits(view)
+
+        worker = thread_worker(work, start_thread=False)()
+        worker.returned.connect(lambda result: self._show_preview(generation, label, pipeline_yaml, *result))
         worker.errored.connect(lambda exc: notify_error(f"Preview failed: {type(exc).__name__}: {exc}"))
         worker.finished.connect(self._on_worker_finished)
         self._worker = worker
@@ -347,22 +369,15 @@ class ComposerWidget(QWidget):
             self._start_preview()
 
     @guarded
-    def _show_preview(self, generation: int, label: str, pipeline_yaml: str, data: np.ndarray) -> None:
+    def _show_preview(self, generation: int, label: str, pipeline_yaml: str, data: Any, limits: tuple[float, float]) -> None:
         if generation != self._generation:
             if not self._timer.isActive():
                 self._pending = True  # outdated: drop it; the current request runs next
             return
-        name = PREVIEW_PREFIX + label
         metadata = {"ispkit_preview_of": getattr(self._source, "name", None), "ispkit_pipeline": pipeline_yaml}
-        layer = self._preview_layer
-        if layer is not None and layer in self.viewer.layers:
-            layer.data = data
-            layer.name = name
-            layer.metadata = metadata
-        else:
-            layer = self.viewer.add_image(data, name=name, rgb=True, metadata=metadata)
-            self._preview_layer = layer
-        self.preview_updated.emit(layer)
+        kwargs = {"name": PREVIEW_PREFIX + label, "metadata": metadata, "contrast_limits": limits, **derived_geometry(self._source)}
+        self._preview_layer = put_layer(self.viewer, self._preview_layer, data, kwargs)
+        self.preview_updated.emit(self._preview_layer)
 
 
 def _tooltip(p: ParamRow) -> str:

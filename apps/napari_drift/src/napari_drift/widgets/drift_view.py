@@ -3,22 +3,28 @@
 Two layers, replaced on every *Compute*: ``drift: <layer>`` (N, H, W, 3) with one slice per
 preset and ``drift |Δ <reference>|: <layer>``, the per-pixel absolute difference to the
 reference preset's view. Both carry the preset names in ``metadata["ispkit_presets"]``;
-the viewer's first axis is labelled ``preset`` and a text overlay names the preset of the
-current slice (``viewer.canvas.overlays.text``, top left). Computed in a napari ``thread_worker`` (see :mod:`napari_drift.logic.drift_view`).
+their first axis is labelled ``preset`` and a text overlay names the preset of the
+current slice (``viewer.canvas.overlays.text``, top left). A single mosaic is computed in a
+napari ``thread_worker``; a stack of frames (``(*frames, H, W)``) gets lazy layers
+``(N, *frames, H, W, 3)``, a view computed when napari shows it (see
+:mod:`napari_drift.logic.drift_view`). The layers lie on the raw layer (same scale and
+units) and are shown with :func:`~napari_drift.logic.composer.view_contrast_limits`, so the
+views of a very dark raw are not black.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from napari.qt.threading import thread_worker
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
-from ..logic.composer import ComposerModel
-from ..logic.drift_view import METADATA_PRESETS, METADATA_REFERENCE, drift_stack
-from ..logic.raw_layer import mosaic_from_layer
-from ._common import RawLayerCombo, guarded, notify_error
+from ..logic.composer import ComposerModel, view_contrast_limits
+from ..logic.drift_view import METADATA_PRESETS, METADATA_REFERENCE, drift_stack, lazy_drift_stack
+from ..logic.raw_layer import camera_from_metadata, mosaic_from_layer
+from ._common import RawLayerCombo, current_frame, derived_geometry, frame_axes, guarded, notify_error, put_layer
 
 __all__ = ["DriftViewWidget", "STACK_PREFIX", "DIFF_PREFIX"]
 
@@ -114,15 +120,9 @@ class DriftViewWidget(QWidget):
         reference = self.reference_combo.currentText()
         if reference not in names:
             names = [reference, *names]  # the reference must be computed too
-        mosaic, camera = mosaic_from_layer(layer)
-        backend = self.backend_combo.currentText()
-
-        def work() -> tuple:
-            stack = drift_stack(mosaic, camera, names, backend=backend)
-            return stack, stack.difference(reference)
-
+        work = self._work(layer, names, reference)
         worker = thread_worker(work, start_thread=False)()
-        worker.returned.connect(lambda result: self._show(layer.name, reference, *result))
+        worker.returned.connect(lambda result: self._show(layer, reference, *result))
         worker.errored.connect(lambda exc: notify_error(f"Drift stack failed: {type(exc).__name__}: {exc}"))
         worker.finished.connect(self._on_finished)
         self._worker = worker
@@ -130,6 +130,26 @@ class DriftViewWidget(QWidget):
         self.status.setText(f"computing {len(names)} views of {layer.name}…")
         worker.start()
         return True
+
+    def _work(self, layer: Any, names: list[str], reference: str) -> Any:
+        """The computation for a worker: ``(stack, difference, view limits, difference limits)``.
+
+        A single mosaic's views are computed there; a stack's stay lazy, and only the views
+        of the frame shown are computed, for their contrast limits.
+        """
+        if frame_axes(layer):
+            frames, camera, frame = layer.data, camera_from_metadata(layer.metadata), current_frame(self.viewer, layer)
+            lazy, backend = True, "numpy"
+        else:
+            (mosaic, camera), lazy, backend = mosaic_from_layer(layer), False, self.backend_combo.currentText()
+
+        def work() -> tuple:
+            stack = lazy_drift_stack(frames, camera, names) if lazy else drift_stack(mosaic, camera, names, backend=backend)
+            difference = stack.difference(reference)
+            shown = (slice(None), *frame) if lazy else (slice(None),)
+            return stack, difference, view_contrast_limits(np.asarray(stack.data[shown])), view_contrast_limits(np.asarray(difference[shown]))
+
+        return work
 
     # -- slots --------------------------------------------------------------------------
 
@@ -142,36 +162,27 @@ class DriftViewWidget(QWidget):
         self.compute_button.setEnabled(True)
 
     @guarded
-    def _show(self, source: str, reference: str, stack: Any, difference: Any) -> None:
+    def _show(self, source: Any, reference: str, stack: Any, difference: Any, limits: tuple, diff_limits: tuple) -> None:
         self._names = stack.names
-        metadata = {METADATA_PRESETS: list(stack.names), METADATA_REFERENCE: reference, "ispkit_drift_of": source}
-        self.stack_layer = self._put(self.stack_layer, STACK_PREFIX + source, stack.data, metadata, {})
-        self.diff_layer = self._put(self.diff_layer, DIFF_PREFIX.replace("ref", reference) + source, difference, metadata, {"visible": False})
-        try:
-            labels = list(self.viewer.dims.axis_labels)
-            if len(labels) == 3:
-                labels[0] = "preset"
-                self.viewer.dims.axis_labels = labels
-        except Exception:  # noqa: BLE001 - cosmetic
-            pass
+        metadata = {METADATA_PRESETS: list(stack.names), METADATA_REFERENCE: reference, "ispkit_drift_of": source.name}
+        geometry = derived_geometry(source, ("preset",))
+        self.stack_layer = put_layer(
+            self.viewer, self.stack_layer, stack.data, {"name": STACK_PREFIX + source.name, "metadata": metadata, "contrast_limits": limits, **geometry}
+        )
+        diff_kwargs = {"name": DIFF_PREFIX.replace("ref", reference) + source.name, "metadata": dict(metadata), "contrast_limits": diff_limits, **geometry}
+        if self.diff_layer is None or self.diff_layer not in self.viewer.layers:
+            diff_kwargs["visible"] = False
+        self.diff_layer = put_layer(self.viewer, self.diff_layer, difference, diff_kwargs)
         self.status.setText(f"{len(stack.names)} presets; reference {reference}. Move the 'preset' slider to flip through them.")
         self._update_overlay()
         self.computed.emit(self.stack_layer, self.diff_layer)
 
-    def _put(self, layer: Any, name: str, data: Any, metadata: dict, kwargs: dict) -> Any:
-        if layer is not None and layer in self.viewer.layers:
-            layer.data = data
-            layer.name = name
-            layer.metadata = metadata
-            return layer
-        return self.viewer.add_image(data, name=name, rgb=True, metadata=metadata, **kwargs)
-
     def current_preset(self) -> str | None:
         """The preset of the slice the viewer shows (None before a stack exists)."""
-        if not self._names or self.stack_layer is None:
+        if not self._names or self.stack_layer is None or self.stack_layer not in self.viewer.layers:
             return None
         try:
-            index = int(self.viewer.dims.current_step[0])
+            index = current_frame(self.viewer, self.stack_layer)[0]  # the drift layer's first axis: the preset
         except Exception:  # noqa: BLE001
             return None
         return self._names[min(max(index, 0), len(self._names) - 1)]

@@ -41,7 +41,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..logic.jobs import JobError, JobRunner, adjustment_pipelines, figures, forensics_pipelines
-from ._common import guarded, notify_error
+from ._common import guarded, notify_error, viewer_units
 
 __all__ = ["JobsWidget", "FIGURE_PREFIX", "PROGRESS_INTERVAL_MS"]
 
@@ -281,7 +281,7 @@ class JobsWidget(QWidget):
             except Exception as exc:  # noqa: BLE001
                 notify_error(f"Cannot read figure {path}: {exc}")
                 continue
-            layer = self.viewer.add_image(data, name=FIGURE_PREFIX + path.stem, rgb=True, metadata={"ispkit_figure": str(path)})
+            layer = self.viewer.add_image(data, name=FIGURE_PREFIX + path.stem, rgb=True, metadata={"ispkit_figure": str(path)}, **viewer_units(self.viewer))
             self.figure_layers.append(layer)
         for layer in self.figure_layers[:-1]:
             layer.visible = False
