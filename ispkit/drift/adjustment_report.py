@@ -44,11 +44,9 @@ import torch
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ..atomic import atomic_write_text
 from ..pipeline import Pipeline
+from .html_report import compact, embed_figure, escape, fmt, new_figure, save_figures, write_page
 from .results import AdjustmentResults
-from .forensics_report import _array
-from .html_report import embed_figure, escape, fmt, html_document, new_figure, save_png
 from .units import slug
 
 __all__ = ["ARM_COLOURS", "plot_curves", "plot_learned_views", "changed_params", "write_adjustment_report"]
@@ -244,21 +242,30 @@ def write_adjustment_report(
         ``run_dir/report.html``.
     """
     run_dir = Path(run_dir)
-    figures = run_dir / "figures"
-    curves_png = save_png(plot_curves(results), figures / "curves.png")
-    learned: dict[str, tuple[bytes, list[tuple[str, Any, Any]]]] = {}
+    figures = {"curves": plot_curves(results)}
+    changed: dict[str, list[tuple[str, Any, Any]]] = {}
     for key in _intensity_keys(results):
         found = _learned_views(run_dir, key, pipeline, samples)
         if found is not None:
             ref_views, learned_views, learned_pipeline = found
-            png = save_png(plot_learned_views(ref_views, learned_views, key), figures / f"views_{slug(key)}.png")
-            learned[key] = (png, changed_params(pipeline, learned_pipeline))
-    written = {f"views_{slug(k)}.png" for k in learned}
-    for stale in figures.glob("views_*.png"):
-        if stale.name not in written:
-            stale.unlink(missing_ok=True)
-    page = _page(results, curves_png, learned, config_text, title)
-    return atomic_write_text(run_dir / "report.html", page)
+            figures[f"views_{slug(key)}"] = plot_learned_views(ref_views, learned_views, key)
+            changed[key] = changed_params(pipeline, learned_pipeline)
+    images = save_figures(run_dir, figures, stale="views_*")
+    sections = [
+        "<h2>Validation curves</h2>",
+        embed_figure(images["curves"], "validation metric per epoch: mean over folds (line) and ± std (band), per arm and intensity"),
+        "<h2>Final and best epoch</h2>",
+        _final_table(results),
+    ]
+    for key, rows in changed.items():
+        sections += [
+            f"<h2>Learned pipeline, intensity {escape(key)}</h2>",
+            embed_figure(images[f"views_{slug(key)}"], f"intensity {key}: sample raws through the reference (top) and the learned fold-0 pipeline (bottom)"),
+            _changed_table(key, rows),
+        ]
+    details = [f"pipeline: {escape(results.pipeline)}", f"arms: {escape(', '.join(_all_arms(results)))}", f"{results.folds} folds", f"{results.epochs} epochs"]
+    return write_page(run_dir, title, task=results.task, metric=results.metric, details=details, summary=_summary(results), sections=sections,
+                      config_text=config_text, extra_css=_EXTRA_CSS)  # fmt: skip
 
 
 def _learned_views(
@@ -277,35 +284,6 @@ def _learned_views(
         ref_views = reference.to_torch()(raws).clamp(0.0, 1.0).numpy()
         learned_views = found.to_torch()(raws).clamp(0.0, 1.0).numpy()
     return ref_views, learned_views, found
-
-
-def _page(
-    results: AdjustmentResults,
-    curves_png: bytes,
-    learned: dict[str, tuple[bytes, list[tuple[str, Any, Any]]]],
-    config_text: str | None,
-    title: str,
-) -> str:
-    parts = [
-        f"<h1>{escape(title)}</h1>",
-        f'<p class="meta">task: {escape(results.task)} · metric: {escape(results.metric)} · pipeline: {escape(results.pipeline)} · '
-        f"arms: {escape(', '.join(_all_arms(results)))} · {results.folds} folds · {results.epochs} epochs</p>",
-        "<h2>Summary</h2>",
-        f"<p>{_summary(results)}</p>",
-        "<h2>Validation curves</h2>",
-        embed_figure(curves_png, "validation metric per epoch: mean over folds (line) and ± std (band), per arm and intensity"),
-        "<h2>Final and best epoch</h2>",
-        _final_table(results),
-    ]
-    for key, (png, changed) in learned.items():
-        parts += [
-            f"<h2>Learned pipeline, intensity {escape(key)}</h2>",
-            embed_figure(png, f"intensity {key}: sample raws through the reference (top) and the learned fold-0 pipeline (bottom)"),
-            _changed_table(key, changed),
-        ]
-    if config_text is not None:
-        parts += ["<h2>Configuration</h2>", f"<pre>{escape(config_text)}</pre>"]
-    return html_document(title, "\n".join(parts), _EXTRA_CSS)
 
 
 def _mean_std(entry: tuple[float, float] | None) -> str:
@@ -354,7 +332,7 @@ def _value(value: Any) -> str:
     if value is None:
         return "—"
     try:
-        return _array(value)
+        return compact(value)
     except (TypeError, ValueError):
         return str(value)
 

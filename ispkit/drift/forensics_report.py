@@ -43,10 +43,9 @@ import torch
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ..atomic import atomic_write_text
 from ..pipeline import Pipeline
+from .html_report import compact, embed_figure, escape, fmt, new_figure, num, save_figures, write_page
 from .results import ForensicsResults, plain_lambda
-from .html_report import embed_figure, escape, fmt, html_document, new_figure, save_png
 from .units import slug
 
 __all__ = ["plot_signature", "plot_views", "write_forensics_report"]
@@ -217,8 +216,8 @@ def write_forensics_report(
     run_dir
         The forensics run folder; the found pipelines are read from
         ``units/<subset>/lambda_<λ>/pipeline.yaml``. Figures go to ``run_dir/figures/``:
-        ``signature.png`` and, with ``raws``, ``views_<subset>.png`` (views PNGs left by
-        an earlier call are removed otherwise).
+        ``signature.png`` and, with ``raws`` and views to show, ``views_<subset>.png``; views
+        PNGs left by an earlier call and not written now are removed.
     results
         The sweep.
     pipeline
@@ -238,20 +237,24 @@ def write_forensics_report(
         ``run_dir/report.html``.
     """
     run_dir = Path(run_dir)
-    figures = run_dir / "figures"
-    images = {"signature": save_png(plot_signature(results), figures / "signature.png")}
+    figures = {"signature": plot_signature(results)}
     subset = "all" if "all" in results.subsets else results.subsets[0]
-    views_name = f"views_{slug(subset)}.png"
-    for stale in figures.glob("views_*.png"):
-        if raws is None or stale.name != views_name:
-            stale.unlink(missing_ok=True)
-    if raws is not None:
-        views = _views(run_dir, results, subset, pipeline, raws)
-        if views:
-            metrics = {lam: results.run(subset, lam).metric for lam in views}
-            images["views"] = save_png(plot_views(views, list(views), subset, metrics), figures / views_name)
-    page = _page(results, images, subset, config_text, title)
-    return atomic_write_text(run_dir / "report.html", page)
+    views = _views(run_dir, results, subset, pipeline, raws) if raws is not None else {}
+    views_name = f"views_{slug(subset)}"
+    if views:
+        metrics = {lam: results.run(subset, lam).metric for lam in views}
+        figures[views_name] = plot_views(views, list(views), subset, metrics)
+    images = save_figures(run_dir, figures, stale="views_*")
+    sections = [
+        "<h2>Forensic signature</h2>",
+        embed_figure(images["signature"], "metric against λ and against the view distance, per parameter subset"),
+    ]
+    if views_name in images:
+        sections += ["<h2>Views</h2>", embed_figure(images[views_name], f"raw images through the pipelines found for subset {subset}")]
+    sections += ["<h2>Metric per subset and λ</h2>", _sweep_table(results), "<h2>Operating specification</h2>", _spec_table(results)]
+    details = [f"{len(results.subsets)} subsets × {len(results.lambdas)} λ values", f"distance: {escape(results.distance)}"]
+    return write_page(run_dir, title, task=results.task, metric=results.metric, details=details, summary=_summary(results), sections=sections,
+                      config_text=config_text, extra_css=_EXTRA_CSS)  # fmt: skip
 
 
 def _views(run_dir: Path, results: ForensicsResults, subset: str, reference: Pipeline | None, raws: torch.Tensor) -> dict[float, np.ndarray]:
@@ -268,25 +271,6 @@ def _views(run_dir: Path, results: ForensicsResults, subset: str, reference: Pip
         with torch.no_grad():
             views[lam] = found.to_torch()(raws).numpy()
     return views
-
-
-def _page(results: ForensicsResults, images: dict[str, bytes], subset: str, config_text: str | None, title: str) -> str:
-    parts = [
-        f"<h1>{escape(title)}</h1>",
-        f'<p class="meta">task: {escape(results.task)} · metric: {escape(results.metric)} · '
-        f"{len(results.subsets)} subsets × {len(results.lambdas)} λ values · distance: {escape(results.distance)}</p>",
-        "<h2>Summary</h2>",
-        f"<p>{_summary(results)}</p>",
-        "<h2>Forensic signature</h2>",
-        embed_figure(images["signature"], "metric against λ and against the view distance, per parameter subset"),
-    ]
-    if "views" in images:
-        parts += ["<h2>Views</h2>", embed_figure(images["views"], f"raw images through the pipelines found for subset {subset}")]
-    parts += ["<h2>Metric per subset and λ</h2>", _sweep_table(results),
-              "<h2>Operating specification</h2>", _spec_table(results)]
-    if config_text is not None:
-        parts += ["<h2>Configuration</h2>", f"<pre>{escape(config_text)}</pre>"]
-    return html_document(title, "\n".join(parts), _EXTRA_CSS)
 
 
 def _summary(results: ForensicsResults) -> str:
@@ -314,7 +298,7 @@ def _sweep_table(results: ForensicsResults) -> str:
         for lam in order:
             run = results.run(subset, lam)
             bad = ' class="num bad"' if run.metric < floor else ' class="num"'
-            cells.append(f"<td{bad}>{fmt(run.metric)}<br><small>d {escape(_num(run.distance))}</small></td>")
+            cells.append(f"<td{bad}>{fmt(run.metric)}<br><small>d {escape(num(run.distance))}</small></td>")
         rows.append(f"<tr><td>{escape(subset)}</td>{''.join(cells)}</tr>")
     return (
         f"<table><caption>{escape(results.metric)} (and view distance d) per subset and λ; "
@@ -332,8 +316,8 @@ def _spec_table(results: ForensicsResults) -> str:
         value = fmt(breaking[results.metric]) if breaking else "—"
         searched = "" if entry["searched"] else " <small>(not searched)</small>"
         rows.append(
-            f"<tr><td><code>{escape(name)}</code>{searched}</td><td>{escape(_array(entry['reference']))}</td>"
-            f"<td>{escape(_array(entry['safe_min']))}</td><td>{escape(_array(entry['safe_max']))}</td>"
+            f"<tr><td><code>{escape(name)}</code>{searched}</td><td>{escape(compact(entry['reference']))}</td>"
+            f"<td>{escape(compact(entry['safe_min']))}</td><td>{escape(compact(entry['safe_max']))}</td>"
             f"<td>{escape(_bounds(entry['bounds']))}</td><td class=\"num\">{lam}</td><td class=\"num\">{value}</td></tr>"
         )
     return (
@@ -344,23 +328,8 @@ def _spec_table(results: ForensicsResults) -> str:
     )
 
 
-def _num(value: float) -> str:
-    return f"{value:.3g}"
-
-
-def _array(values: Any) -> str:
-    """Compact text of a number or array: 3 significant digits; more than 9 values as ``min … max (n values)``."""
-    a = np.asarray(values, dtype=float)
-    if a.ndim == 0:
-        return _num(float(a))
-    flat = a.ravel()
-    if flat.size > 9:
-        return f"{_num(flat.min())} … {_num(flat.max())} ({flat.size} values)"
-    return "[" + ", ".join(_num(v) for v in flat) + "]"
-
-
 def _bounds(bounds: Sequence[Any]) -> str:
     low, high = bounds
     if low is None and high is None:
         return "unbounded"
-    return f"[{'−∞' if low is None else _num(low)}, {'∞' if high is None else _num(high)}]"
+    return f"[{'−∞' if low is None else num(low)}, {'∞' if high is None else num(high)}]"

@@ -1,15 +1,21 @@
-"""Building blocks of ispkit's reports: figures without pyplot, PNGs, one self-contained HTML page.
+"""The scaffolding of ispkit's reports: figures without pyplot, PNGs, one self-contained HTML page.
 
 Every report (drift synthesis, forensics, adjustment) is a single HTML file with its
 figures embedded as base64 PNG data URIs, inline CSS, no external resources and no
 JavaScript, so it can be mailed or archived with the run. Figures are
 :class:`matplotlib.figure.Figure` objects on an Agg canvas, made without pyplot, so no
-global state is touched.
+global state is touched. The three report modules share one structure, written here:
+:func:`save_figures` writes a run's figures under ``run_dir/figures/`` (and removes those
+an earlier report wrote but this one does not), and :func:`write_page` writes
+``run_dir/report.html`` -- heading, one-line description, summary, the report's own
+sections, the run's configuration.
 
 >>> fmt(0.12345), fmt(float("nan")), fmt(None)
 ('0.123', 'n/a', 'n/a')
 >>> escape("<b>")
 '&lt;b&gt;'
+>>> compact([0.5, 1 / 3]), compact(2.0), compact(range(12))
+('[0.5, 0.333]', '2', '0 … 11 (12 values)')
 """
 
 from __future__ import annotations
@@ -17,15 +23,20 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, atomic_write_text
 
-__all__ = ["DPI", "CSS", "new_figure", "save_png", "embed_figure", "html_document", "fmt", "escape"]
+__all__ = [
+    "DPI", "CSS", "new_figure", "save_png", "save_figures", "embed_figure", "html_document", "write_page", "fmt", "num", "compact", "escape",
+]  # fmt: skip
 
 DPI = 110
 """Resolution of the PNG figures."""
@@ -63,6 +74,22 @@ def save_png(fig: Figure, path: Path) -> bytes:
     return data
 
 
+def save_figures(run_dir: str | os.PathLike[str], figures: Mapping[str, Figure], *, stale: str | None = None) -> dict[str, bytes]:
+    """Write each figure as ``run_dir/figures/<name>.png`` (atomically) and return the PNG bytes by name.
+
+    ``stale`` is a glob (e.g. ``"views_*"``) of the figures this report writes only
+    sometimes: a PNG matching it that was not written now is removed, so that the folder
+    holds no figure of an earlier report that this one does not show.
+    """
+    folder = Path(run_dir) / "figures"
+    images = {name: save_png(figure, folder / f"{name}.png") for name, figure in figures.items()}
+    if stale is not None:
+        for path in folder.glob(f"{stale}.png"):
+            if path.stem not in images:
+                path.unlink(missing_ok=True)
+    return images
+
+
 def embed_figure(png: bytes, caption: str) -> str:
     """A ``<figure>`` with the PNG as a data URI and the escaped ``caption``."""
     data = base64.b64encode(png).decode("ascii")
@@ -80,11 +107,54 @@ def html_document(title: str, body: str, extra_css: str = "") -> str:
     )
 
 
+def write_page(
+    run_dir: str | os.PathLike[str],
+    title: str,
+    *,
+    task: str,
+    metric: str,
+    details: Iterable[str],
+    summary: str,
+    sections: Iterable[str],
+    config_text: str | None,
+    extra_css: str = "",
+) -> Path:
+    """Write ``run_dir/report.html`` (atomically) and return its path.
+
+    The page: ``title`` as heading; one line ``task: … · metric: … · <details>``; a
+    *Summary* section holding ``summary``; the report's own ``sections`` (HTML lines, in
+    order); and, when ``config_text`` is given, a *Configuration* section showing it
+    verbatim. ``title``, ``task``, ``metric`` and ``config_text`` are escaped here;
+    ``details``, ``summary`` and ``sections`` must already be.
+    """
+    meta = " · ".join([f"task: {escape(task)}", f"metric: {escape(metric)}", *details])
+    parts = [f"<h1>{escape(title)}</h1>", f'<p class="meta">{meta}</p>', "<h2>Summary</h2>", f"<p>{summary}</p>", *sections]
+    if config_text is not None:
+        parts += ["<h2>Configuration</h2>", f"<pre>{escape(config_text)}</pre>"]
+    return atomic_write_text(Path(run_dir) / "report.html", html_document(title, "\n".join(parts), extra_css))
+
+
 def fmt(value: float | None) -> str:
     """Three decimals, or ``n/a`` for a missing or non-finite number."""
     if value is None or not np.isfinite(value):
         return "n/a"
     return f"{value:.3f}"
+
+
+def num(value: float) -> str:
+    """Three significant digits (``0.000123``, ``2.2``, ``1.23e+04``)."""
+    return f"{value:.3g}"
+
+
+def compact(values: Any) -> str:
+    """A number or array as short text: three significant digits; more than 9 values as ``min … max (n values)``."""
+    a = np.asarray(values, dtype=float)
+    if a.ndim == 0:
+        return num(float(a))
+    flat = a.ravel()
+    if flat.size > 9:
+        return f"{num(flat.min())} … {num(flat.max())} ({flat.size} values)"
+    return "[" + ", ".join(num(v) for v in flat) + "]"
 
 
 def escape(text: str) -> str:

@@ -49,8 +49,7 @@ from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
 from ..errors import InputError, close_matches
-from ..atomic import atomic_write_text
-from .html_report import embed_figure, escape, fmt, html_document, new_figure, save_png
+from .html_report import embed_figure, escape, fmt, new_figure, save_figures, write_page
 from .results import SynthesisResults
 
 __all__ = ["plot_matrix", "plot_corruptions", "plot_worst_pair", "write_report"]
@@ -297,19 +296,15 @@ def write_report(
     Path
         ``run_dir/report.html``.
     """
-    figures = Path(run_dir) / "figures"
     summary = results.summary()
-    images = {
-        "matrix": save_png(plot_matrix(results), figures / "matrix.png"),
-        "corruptions": save_png(plot_corruptions(results), figures / "corruptions.png"),
-    }
-    worst = figures / "worst_pair.png"
-    if worst_views is None:
-        worst.unlink(missing_ok=True)
-    else:
-        images["worst_pair"] = save_png(_worst_figure(summary, worst_views), worst)
-    page = _page(results, summary, images, config_text, title)
-    return atomic_write_text(Path(run_dir) / "report.html", page)
+    figures = {"matrix": plot_matrix(results), "corruptions": plot_corruptions(results)}
+    if worst_views is not None:
+        figures["worst_pair"] = _worst_figure(summary, worst_views)
+    images = save_figures(run_dir, figures, stale="worst_pair")
+    others = [m for m in results.metrics if m != results.metric]
+    metric = f"{results.metric} (also recorded: {', '.join(others)})" if others else results.metric
+    return write_page(run_dir, title, task=results.task, metric=metric, details=_details(results), summary=_summary_text(summary),
+                      sections=_sections(results, images), config_text=config_text)  # fmt: skip
 
 
 def _worst_figure(summary: dict[str, Any], worst_views: tuple[np.ndarray, np.ndarray]) -> Figure:
@@ -321,14 +316,8 @@ def _worst_figure(summary: dict[str, Any], worst_views: tuple[np.ndarray, np.nda
     return plot_worst_pair(*worst_views, pair["train"], pair["test"], pair["drop"])
 
 
-def _page(
-    results: SynthesisResults, summary: dict[str, Any], images: dict[str, bytes], config_text: str | None, title: str
-) -> str:
+def _sections(results: SynthesisResults, images: dict[str, bytes]) -> list[str]:
     parts = [
-        f"<h1>{escape(title)}</h1>",
-        f'<p class="meta">{_meta(results)}</p>',
-        "<h2>Summary</h2>",
-        f"<p>{_summary_text(summary)}</p>",
         "<h2>Train × test matrix and corruptions</h2>",
         '<div class="figures">',
         embed_figure(images["matrix"], "train × test matrix: fold-mean metric, in-distribution cells outlined"),
@@ -337,24 +326,15 @@ def _page(
     ]
     if "worst_pair" in images:
         parts += ["<h2>Worst pair</h2>", embed_figure(images["worst_pair"], "one test image through the worst pair")]
-    parts += ["<h2>Rankings</h2>", _rankings(results), "<h2>Corruptions</h2>", _corruption_table(results)]
-    if config_text is not None:
-        parts += ["<h2>Configuration</h2>", f"<pre>{escape(config_text)}</pre>"]
-    return html_document(title, "\n".join(parts))
+    return [*parts, "<h2>Rankings</h2>", _rankings(results), "<h2>Corruptions</h2>", _corruption_table(results)]
 
 
-def _meta(results: SynthesisResults) -> str:
-    others = [m for m in results.metrics if m != results.metric]
-    also = f" (also recorded: {escape(', '.join(others))})" if others else ""
+def _details(results: SynthesisResults) -> list[str]:
     corruptions = (
         f"{len(results.corruptions)} corruptions × {len(results.severities)} severities"
         if _has_corruptions(results) else "no corruptions"
     )
-    return (
-        f"task: {escape(results.task)} · metric: {escape(results.metric)}{also} · "
-        f"{len(results.train_pipelines)} train × {len(results.test_pipelines)} test pipelines · "
-        f"{results.folds} folds · {corruptions}"
-    )
+    return [f"{len(results.train_pipelines)} train × {len(results.test_pipelines)} test pipelines", f"{results.folds} folds", corruptions]
 
 
 def _summary_text(summary: dict[str, Any]) -> str:
