@@ -47,7 +47,7 @@ def test_every_builtin_stage_conforms(stage):
 
 
 def test_every_builtin_stage_is_checked():
-    assert len(_builtins()) == 11
+    assert len(_builtins()) == 13
 
 
 def test_a_conforming_stage_passes_and_the_checks_are_named():

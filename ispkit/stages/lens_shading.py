@@ -75,13 +75,17 @@ def _weights(size: int, offset: int, origin: torch.Tensor, spacing: torch.Tensor
     """Bilinear weights ``(size // 2, points)`` of every second pixel from ``offset`` on a grid at ``origin + i · spacing``.
 
     A pixel's continuous grid index is clamped to the grid, so beyond it the nearest edge point's gain holds.
+    The indices are computed in float64 (except on MPS, which has none) whatever ``like``'s dtype: with a fine
+    spacing a float32 index would move by up to 1e-5 of a point, enough to move a steep map's gain by more than
+    the float32 contract allows. The weights are returned in ``like``'s dtype.
     """
-    t = ((torch.arange(offset, size, 2, device=like.device, dtype=like.dtype) + 0.5) / size - origin) / spacing
+    exact = torch.float64 if like.device.type != "mps" else like.dtype
+    t = ((torch.arange(offset, size, 2, device=like.device, dtype=exact) + 0.5) / size - origin.to(exact)) / spacing.to(exact)
     t = t.clamp(0.0, points - 1.0)
     i = t.floor().clamp(max=points - 2.0)
     f = (t - i)[:, None]
     index = torch.arange(points, device=t.device, dtype=t.dtype)
-    return (index == i[:, None]) * (1.0 - f) + (index == i[:, None] + 1.0) * f
+    return ((index == i[:, None]) * (1.0 - f) + (index == i[:, None] + 1.0) * f).to(like.dtype)
 
 
 def gain_map(raw: torch.Tensor, gains: torch.Tensor, origin: torch.Tensor, spacing: torch.Tensor) -> torch.Tensor:
