@@ -308,7 +308,7 @@ def compiled_cpu(raw: np.ndarray, camera: Camera, reps: int) -> dict[str, dict[s
     for preset in COMPILE_PRESETS:
         module = Pipeline.preset(preset, camera=camera).to_torch().eval()
         compiled = torch.compile(module)
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: dynamo's guards on NumPy constants fail inside it (torch 2.14)
             start = time.perf_counter()
             compiled(batch)
             compile_seconds = time.perf_counter() - start
@@ -333,7 +333,7 @@ def cuda_throughput(frame: np.ndarray, camera: Camera, reps: int, size: int = 25
             fns = {"eager": lambda: module(batch, check=False)}
             compiled = torch.compile(module)
             fns["compiled"] = lambda: compiled(batch, check=False)
-            with torch.inference_mode():
+            with torch.no_grad():
                 seconds = medians(fns, reps, torch.cuda.synchronize)
             pixels = batch.shape[0] * batch.shape[-1] * batch.shape[-2]
             rows[preset] = {f"{k}_img_per_s": batch.shape[0] / v for k, v in seconds.items()} | {f"{k}_GP_per_s": pixels / v / 1e9 for k, v in seconds.items()}
