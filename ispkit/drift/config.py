@@ -49,7 +49,9 @@ from ..pipeline import Pipeline, presets
 from ..tasks.training import TrainConfig
 from .distances import distances
 
-__all__ = ["DATASET_KINDS", "DatasetConfig", "ModelConfig", "CorruptionConfig", "SynthesisConfig", "ForensicsConfig", "AdjustmentConfig", "ARMS"]
+__all__ = [
+    "DATASET_KINDS", "DatasetConfig", "ModelConfig", "CorruptionConfig", "ExperimentConfig", "SynthesisConfig", "ForensicsConfig", "AdjustmentConfig", "ARMS",
+]  # fmt: skip
 
 DATASET_KINDS = {"microscopy": "classification", "drone": "segmentation", "drone-classification": "classification"}
 """Dataset kinds and the task each one poses."""
@@ -83,23 +85,49 @@ class CorruptionConfig:
     """Spatial scale of the corruptions; ``None`` (``auto``): view width / 224."""
 
 
-@dataclass(frozen=True)
-class SynthesisConfig:
-    """A parsed drift-synthesis experiment (see the module docstring for the YAML)."""
+@dataclass(frozen=True, kw_only=True)
+class ExperimentConfig:
+    """What every experiment holds, whichever drift control it is for (keyword-only fields).
+
+    Attributes
+    ----------
+    name
+        The experiment's name (a folder name: the default run folder is ``runs/<name>``).
+    dataset
+        The data it runs on.
+    model
+        The task model to train (``None`` when a forensics experiment names a checkpoint).
+    training
+        The task model's training schedule, seeded by ``seed``.
+    seed
+        The seed every unit's seed is derived from (:func:`ispkit.drift.units.unit_seed`).
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
+    text
+        The YAML text as given (a resume must give the same).
+    threads
+        Torch threads per unit wherever it runs, or ``None`` for the process's own.
+    """
 
     name: str
     dataset: DatasetConfig
-    train_pipelines: tuple[str, ...]
-    test_pipelines: tuple[str, ...]
-    pipeline_files: dict[str, Path]
-    model: ModelConfig
+    model: ModelConfig | None
     training: TrainConfig
-    folds: int
-    corruptions: CorruptionConfig
     seed: int = 0
     device: str = "auto"
     text: str = ""
     threads: int | None = None
+
+
+@dataclass(frozen=True)
+class SynthesisConfig(ExperimentConfig):
+    """A parsed drift-synthesis experiment (see the module docstring for the YAML)."""
+
+    train_pipelines: tuple[str, ...]
+    test_pipelines: tuple[str, ...]
+    pipeline_files: dict[str, Path]
+    folds: int
+    corruptions: CorruptionConfig
 
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> SynthesisConfig:
@@ -129,16 +157,12 @@ class _ReferencePipeline:
 
 
 @dataclass(frozen=True)
-class ForensicsConfig(_ReferencePipeline):
+class ForensicsConfig(ExperimentConfig, _ReferencePipeline):
     """A parsed drift-forensics experiment (see :mod:`ispkit.drift.forensics` for the YAML)."""
 
-    name: str
-    dataset: DatasetConfig
     pipeline_label: str
     pipeline_files: dict[str, Path]
     checkpoint: Path | None
-    model: ModelConfig | None
-    training: TrainConfig
     folds: int
     fold: int
     samples: int | None
@@ -149,10 +173,6 @@ class ForensicsConfig(_ReferencePipeline):
     lr: float
     batch_size: int
     tolerance: float
-    seed: int = 0
-    device: str = "auto"
-    text: str = ""
-    threads: int | None = None
 
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> ForensicsConfig:
@@ -165,25 +185,17 @@ ARMS = ("learned", "frozen", "raw")
 
 
 @dataclass(frozen=True)
-class AdjustmentConfig(_ReferencePipeline):
+class AdjustmentConfig(ExperimentConfig, _ReferencePipeline):
     """A parsed drift-adjustment experiment (see :mod:`ispkit.drift.adjustment` for the YAML)."""
 
-    name: str
-    dataset: DatasetConfig
     pipeline_label: str
     pipeline_files: dict[str, Path]
     intensities: tuple[float, ...]
     gain: float | None
     read_noise: float | None
     arms: tuple[str, ...]
-    model: ModelConfig
-    training: TrainConfig
     pipeline_lr: float
     folds: int
-    seed: int = 0
-    device: str = "auto"
-    text: str = ""
-    threads: int | None = None
 
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> AdjustmentConfig:
@@ -198,7 +210,9 @@ def _read(path_or_text: str | os.PathLike[str], parse: Any) -> Any:
     return parse(data, loc, Path.cwd() if source == "<string>" else Path(source).parent, text)
 
 
-_TOP = ("name", "seed", "device", "threads", "dataset", "pipelines", "model", "training", "folds", "corruptions")
+_COMMON_TOP = ("name", "seed", "device", "threads", "dataset", "model", "training")
+"""Top-level keys of every experiment (:class:`ExperimentConfig`)."""
+_TOP = ("pipelines", "folds", "corruptions")
 
 
 def _mapping(value: Any, loc: Locator, path: tuple, what: str) -> dict[str, Any]:
@@ -317,10 +331,12 @@ def _pipeline_file(item: str, loc: Locator, path: tuple, base: Path, files: dict
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._,+-]{0,99}")
 
 
-def _header(data: Any, loc: Locator, allowed: tuple[str, ...], default_name: str) -> tuple[dict[str, Any], str, int, str, int | None]:
-    """The top mapping, checked against ``allowed``, and its name, seed, device and torch threads per unit."""
+def _header(data: Any, loc: Locator, allowed: tuple[str, ...], default_name: str, text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The top mapping, checked against :data:`_COMMON_TOP` and ``allowed``, and the fields of
+    :class:`ExperimentConfig` it sets before dataset, model and training: name, seed, device, torch
+    threads per unit, and ``text``."""
     top = _mapping(data, loc, (), "the experiment")
-    loc.check_keys(top, allowed, (), "unknown experiment key")
+    loc.check_keys(top, (*_COMMON_TOP, *allowed), (), "unknown experiment key")
     # a name not given is the file's name, made a folder name (see _NAME)
     default = (re.sub(r"[^A-Za-z0-9 ._,+-]", "_", Path(loc.source).stem).lstrip(" ._,+-")[:100] or default_name) if loc.source != "<string>" else default_name
     name = loc.check(("name",), check_string, top.get("name", default), what="an experiment name (a non-empty string)")
@@ -332,7 +348,7 @@ def _header(data: Any, loc: Locator, allowed: tuple[str, ...], default_name: str
     if not (isinstance(device, str) and _DEVICE.fullmatch(device)):
         loc.error(("device",), f"expected 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
     threads = loc.check(("threads",), check_int, top["threads"], minimum=1) if "threads" in top else None
-    return top, name, seed, device, threads
+    return top, {"name": name, "seed": seed, "device": device, "threads": threads, "text": text}
 
 
 def _dataset(top: dict[str, Any], loc: Locator, base: Path) -> DatasetConfig:
@@ -407,7 +423,7 @@ def _training(top: dict[str, Any], loc: Locator, seed: int, **defaults: Any) -> 
 
 
 def _parse(data: Any, loc: Locator, base: Path, text: str) -> SynthesisConfig:
-    top, name, seed, device, threads = _header(data, loc, _TOP, "synthesis")
+    top, common = _header(data, loc, _TOP, "synthesis", text)
     dataset = _dataset(top, loc, base)
     pl = _mapping(_require(top, "pipelines", loc, ()), loc, ("pipelines",), "pipelines")
     loc.check_keys(pl, ("train", "test"), ("pipelines",), "unknown pipelines key")
@@ -418,10 +434,13 @@ def _parse(data: Any, loc: Locator, base: Path, text: str) -> SynthesisConfig:
     if missing:
         loc.error(("pipelines", "test"), f"every train pipeline must also be a test pipeline (for its in-distribution score); missing {missing}")
     model = _model(_mapping(_require(top, "model", loc, ()), loc, ("model",), "model"), loc, dataset.task, dataset.kind)
-    training = _training(top, loc, seed)
+    training = _training(top, loc, common["seed"])
     folds = loc.check(("folds",), check_int, top.get("folds", 5), minimum=2)
     corruptions = _corruptions(top, loc)
-    return SynthesisConfig(name, dataset, train, test, files, model, training, folds, corruptions, seed, device, text, threads)
+    return SynthesisConfig(
+        **common, dataset=dataset, model=model, training=training, train_pipelines=train, test_pipelines=test, pipeline_files=files,
+        folds=folds, corruptions=corruptions,
+    )  # fmt: skip
 
 
 def _corruptions(top: dict[str, Any], loc: Locator) -> CorruptionConfig:
@@ -439,11 +458,11 @@ def _corruptions(top: dict[str, Any], loc: Locator) -> CorruptionConfig:
     return CorruptionConfig(tuple(CORRUPTIONS) if names == "all" else tuple(names), tuple(severities), None if scale == "auto" else scale)
 
 
-_FORENSICS_TOP = ("name", "seed", "device", "threads", "dataset", "pipeline", "model", "training", "split", "samples", "subsets", "lambdas", "distance", "optimisation", "tolerance")
+_FORENSICS_TOP = ("pipeline", "split", "samples", "subsets", "lambdas", "distance", "optimisation", "tolerance")
 
 
 def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> ForensicsConfig:
-    top, name, seed, device, threads = _header(data, loc, _FORENSICS_TOP, "forensics")
+    top, common = _header(data, loc, _FORENSICS_TOP, "forensics", text)
     dataset = _dataset(top, loc, base)
     files: dict[str, Path] = {}
     label = _pipelines([_require(top, "pipeline", loc, ())], loc, ("pipeline",), base, files)[0]
@@ -458,7 +477,7 @@ def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> Forensic
         checkpoint = (base / file).resolve()  # may be written by a study run before this one
     else:
         model = _model(md, loc, dataset.task, dataset.kind)
-    training = _training(top, loc, seed)
+    training = _training(top, loc, common["seed"])
 
     split = {"folds": 5, "fold": 0, **_section(_mapping(top.get("split"), loc, ("split",), "split"), loc, ("split",), _SPLIT, "unknown split key")}
     folds, fold = split["folds"], split["fold"]
@@ -495,16 +514,17 @@ def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> Forensic
     steps, lr, batch = op["steps"], op["lr"], op["batch_size"]
     tolerance = loc.check(("tolerance",), check_number, top.get("tolerance", 0.05), low=0.0, high=1.0, what="a tolerance in [0, 1]")
     return ForensicsConfig(
-        name, dataset, label, files, checkpoint, model, training, folds, fold, samples, tuple(subsets), tuple(lambdas),
-        distance, steps, lr, batch, tolerance, seed, device, text, threads,
+        **common, dataset=dataset, model=model, training=training, pipeline_label=label, pipeline_files=files, checkpoint=checkpoint, folds=folds,
+        fold=fold, samples=samples, subsets=tuple(subsets), lambdas=tuple(lambdas), distance=distance, steps=steps, lr=lr, batch_size=batch,
+        tolerance=tolerance,
     )  # fmt: skip
 
 
-_ADJUSTMENT_TOP = ("name", "seed", "device", "threads", "dataset", "pipeline", "intensities", "sensor", "arms", "model", "training", "pipeline_lr", "folds")
+_ADJUSTMENT_TOP = ("pipeline", "intensities", "sensor", "arms", "pipeline_lr", "folds")
 
 
 def _parse_adjustment(data: Any, loc: Locator, base: Path, text: str) -> AdjustmentConfig:
-    top, name, seed, device, threads = _header(data, loc, _ADJUSTMENT_TOP, "adjustment")
+    top, common = _header(data, loc, _ADJUSTMENT_TOP, "adjustment", text)
     dataset = _dataset(top, loc, base)
     files: dict[str, Path] = {}
     label = _pipelines([_require(top, "pipeline", loc, ())], loc, ("pipeline",), base, files)[0]
@@ -516,7 +536,10 @@ def _parse_adjustment(data: Any, loc: Locator, base: Path, text: str) -> Adjustm
     model = _model(_mapping(_require(top, "model", loc, ()), loc, ("model",), "model"), loc, dataset.task, dataset.kind)
     if "raw" in arms and model.downsample > 1 and model.downsample % 2:
         loc.error(("model", "downsample"), f"the raw arm packs the mosaic to half resolution, so downsample must be 1 or even, got {model.downsample}")
-    training = _training(top, loc, seed, recalibrate_bn=True)  # the learned arm's inputs change as it trains
+    training = _training(top, loc, common["seed"], recalibrate_bn=True)  # the learned arm's inputs change as it trains
     pipeline_lr = loc.check(("pipeline_lr",), check_number, top.get("pipeline_lr", 0.01), low=0.0, high=1e6, exclusive_low=True, what="a learning rate in (0, 1e6]")
     folds = loc.check(("folds",), check_int, top.get("folds", 5), minimum=2)
-    return AdjustmentConfig(name, dataset, label, files, tuple(intensities), gain, read_noise, tuple(arms), model, training, pipeline_lr, folds, seed, device, text, threads)
+    return AdjustmentConfig(
+        **common, dataset=dataset, model=model, training=training, pipeline_label=label, pipeline_files=files, intensities=tuple(intensities),
+        gain=gain, read_noise=read_noise, arms=tuple(arms), pipeline_lr=pipeline_lr, folds=folds,
+    )  # fmt: skip

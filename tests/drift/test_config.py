@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from ispkit.corruptions import CORRUPTIONS
-from ispkit.drift.config import AdjustmentConfig, ForensicsConfig, SynthesisConfig
+from ispkit.drift.config import AdjustmentConfig, ExperimentConfig, ForensicsConfig, SynthesisConfig
 from ispkit.errors import ConfigError
 from ispkit.pipeline import Pipeline, presets
 
@@ -48,6 +49,26 @@ def test_a_default_name_from_an_odd_file_name_is_made_a_folder_name(tmp_path):
     file = tmp_path / "..my study (v2)?.yaml"
     file.write_text(MINIMAL)
     assert SynthesisConfig.from_yaml(file).name == "my study _v2__"
+
+
+COMMON = "name: shared\nseed: 7\ndevice: cpu\nthreads: 3\ndataset: {kind: microscopy, root: data}\nmodel: {name: small_cnn, downsample: 2}\ntraining: {epochs: 4}\n"
+
+
+def test_the_three_experiments_share_one_base():
+    configs = [
+        SynthesisConfig.from_yaml(COMMON + "pipelines: {train: [\"bi,s,me\"]}\n"),
+        ForensicsConfig.from_yaml(COMMON + "pipeline: bi,s,ga\n"),
+        AdjustmentConfig.from_yaml(COMMON + "pipeline: bi,s,me\n"),
+    ]
+    common = [f.name for f in dataclasses.fields(ExperimentConfig)]
+    assert common == ["name", "dataset", "model", "training", "seed", "device", "text", "threads"]
+    assert all(isinstance(c, ExperimentConfig) and all(f.kw_only for f in dataclasses.fields(c) if f.name in common) for c in configs)
+    values = [[getattr(c, name) for name in common if name not in ("text", "training")] for c in configs]
+    assert values[0] == values[1] == values[2] and values[0][:2] == ["shared", configs[0].dataset]
+    assert [(c.seed, c.device, c.threads, c.training.epochs, c.training.seed, c.model.downsample) for c in configs] == [(7, "cpu", 3, 4, 7, 2)] * 3
+    assert [c.text.startswith(COMMON) for c in configs] == [True] * 3
+    with pytest.raises(TypeError):
+        ExperimentConfig("x", configs[0].dataset, None, configs[0].training)  # type: ignore[misc]  # keyword-only
 
 
 def test_adjustment_recalibrates_batchnorm_by_default_and_threads_are_checked():
