@@ -95,6 +95,26 @@ optimisation: {{steps: 2, batch_size: 4}}
     return path
 
 
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A Dask cluster for the scheduler-address tests: ``(address, keys)``, ``keys`` the tasks it has finished.
+
+    Its worker runs in this process (quick to start) and is reached over TCP, as a remote
+    cluster is, by the child processes the plugin starts.
+    """
+    distributed = pytest.importorskip("distributed")
+    keys: list[str] = []
+
+    class Record(distributed.diagnostics.plugin.SchedulerPlugin):
+        def transition(self, key, start, finish, *args, **kwargs):
+            if finish == "memory":
+                keys.append(str(key))
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=":0") as cluster:
+        cluster.scheduler.add_plugin(Record())
+        yield cluster.scheduler_address, keys
+
+
 def _qt_unavailable() -> str | None:
     """Why the Qt tests cannot run here, or ``None``."""
     try:

@@ -184,24 +184,15 @@ def test_a_cancel_while_the_job_process_starts_is_a_cancel(tiny_forensics, tmp_p
     assert not (tmp_path / "early" / "results.json").exists()
 
 
-def test_jobs_run_on_a_dask_scheduler_address(tiny_forensics, tmp_path):
-    distributed = pytest.importorskip("distributed")
-    ran: list[str] = []
-
-    class Record(distributed.diagnostics.plugin.SchedulerPlugin):
-        def transition(self, key, start, finish, *args, **kwargs):
-            if finish == "memory":
-                ran.append(str(key))
-
-    # workers in this process (quick to start), reached over TCP by the job process
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=":0") as cluster:
-        cluster.scheduler.add_plugin(Record())
-        runner = JobRunner("forensics", tiny_forensics, tmp_path / "run", scheduler=cluster.scheduler_address)
-        assert runner.command()[-4:] == ["--scheduler", cluster.scheduler_address, "--workers", "1"]
-        lines = runner.run()
+def test_jobs_run_on_a_dask_scheduler_address(tiny_forensics, tmp_path, dask_cluster):
+    address, finished_keys = dask_cluster
+    runner = JobRunner("forensics", tiny_forensics, tmp_path / "run", scheduler=address)
+    assert runner.command()[-4:] == ["--scheduler", address, "--workers", "1"]
+    lines = runner.run()
     assert runner.finished and len(_unit_lines(lines)) == 3
     # the task model and the three attacks ran as tasks on the cluster (keys ispkit-unit-<token>-<unit>)
-    assert sorted(k.split("-", 3)[3] for k in ran if k.startswith("ispkit-unit-")) == ["gamma/lambda_0.0", "gamma/lambda_100.0", "gamma/lambda_inf", "model"]
+    ran = sorted(k.split("-", 3)[3] for k in finished_keys if k.startswith("ispkit-unit-"))
+    assert ran == ["gamma/lambda_0.0", "gamma/lambda_100.0", "gamma/lambda_inf", "model"]
     assert set(forensics_pipelines(tmp_path / "run")) == {("gamma", 0.0), ("gamma", 100.0), ("gamma", float("inf"))}
 
 

@@ -29,10 +29,11 @@ from ispkit import Camera, InputError, Pipeline, UnknownStageError, presets
 
 from .composer import to_view, views_of
 
-__all__ = ["DriftStack", "METADATA_PRESETS", "METADATA_REFERENCE", "difference_stack", "drift_stack", "drift_stacks", "lazy_drift_stack"]
+__all__ = ["DriftStack", "METADATA_PRESETS", "METADATA_REFERENCE", "difference_stack", "drift_stack", "drift_stacks", "lazy_drift_stack", "METADATA_PIPELINES", "preset_pipelines"]
 
 METADATA_PRESETS = "ispkit_presets"
 METADATA_REFERENCE = "ispkit_reference"
+METADATA_PIPELINES = "ispkit_pipelines"  # preset → pipeline YAML, what the writer records
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,12 @@ class DriftStack:
     def difference(self, reference: str) -> np.ndarray:
         """``|view - reference view|`` for every view, ``(N, H, W, 3)`` float32."""
         return difference_stack(self.data, self.index(reference))
+
+
+def preset_pipelines(names: Sequence[str], camera: Camera | str) -> dict[str, str]:
+    """``{preset: pipeline YAML}`` of ``names`` for ``camera``: what each slice of a drift stack went through."""
+    camera = Camera.get(camera)
+    return {name: Pipeline.preset(name, camera=camera).to_yaml() for name in _check_presets(names)}
 
 
 def _check_presets(names: Sequence[str] | None) -> tuple[str, ...]:

@@ -2,7 +2,8 @@
 
 Two layers, replaced on every *Compute*: ``drift: <layer>`` (N, H, W, 3) with one slice per
 preset and ``drift |Δ <reference>|: <layer>``, the per-pixel absolute difference to the
-reference preset's view. Both carry the preset names in ``metadata["ispkit_presets"]``;
+reference preset's view. Both carry the preset names in ``metadata["ispkit_presets"]`` and
+each preset's pipeline YAML in ``metadata["ispkit_pipelines"]`` (the writer records them);
 their first axis is labelled ``preset`` and a text overlay names the preset of the
 current slice (``viewer.canvas.overlays.text``, top left). A single mosaic is computed in a
 napari ``thread_worker``; a stack of frames (``(*frames, H, W)``) gets lazy layers
@@ -22,7 +23,7 @@ from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from ..logic.composer import ComposerModel, view_contrast_limits
-from ..logic.drift_view import METADATA_PRESETS, METADATA_REFERENCE, drift_stack, lazy_drift_stack
+from ..logic.drift_view import METADATA_PIPELINES, METADATA_PRESETS, METADATA_REFERENCE, drift_stack, lazy_drift_stack, preset_pipelines
 from ..logic.raw_layer import camera_from_metadata, mosaic_from_layer
 from ._common import RawLayerCombo, current_frame, derived_geometry, frame_axes, guarded, notify_error, put_layer
 
@@ -164,7 +165,12 @@ class DriftViewWidget(QWidget):
     @guarded
     def _show(self, source: Any, reference: str, stack: Any, difference: Any, limits: tuple, diff_limits: tuple) -> None:
         self._names = stack.names
-        metadata = {METADATA_PRESETS: list(stack.names), METADATA_REFERENCE: reference, "ispkit_drift_of": source.name}
+        metadata = {
+            METADATA_PRESETS: list(stack.names),
+            METADATA_REFERENCE: reference,
+            METADATA_PIPELINES: preset_pipelines(stack.names, camera_from_metadata(source.metadata)),
+            "ispkit_drift_of": source.name,
+        }
         geometry = derived_geometry(source, ("preset",))
         self.stack_layer = put_layer(
             self.viewer, self.stack_layer, stack.data, {"name": STACK_PREFIX + source.name, "metadata": metadata, "contrast_limits": limits, **geometry}
