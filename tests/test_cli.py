@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import subprocess
 import sys
@@ -84,6 +86,13 @@ def test_console_script_entry_point():
     assert result.stdout.split()[0] == "bi,s,me"
 
 
+def test_plugins_lists_every_hook_kind_in_a_fresh_process():
+    """Each layer registers its hook kind when imported; the command imports them all first."""
+    env = {**os.environ, "ISPKIT_DISABLE_PLUGINS": "all"}
+    out = subprocess.run([sys.executable, "-m", "ispkit", "plugins"], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.splitlines()[-3:] == ["cameras: drone, microscopy", "distances: l2, ssim", "task models: resnet18, small_cnn, small_unet, unetplusplus"]
+
+
 def test_models_lists_the_builtin_task_models(capsys):
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -92,14 +101,15 @@ def test_models_lists_the_builtin_task_models(capsys):
     ]  # fmt: skip
 
 
-def test_synthesis_run_writes_the_report_and_resumes(tmp_path, capsys):
-    config = tmp_path / "exp.yaml"
-    config.write_text(
-        "name: cli\ndataset: {kind: microscopy, root: data, synthetic: {n: 30, size: 64}}\n"
-        'pipelines: {train: ["bi,s,me"], test: ["bi,s,me", "me,u,ga"]}\n'
-        "model: {name: small_cnn, downsample: 2}\ntraining: {epochs: 1, batch_size: 8}\nfolds: 2\n"
-        "corruptions: {names: [contrast], severities: [3]}\n"
-    )
+SYNTHETIC = {"root": "data", "synthetic": {"n": 30, "size": 64}}
+"""A tiny dataset the command writes next to the experiment file."""
+
+
+def test_synthesis_run_writes_the_report_and_resumes(tmp_path, capsys, tiny):
+    config = tiny.write(
+        "synthesis", tmp_path / "exp.yaml", name="cli", dataset=SYNTHETIC, pipelines={"train": ["bi,s,me"]}, training={"lr": None},
+        corruptions={"names": ["contrast"], "severities": [3]},
+    )  # fmt: skip
     out = tmp_path / "run"
     assert main(["synthesis", "run", str(config), "--out", str(out), "--no-tracking"]) == 0
     text = capsys.readouterr().out
@@ -116,17 +126,11 @@ def test_synthesis_run_reports_config_errors(tmp_path, capsys):
     assert "did you mean 'resnet18'" in capsys.readouterr().err
 
 
-def _tiny_dataset_yaml() -> str:
-    return "dataset: {kind: microscopy, root: data, synthetic: {n: 30, size: 64}}\n"
-
-
-def test_forensics_run_writes_the_operating_specification(tmp_path, capsys):
-    config = tmp_path / "forensics.yaml"
-    config.write_text(
-        "name: cli-forensics\n" + _tiny_dataset_yaml() + 'pipeline: "bi,s,ga"\nmodel: {name: small_cnn, downsample: 2}\n'
-        "training: {epochs: 1, batch_size: 8}\nsplit: {folds: 2, fold: 0}\nsubsets: [gamma]\nlambdas: [0, .inf]\n"
-        "optimisation: {steps: 2, batch_size: 8}\n"
-    )
+def test_forensics_run_writes_the_operating_specification(tmp_path, capsys, tiny):
+    config = tiny.write(
+        "forensics", tmp_path / "forensics.yaml", name="cli-forensics", dataset=SYNTHETIC, training={"epochs": 1}, split={"fold": 0}, samples=None,
+        subsets=["gamma"], lambdas=[0, math.inf], optimisation={"steps": 2},
+    )  # fmt: skip
     out = tmp_path / "run"
     assert main(["forensics", "run", str(config), "--out", str(out), "--no-tracking"]) == 0
     text = capsys.readouterr().out
@@ -134,19 +138,18 @@ def test_forensics_run_writes_the_operating_specification(tmp_path, capsys):
     assert (out / "operating_spec.yaml").is_file() and (out / "report.html").is_file()
 
 
-def test_adjust_run_prints_the_final_scores(tmp_path, capsys):
-    config = tmp_path / "adjust.yaml"
-    config.write_text(
-        "name: cli-adjust\n" + _tiny_dataset_yaml() + 'pipeline: "bi,s,me"\nintensities: [1.0]\narms: [frozen, raw]\n'
-        "model: {name: small_cnn, downsample: 2}\ntraining: {epochs: 1, batch_size: 8}\nfolds: 2\n"
-    )
+def test_adjust_run_prints_the_final_scores(tmp_path, capsys, tiny):
+    config = tiny.write(
+        "adjustment", tmp_path / "adjust.yaml", name="cli-adjust", dataset=SYNTHETIC, intensities=[1.0], arms=["frozen", "raw"], training={"epochs": 1},
+        pipeline_lr=None,
+    )  # fmt: skip
     assert main(["adjust", "run", str(config), "--out", str(tmp_path / "run"), "--no-tracking"]) == 0
     assert re.search(r"intensity 1: frozen 0\.\d{3} ± 0\.\d{3}, raw 0\.\d{3} ± 0\.\d{3}", capsys.readouterr().out)
 
 
 def test_forensics_config_errors_exit_2(tmp_path, capsys):
     config = tmp_path / "forensics.yaml"
-    config.write_text(_tiny_dataset_yaml() + 'pipeline: "ma,s,me"\nmodel: {name: small_cnn}\nsubsets: [denoise]\n')
+    config.write_text('dataset: {kind: microscopy, root: data}\npipeline: "ma,s,me"\nmodel: {name: small_cnn}\nsubsets: [denoise]\n')
     assert main(["forensics", "run", str(config)]) == 2
     assert "'denoise' has no differentiable parameters" in capsys.readouterr().err
 

@@ -8,33 +8,19 @@ import torch
 
 from ispkit.drift.adjustment import AdjustmentResults, low_light, run_adjustment
 from ispkit.drift.config import AdjustmentConfig
+from ispkit.drift.runs import load_raw_set
 from ispkit.errors import ConfigError
 from ispkit.pipeline import Pipeline
 from ispkit.tasks import load_checkpoint
-
-
-def _config(root, arms="[learned, frozen, raw]", epochs=2, extra="", pipeline_lr=0.05):
-    return AdjustmentConfig.from_yaml(f"""
-name: tiny-adjust
-dataset: {{kind: microscopy, root: {root}}}
-pipeline: "bi,s,me"
-intensities: [0.01, 1.0]
-arms: {arms}
-model: {{name: small_cnn, downsample: 2}}
-training: {{epochs: {epochs}, batch_size: 8}}
-pipeline_lr: {pipeline_lr}
-folds: 2
-{extra}
-""")
 
 
 def _floats(pipeline: Pipeline) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=float) for k, v in pipeline.params().items() if not isinstance(v, (str, int))}
 
 
-def test_learned_pipeline_moves_and_frozen_does_not(microscopy_root, tmp_path):
+def test_learned_pipeline_moves_and_frozen_does_not(tmp_path, tiny):
     lines: list[str] = []
-    results = run_adjustment(_config(microscopy_root), tmp_path / "run", tracking=False, progress=lines.append)
+    results = run_adjustment(tiny.config("adjustment"), tmp_path / "run", tracking=False, progress=lines.append)
     assert results.arms == ["learned", "frozen", "raw"] and list(results.curves) == ["0.01", "1"]
     for arms in results.curves.values():
         for curve in arms.values():
@@ -55,8 +41,8 @@ def test_learned_pipeline_moves_and_frozen_does_not(microscopy_root, tmp_path):
     assert any("intensity 0.01 learned" in line and "epoch 2/2" in line for line in lines)
 
 
-def test_learned_pipeline_stays_within_bounds(microscopy_root, tmp_path):
-    run_adjustment(_config(microscopy_root, arms="[learned]", pipeline_lr=5.0), tmp_path / "run", tracking=False)
+def test_learned_pipeline_stays_within_bounds(tmp_path, tiny):
+    run_adjustment(tiny.config("adjustment", arms=["learned"], pipeline_lr=5.0), tmp_path / "run", tracking=False)
     learned = Pipeline.from_yaml(tmp_path / "run" / "units" / "1" / "learned" / "fold1" / "pipeline.yaml")  # validated on load
     for s in learned.stages:
         for p in s.stage.params:
@@ -65,8 +51,8 @@ def test_learned_pipeline_stays_within_bounds(microscopy_root, tmp_path):
                 assert p.bounds[0] <= value.min() and value.max() <= p.bounds[1]
 
 
-def test_resume_gives_the_uninterrupted_result(microscopy_root, tmp_path):
-    config = _config(microscopy_root, arms="[learned, frozen]")
+def test_resume_gives_the_uninterrupted_result(tmp_path, tiny):
+    config = tiny.config("adjustment", arms=["learned", "frozen"])
     reference = run_adjustment(config, tmp_path / "reference", tracking=False)
 
     def interrupt(line: str) -> None:
@@ -84,10 +70,8 @@ def test_resume_gives_the_uninterrupted_result(microscopy_root, tmp_path):
     assert a == b
 
 
-def test_low_light_scales_the_signal_and_is_seeded(microscopy_root):
-    from ispkit.drift.synthesis import load_raw_set
-
-    data = load_raw_set(_config(microscopy_root).dataset)
+def test_low_light_scales_the_signal_and_is_seeded(tiny):
+    data = load_raw_set(tiny.config("adjustment").dataset)
     raws = data.raws[:4]
     black = float(np.mean(data.camera.black_level)) / data.camera.white_level
     dim = low_light(raws, 0.1, data.camera, gain=2.2, read_noise=1.5, seed=0)
@@ -110,13 +94,10 @@ def test_config_errors():
     assert config.arms == ("learned", "frozen", "raw") and config.intensities == (0.001, 1.0) and config.folds == 5
 
 
-def test_tracking_records_every_unit(microscopy_root, tmp_path):
+def test_tracking_records_every_unit(tmp_path, tiny):
     import mlflow.tracking
 
-    config = AdjustmentConfig.from_yaml(
-        f'name: tracked\ndataset: {{kind: microscopy, root: {microscopy_root}}}\npipeline: "bi,s,me"\nintensities: [1.0]\n'
-        "arms: [learned, raw]\nmodel: {name: small_cnn, downsample: 2}\ntraining: {epochs: 1, batch_size: 8}\nfolds: 2\n"
-    )
+    config = tiny.config("adjustment", name="tracked", intensities=[1.0], arms=["learned", "raw"], training={"epochs": 1}, pipeline_lr=None)
     run_adjustment(config, tmp_path / "run")
     client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
     runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("tracked").experiment_id])}

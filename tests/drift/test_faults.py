@@ -22,24 +22,11 @@ import pytest
 DRIVER = Path(__file__).with_name("fault_driver.py")
 UNITS = ["bi,s,me/fold0", "bi,s,me/fold1"]
 
-CONFIG = """
-name: tiny-faults
-seed: 0
-threads: 1
-dataset: {{kind: microscopy, root: {root}}}
-pipelines: {{train: ["bi,s,me"], test: ["bi,s,me", "me,u,ga"]}}
-model: {{name: small_cnn, downsample: 2}}
-training: {{epochs: 2, batch_size: 8, lr: 0.003}}
-folds: 2
-corruptions: {{names: [gaussian_noise, contrast], severities: [1, 5]}}
-"""
-
-
 @pytest.fixture(scope="module")
-def experiment(microscopy_root, tmp_path_factory):
-    path = tmp_path_factory.mktemp("faults") / "tiny.yaml"
-    path.write_text(CONFIG.format(root=microscopy_root))
-    return path
+def experiment(tiny, tmp_path_factory):
+    """The tiny synthesis experiment with one train pipeline, two epochs and one torch thread, as a file."""
+    changes = {"name": "tiny-faults", "seed": 0, "threads": 1, "pipelines": {"train": ["bi,s,me"]}, "training": {"epochs": 2}}
+    return tiny.write("synthesis", tmp_path_factory.mktemp("faults") / "tiny.yaml", **changes)
 
 
 def run(experiment: Path, out: Path, fault: str = "", **popen) -> subprocess.CompletedProcess | subprocess.Popen:

@@ -122,19 +122,8 @@ def test_config_rejects_subsets_without_parameters():
         ForensicsConfig.from_yaml(text.replace("subsets: [demosaic]", "distance: sim"))
 
 
-def test_run_forensics_end_to_end_and_resume(microscopy_root, tmp_path):
-    config = ForensicsConfig.from_yaml(f"""
-name: tiny-forensics
-dataset: {{kind: microscopy, root: {microscopy_root}}}
-pipeline: "bi,s,ga"
-model: {{name: small_cnn, downsample: 2}}
-training: {{epochs: 2, batch_size: 8}}
-split: {{folds: 2, fold: 1}}
-samples: 8
-subsets: [all, gamma]
-lambdas: [0, 100, .inf]
-optimisation: {{steps: 3, batch_size: 8}}
-""")
+def test_run_forensics_end_to_end_and_resume(tmp_path, tiny):
+    config = tiny.config("forensics")
     lines = []
     results = run_forensics(config, tmp_path / "run", tracking=False, progress=lines.append)
     run = tmp_path / "run"
@@ -156,43 +145,26 @@ optimisation: {{steps: 3, batch_size: 8}}
     assert all("done earlier, read back" in line for line in again if line.startswith("["))  # nothing recomputed
 
 
-def test_run_forensics_for_segmentation(drone_root, tmp_path):
-    config = ForensicsConfig.from_yaml(f"""
-dataset: {{kind: drone, root: {drone_root}}}
-pipeline: "bi,s,ga"
-model: {{name: small_unet, downsample: 2}}
-training: {{epochs: 1, batch_size: 4}}
-split: {{folds: 2, fold: 0}}
-subsets: [black_level]
-lambdas: [0, .inf]
-optimisation: {{steps: 3, batch_size: 4, lr: 0.05}}
-""")
+def test_run_forensics_for_segmentation(drone_root, tmp_path, tiny):
+    segmentation = {"dataset": {"kind": "drone", "root": drone_root}, "training": {"epochs": 1, "batch_size": 4}, "split": {"fold": 0}, "samples": None,
+                    "subsets": ["black_level"], "lambdas": [0, math.inf], "optimisation": {"steps": 3, "batch_size": 4, "lr": 0.05}}  # fmt: skip
+    config = tiny.config("forensics", **segmentation, model={"name": "small_unet"})
     results = run_forensics(config, tmp_path / "run", tracking=False)
     assert results.task == "segmentation" and results.metric == "iou"
     attacked, reference = results.run("black_level", 0.0), results.run("black_level", math.inf)
     assert 0 <= attacked.metric <= 1 and reference.metric == pytest.approx(results.baseline)
     assert attacked.loss >= reference.loss and attacked.distance > 0
     # the same (downsampling) model given as a checkpoint: masks follow the checkpoint's input resolution
-    given = ForensicsConfig.from_yaml(config.text.replace("model: {name: small_unet, downsample: 2}", f'model: {{checkpoint: "{tmp_path / "run" / "model.pt"}"}}'))
+    given = tiny.config("forensics", **segmentation, model={"name": None, "downsample": None, "checkpoint": tmp_path / "run" / "model.pt"})
     again = run_forensics(given, tmp_path / "from-checkpoint", tracking=False)
     assert again.baseline == pytest.approx(results.baseline)
 
 
-def test_forensics_tracking_logs_the_trace(microscopy_root, tmp_path):
+def test_forensics_tracking_logs_the_trace(tmp_path, tiny):
     import mlflow.tracking
 
-    config = ForensicsConfig.from_yaml(f"""
-name: tracked-forensics
-dataset: {{kind: microscopy, root: {microscopy_root}}}
-pipeline: "bi,s,ga"
-model: {{name: small_cnn, downsample: 2}}
-training: {{epochs: 1, batch_size: 8}}
-split: {{folds: 2, fold: 0}}
-samples: 8
-subsets: [gamma]
-lambdas: [0, .inf]
-optimisation: {{steps: 4, batch_size: 8}}
-""")
+    config = tiny.config("forensics", name="tracked-forensics", training={"epochs": 1}, split={"fold": 0}, subsets=["gamma"], lambdas=[0, math.inf],
+                         optimisation={"steps": 4})  # fmt: skip
     run_forensics(config, tmp_path / "run")
     client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
     runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("tracked-forensics").experiment_id])}

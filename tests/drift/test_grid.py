@@ -13,7 +13,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from ispkit.drift.adjustment import run_adjustment  # noqa: E402
-from ispkit.drift.config import AdjustmentConfig, ForensicsConfig, SynthesisConfig  # noqa: E402
+from ispkit.drift.config import SynthesisConfig  # noqa: E402
 from ispkit.drift.execution import torch_threads  # noqa: E402
 from ispkit.drift.forensics import run_forensics  # noqa: E402
 from ispkit.drift.synthesis import run_synthesis  # noqa: E402
@@ -26,16 +26,8 @@ pytestmark = pytest.mark.slow
 WORKERS = 2
 
 
-def synthesis_config(root, epochs=1):
-    return SynthesisConfig.from_yaml(f"""
-name: grid
-dataset: {{kind: microscopy, root: {root}}}
-pipelines: {{train: ["bi,s,me", "me,u,ga"], test: ["bi,s,me", "me,u,ga", "ma,s,ga"]}}
-model: {{name: small_cnn, downsample: 2}}
-training: {{epochs: {epochs}, batch_size: 8, lr: 0.003}}
-folds: 2
-corruptions: {{names: [gaussian_noise, contrast], severities: [2]}}
-""")
+GRID = {"name": "grid", "pipelines": {"test": ["bi,s,me", "me,u,ga", "ma,s,ga"]}, "corruptions": {"severities": [2]}}
+"""The tiny synthesis experiment tested on a third pipeline, at one severity."""
 
 
 def worker_threads():
@@ -50,10 +42,10 @@ def client():
             yield client
 
 
-def test_synthesis_grid_equals_one_process_and_is_tracked(microscopy_root, tmp_path, client):
+def test_synthesis_grid_equals_one_process_and_is_tracked(tmp_path, client, tiny):
     import mlflow.tracking
 
-    config = synthesis_config(microscopy_root)
+    config = tiny.config("synthesis", **GRID)
     with worker_threads():
         alone = run_synthesis(config, tmp_path / "alone", tracking=False)
     lines: list[str] = []
@@ -76,20 +68,8 @@ def test_synthesis_grid_equals_one_process_and_is_tracked(microscopy_root, tmp_p
     assert test_accuracy == pytest.approx(spread.metrics["accuracy"][1, 2, 1])
 
 
-def test_forensics_grid_equals_one_process(microscopy_root, tmp_path, client):
-    config = ForensicsConfig.from_yaml(f"""
-name: grid-forensics
-dataset: {{kind: microscopy, root: {microscopy_root}}}
-pipeline: "bi,s,ga"
-model: {{name: small_cnn, downsample: 2}}
-training: {{epochs: 1, batch_size: 8}}
-split: {{folds: 2, fold: 0}}
-samples: 8
-subsets: [all, gamma]
-lambdas: [0, 10]
-optimisation: {{steps: 3, batch_size: 8}}
-threads: 2
-""")
+def test_forensics_grid_equals_one_process(tmp_path, client, tiny):
+    config = tiny.config("forensics", name="grid-forensics", training={"epochs": 1}, split={"fold": 0}, lambdas=[0, 10], threads=2)
     alone = run_forensics(config, tmp_path / "alone", tracking=False)  # 2 torch threads per unit here and on the workers
     with distributed.get_task_stream(client) as stream:
         spread = run_forensics(config, tmp_path / "grid", tracking=False, scheduler=client)
@@ -98,18 +78,8 @@ threads: 2
     assert len([t for t in stream.data if t["key"].startswith("ispkit-unit-")]) == 5  # the task model, then 2 subsets × 2 λ
 
 
-def test_adjustment_grid_equals_one_process(microscopy_root, tmp_path, client):
-    config = AdjustmentConfig.from_yaml(f"""
-name: grid-adjustment
-dataset: {{kind: microscopy, root: {microscopy_root}}}
-pipeline: "bi,s,me"
-intensities: [0.01, 1.0]
-sensor: {{gain: 2.0, read_noise: 2.0}}
-arms: [learned, raw]
-model: {{name: small_cnn, downsample: 2}}
-training: {{epochs: 2, batch_size: 8}}
-folds: 2
-""")
+def test_adjustment_grid_equals_one_process(tmp_path, client, tiny):
+    config = tiny.config("adjustment", name="grid-adjustment", sensor={"gain": 2.0, "read_noise": 2.0}, arms=["learned", "raw"], pipeline_lr=None)
     with worker_threads():
         alone = run_adjustment(config, tmp_path / "alone", tracking=False)
     spread = run_adjustment(config, tmp_path / "grid", tracking=False, scheduler=client)
@@ -118,8 +88,8 @@ folds: 2
     assert (tmp_path / "grid" / learned).read_text() == (tmp_path / "alone" / learned).read_text()
 
 
-def test_a_worker_killed_mid_unit_loses_nothing(microscopy_root, tmp_path, client):
-    config = synthesis_config(microscopy_root, epochs=12)
+def test_a_worker_killed_mid_unit_loses_nothing(tmp_path, client, tiny):
+    config = tiny.config("synthesis", **GRID, training={"epochs": 12})
     with worker_threads():
         alone = run_synthesis(config, tmp_path / "alone", tracking=False)
     run = tmp_path / "grid"
@@ -170,12 +140,11 @@ def test_a_worker_killed_mid_unit_loses_nothing(microscopy_root, tmp_path, clien
         assert not (unit / "train_state.pt").exists()
 
 
-def test_a_local_cluster_from_the_command_line_on_synthetic_data(microscopy_root, tmp_path):
+def test_a_local_cluster_from_the_command_line_on_synthetic_data(tmp_path, tiny):
     from ispkit.cli import main
 
     # synthetic data written by the command (the driving process) and only read by the workers
-    text = synthesis_config(microscopy_root).text.replace(f"root: {microscopy_root}}}", f"root: {tmp_path / 'data'}, synthetic: {{n: 24, size: 64}}}}")
-    assert "synthetic" in text
+    text = tiny.text("synthesis", **GRID, dataset={"root": tmp_path / "data", "synthetic": {"n": 24, "size": 64}})
     (tmp_path / "grid.yaml").write_text(text)
     with worker_threads():
         alone = run_synthesis(SynthesisConfig.from_yaml(text), tmp_path / "alone", tracking=False)
@@ -194,7 +163,7 @@ def test_gpu_units_ask_for_a_gpu_only_where_workers_declare_one():
     assert gpu_resources("auto", _workers({}, {})) is None
 
 
-def test_units_go_to_the_worker_declaring_a_gpu(microscopy_root, tmp_path, client):
+def test_units_go_to_the_worker_declaring_a_gpu(tmp_path, client, tiny):
     """A third worker started as the docs say (``dask worker ADDRESS --resources GPU=1``) gets every unit."""
     import subprocess
     import sys
@@ -211,7 +180,7 @@ def test_units_go_to_the_worker_declaring_a_gpu(microscopy_root, tmp_path, clien
             time.sleep(0.1)
         assert gpu, "the GPU worker did not join"
         with distributed.get_task_stream(client) as stream:
-            run_synthesis(synthesis_config(microscopy_root), tmp_path / "run", tracking=False, scheduler=client)
+            run_synthesis(tiny.config("synthesis", **GRID), tmp_path / "run", tracking=False, scheduler=client)
         assert {t["worker"] for t in stream.data if t["key"].startswith("ispkit-unit-")} == set(gpu)
     finally:
         process.terminate()

@@ -8,31 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from ispkit.drift.config import SynthesisConfig
 from ispkit.drift.results import SynthesisResults
-from ispkit.drift.synthesis import ViewBank, load_raw_set, resolve_device, run_synthesis
+from ispkit.drift.runs import load_raw_set
+from ispkit.drift.synthesis import run_synthesis
 from ispkit.errors import InputError
 from ispkit.pipeline import Pipeline
 from ispkit.tasks import load_checkpoint
 
 
-def _config(root, *, kind="microscopy", model="small_cnn", downsample=2, epochs=1, train='["bi,s,me", "me,u,ga"]', test='["bi,s,me", "me,u,ga"]', seed=0, extra=""):
-    return SynthesisConfig.from_yaml(f"""
-name: tiny
-seed: {seed}
-dataset: {{kind: {kind}, root: {root}}}
-pipelines: {{train: {train}, test: {test}}}
-model: {{name: {model}, downsample: {downsample}}}
-training: {{epochs: {epochs}, batch_size: 8, lr: 0.003}}
-folds: 2
-corruptions: {{names: [gaussian_noise, contrast], severities: [1, 5]}}
-{extra}
-""")
-
-
-def test_tiny_classification_study_end_to_end(microscopy_root, tmp_path):
+def test_tiny_classification_study_end_to_end(tmp_path, tiny):
     lines = []
-    config = _config(microscopy_root)
+    config = tiny.config("synthesis")
     results = run_synthesis(config, tmp_path / "run", tracking=False, progress=lines.append)
     assert results.task == "classification" and results.metric == "accuracy"
     assert results.train_pipelines == ["bi,s,me", "me,u,ga"] and results.test_pipelines == ["bi,s,me", "me,u,ga"]
@@ -67,8 +53,8 @@ def test_tiny_classification_study_end_to_end(microscopy_root, tmp_path):
     assert lines[-1].startswith("done: report at")
 
 
-def test_same_seed_same_results_and_resume_recomputes_only_missing_units(microscopy_root, tmp_path):
-    config = _config(microscopy_root)
+def test_same_seed_same_results_and_resume_recomputes_only_missing_units(tmp_path, tiny):
+    config = tiny.config("synthesis")
     first = run_synthesis(config, tmp_path / "a", tracking=False)
     second = run_synthesis(config, tmp_path / "b", tracking=False)
     np.testing.assert_array_equal(first.metrics["accuracy"], second.metrics["accuracy"])
@@ -84,8 +70,8 @@ def test_same_seed_same_results_and_resume_recomputes_only_missing_units(microsc
     np.testing.assert_array_equal(again.metrics["accuracy"], first.metrics["accuracy"])
 
 
-def test_interrupted_study_resumes_mid_unit_to_the_uninterrupted_result(microscopy_root, tmp_path):
-    config = _config(microscopy_root, epochs=2)
+def test_interrupted_study_resumes_mid_unit_to_the_uninterrupted_result(tmp_path, tiny):
+    config = tiny.config("synthesis", training={"epochs": 2})
     reference = run_synthesis(config, tmp_path / "reference", tracking=False)
 
     def interrupt(line: str) -> None:
@@ -103,16 +89,16 @@ def test_interrupted_study_resumes_mid_unit_to_the_uninterrupted_result(microsco
     np.testing.assert_array_equal(resumed.corruption_metrics["accuracy"], reference.corruption_metrics["accuracy"])
 
 
-def test_a_run_folder_of_another_experiment_is_refused(microscopy_root, tmp_path):
-    run_synthesis(_config(microscopy_root), tmp_path / "run", tracking=False)
+def test_a_run_folder_of_another_experiment_is_refused(tmp_path, tiny):
+    run_synthesis(tiny.config("synthesis"), tmp_path / "run", tracking=False)
     before = (tmp_path / "run" / "results.json").read_bytes()
     with pytest.raises(InputError, match="different experiment"):
-        run_synthesis(_config(microscopy_root, seed=1), tmp_path / "run", tracking=False)
+        run_synthesis(tiny.config("synthesis", seed=1), tmp_path / "run", tracking=False)
     assert (tmp_path / "run" / "results.json").read_bytes() == before
 
 
-def test_tiny_segmentation_study(drone_root, tmp_path):
-    config = _config(drone_root, kind="drone", model="small_unet", downsample=2, test='["bi,s,me", "me,u,ga", "ma,s,ga"]')
+def test_tiny_segmentation_study(drone_root, tmp_path, tiny):
+    config = tiny.config("synthesis", dataset={"kind": "drone", "root": drone_root}, model={"name": "small_unet"}, pipelines={"test": ["bi,s,me", "me,u,ga", "ma,s,ga"]})
     results = run_synthesis(config, tmp_path / "run", tracking=False)
     assert results.task == "segmentation" and results.metric == "iou"
     assert set(results.metrics) == {"iou", "dice"} and results.metrics["iou"].shape == (2, 3, 2)
@@ -121,10 +107,10 @@ def test_tiny_segmentation_study(drone_root, tmp_path):
     assert "IoU" in (tmp_path / "run" / "report.html").read_text() or "iou" in (tmp_path / "run" / "report.html").read_text()
 
 
-def test_tracking_writes_a_local_mlflow_store(microscopy_root, tmp_path):
+def test_tracking_writes_a_local_mlflow_store(tmp_path, tiny):
     import mlflow.tracking
 
-    run_synthesis(_config(microscopy_root), tmp_path / "run")
+    run_synthesis(tiny.config("synthesis"), tmp_path / "run")
     client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tiny")
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
@@ -138,24 +124,3 @@ def test_tracking_writes_a_local_mlflow_store(microscopy_root, tmp_path):
     artifacts = {a.path for a in client.list_artifacts(study.info.run_id)}
     assert {"results.json", "report.html", "matrix.png"} <= artifacts
     assert str(tmp_path / "run" / "mlruns") in experiment.artifact_location
-
-
-def test_view_bank_caches_within_budget_and_streams_beyond(microscopy_root):
-    config = _config(microscopy_root)
-    data = load_raw_set(config.dataset)
-    pipelines = {p: Pipeline.preset(p, camera=data.camera) for p in ("bi,s,me", "me,u,ga")}
-    cached = ViewBank(data.raws, pipelines, downsample=2, device=torch.device("cpu"))
-    streamed = ViewBank(data.raws, pipelines, downsample=2, device=torch.device("cpu"), max_bytes=1)
-    index = torch.tensor([3, 0, 5])
-    expected = torch.nn.functional.avg_pool2d(pipelines["me,u,ga"].to_torch()(data.raws[index]), 2)
-    torch.testing.assert_close(cached.source("me,u,ga")(index), expected)
-    torch.testing.assert_close(streamed.source("me,u,ga")(index), expected)
-    assert "me,u,ga" in cached._cache and not streamed._cache
-
-
-def test_resolve_device():
-    assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(InputError, match="CUDA is not available"):
-            resolve_device("cuda")

@@ -20,7 +20,6 @@ import pytest
 import torch
 from torch import nn
 
-from ispkit.drift.config import SynthesisConfig
 from ispkit.drift.synthesis import run_synthesis
 from ispkit.errors import InputError
 from ispkit.tasks import load_checkpoint, save_checkpoint
@@ -45,6 +44,10 @@ def marker(tmp_path):
     path = tmp_path / "PWNED"
     yield path
     assert not path.exists(), "unpickling ran code from the file"
+
+
+ONE_PIPELINE = {"pipelines": {"train": ["bi,s,me"], "test": ["bi,s,me"]}, "training": {"lr": None}, "corruptions": {"names": ["contrast"], "severities": [1]}}
+"""The tiny synthesis experiment cut to one pipeline and one corruption: the first unit loads what it is given."""
 
 
 def _plant(path: Path, marker: Path, wrap=lambda evil: {"state_dict": {"conv.weight": evil}}) -> Path:
@@ -138,18 +141,10 @@ class TestWeights:
         assert load_weights(target, f"{base}/good.pth", what="test") == []
         assert torch.equal(target.weight, source.weight)
 
-    def test_experiment_yaml_weights(self, microscopy_root, tmp_path, marker):
+    def test_experiment_yaml_weights(self, tmp_path, marker, tiny):
         """``model: {options: {weights: FILE}}`` in an experiment reaches load_weights when the first unit builds its model."""
         evil = _plant(tmp_path / "evil.pth", marker)
-        config = SynthesisConfig.from_yaml(f"""
-name: evil-weights
-dataset: {{kind: microscopy, root: {microscopy_root}}}
-pipelines: {{train: ["bi,s,me"], test: ["bi,s,me"]}}
-model: {{name: resnet18, downsample: 4, options: {{weights: {evil}}}}}
-training: {{epochs: 1, batch_size: 8}}
-folds: 2
-corruptions: {{names: [contrast], severities: [1]}}
-""")
+        config = tiny.config("synthesis", name="evil-weights", **ONE_PIPELINE, model={"name": "resnet18", "downsample": 4, "options": {"weights": evil}})
         with pytest.raises(InputError, match="refusing to load resnet18 weights"):
             run_synthesis(config, tmp_path / "run", tracking=False)
 
@@ -188,17 +183,9 @@ class TestResumeStates:
         with pytest.raises(InputError, match="refusing to load training resume state"):
             fit(network, lambda index: views[index], torch.tensor([0, 1, 0, 1]), [0, 1, 2, 3], TrainConfig(epochs=1, batch_size=2), state_path=state)
 
-    def test_run_folder_resume_state(self, microscopy_root, tmp_path, marker):
+    def test_run_folder_resume_state(self, tmp_path, marker, tiny):
         """A planted ``units/<p>/fold<k>/train_state.pt`` in a run folder is refused when the study resumes."""
-        config = SynthesisConfig.from_yaml(f"""
-name: evil-resume
-dataset: {{kind: microscopy, root: {microscopy_root}}}
-pipelines: {{train: ["bi,s,me"], test: ["bi,s,me"]}}
-model: {{name: small_cnn, downsample: 4}}
-training: {{epochs: 1, batch_size: 8}}
-folds: 2
-corruptions: {{names: [contrast], severities: [1]}}
-""")
+        config = tiny.config("synthesis", name="evil-resume", **ONE_PIPELINE, model={"downsample": 4})
         _plant(tmp_path / "run" / "units" / "bi,s,me" / "fold0" / "train_state.pt", marker, wrap=lambda evil: {"epoch": evil})
         with pytest.raises(InputError, match=r"refusing to load training resume state '.*fold0/train_state\.pt'"):
             run_synthesis(config, tmp_path / "run", tracking=False)
