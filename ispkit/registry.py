@@ -157,6 +157,9 @@ class HookKind:
 class Registry:
     """The items of every registered :class:`HookKind` provided by ispkit and by installed plugins.
 
+    Every kind registered so far (:data:`HOOK_KINDS`) is added before plugins are loaded; a
+    kind registered later (its layer imported later) is added then (:meth:`add_kind`).
+
     Parameters
     ----------
     entry_points
@@ -164,9 +167,6 @@ class Registry:
     strict
         Raise on the first plugin failure instead of recording it; defaults to the
         ``ISPKIT_STRICT_PLUGINS`` environment variable.
-
-    Every kind registered so far (:data:`HOOK_KINDS`) is added before plugins are loaded; a
-    kind registered later (its layer imported later) is added then (:meth:`add_kind`).
     """
 
     def __init__(self, *, entry_points: bool = True, strict: bool | None = None) -> None:

@@ -7,6 +7,18 @@
 Experiments are YAML files (:mod:`ispkit.drift.config`), tracked in MLflow
 (:mod:`ispkit.drift.tracking`) and reported as HTML with figures.
 
+The modules read top-down: each imports only modules listed before it.
+
+- :mod:`~ispkit.drift.distances` with its hook kind (:mod:`~ispkit.drift.builtins`,
+  :mod:`~ispkit.drift.hookspecs`), :mod:`~ispkit.drift.config`, :mod:`~ispkit.drift.tracking`,
+  :mod:`~ispkit.drift.units` (a study's units, the clock, seeds), :mod:`~ispkit.drift.run_lock`;
+- :mod:`~ispkit.drift.grid` (the units as Dask tasks), :mod:`~ispkit.drift.execution` (run, resume);
+- :mod:`~ispkit.drift.runs` (run folder, data, device, folds, views, seeded networks);
+- :mod:`~ispkit.drift.results` (every results class);
+- :mod:`~ispkit.drift.html_report` (report scaffolding), then :mod:`~ispkit.drift.report`,
+  :mod:`~ispkit.drift.forensics_report`, :mod:`~ispkit.drift.adjustment_report`;
+- the controls: :mod:`~ispkit.drift.synthesis`, :mod:`~ispkit.drift.forensics`, :mod:`~ispkit.drift.adjustment`.
+
 Importing this package registers the view-distance hook kind
 (:data:`~ispkit.drift.hookspecs.DISTANCES`) and ispkit's own distances with the plugin registry.
 """
