@@ -64,3 +64,61 @@ def _mosaic(path):
     from ispkit.io import read_raw
 
     return read_raw(path).mosaic
+
+
+# -- the layout -----------------------------------------------------------------------------------
+
+SCREEN = (1920, 1080)
+
+
+def _rows_shown(view, rows: int) -> int:
+    """How many of a list's or table's first ``rows`` rows lie wholly inside its viewport."""
+    height = view.viewport().height()
+    if hasattr(view, "rowViewportPosition"):
+        return sum(1 for i in range(rows) if 0 <= view.rowViewportPosition(i) and view.rowViewportPosition(i) + view.rowHeight(i) <= height)
+    return sum(1 for i in range(rows) if view.visualItemRect(view.item(i)).bottom() < height)
+
+
+def test_every_widget_docked_together_fits_a_1920x1080_screen(make_napari_viewer, qtbot):
+    """Docked from the manifest as the Plugins menu docks them, the widgets share one tab group, each
+    usable at full height, and the window can be made shorter than the screen (issue 16: 1088 px minimum)."""
+    import npe2
+    from qtpy.QtWidgets import QScrollArea
+
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(*SCREEN)
+    viewer.open_sample("napari-drift", "microscopy")
+    docks = {}
+    for contribution in npe2.PluginManager.instance().get_manifest("napari-drift").contributions.widgets:
+        docks[contribution.display_name] = viewer.window.add_plugin_dock_widget("napari-drift", contribution.display_name)
+        qtbot.wait(50)
+    frames = {name: dock for name, (dock, _widget) in docks.items()}
+    qtbot.waitUntil(lambda: all(len(window.tabifiedDockWidgets(d)) == len(frames) - 1 for d in frames.values()), timeout=5000)
+    assert window.size().height() == SCREEN[1]
+
+    def shown(name: str):
+        frames[name].raise_()
+        qtbot.wait(100)
+        widget = docks[name][1]
+        assert widget.isVisible() and frames[name].height() >= 800, (name, frames[name].size())
+        return widget
+
+    composer = shown("ISP pipeline composer")
+    qtbot.waitUntil(lambda: composer.is_idle() and composer.preview_layer is not None, timeout=15000)
+    editors = composer.findChild(QScrollArea).viewport()
+    assert editors.height() >= 600  # the stage editors: most stages open at once, not a scroll strip (41 px before)
+    drift = shown("Drift view")
+    assert _rows_shown(drift.preset_list, 12) == 12
+    classifier = shown("Classifier")
+    with qtbot.waitSignal(classifier.predicted, timeout=30000):
+        assert classifier.load_bundled()
+    assert classifier.table.rowCount() == 8 and _rows_shown(classifier.table, 8) >= 5  # one row before
+    jobs = shown("Drift jobs")
+    assert jobs.log.height() >= 300
+    batch = shown("Batch")
+    assert _rows_shown(batch.preset_list, 12) >= 8 and batch.log.height() >= 150
+
+    assert window.minimumSizeHint().height() <= 720  # the sum of five docks' minimum heights (1464 px) before
+    window.resize(1280, 720)
+    qtbot.waitUntil(lambda: window.size().height() == 720, timeout=5000)

@@ -8,9 +8,60 @@ from typing import Any
 
 import numpy as np
 from napari.utils import notifications
-from qtpy.QtWidgets import QComboBox
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QComboBox, QDockWidget, QMainWindow, QWidget
 
 from ..logic.raw_layer import is_raw_layer
+
+
+class DockedWidget(QWidget):
+    """Base of the plugin's dock widgets: docked next to another napari-drift widget, it joins
+    that one's tabs instead of stacking below it.
+
+    napari docks plugin widgets of one side above each other; five of them in a
+    1080-pixel-high window leave each a strip (the composer's editors a scroll strip, the
+    classifier's table one row) and make the window taller than the screen. As tabs, each
+    widget gets the whole height and the window's minimum height is that of its tallest
+    widget, not their sum. The newest widget is shown; the tabs can be dragged apart.
+    """
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not getattr(self, "_tabs_joined", False):
+            self._tabs_joined = True
+            QTimer.singleShot(0, self._join_plugin_tabs)  # after napari has placed the dock
+
+    def _join_plugin_tabs(self) -> None:
+        try:
+            join_plugin_tabs(self)
+        except RuntimeError:  # the widget or its window was deleted meanwhile
+            pass
+
+
+def _dock_of(widget: QWidget) -> QDockWidget | None:
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parentWidget()
+    return parent
+
+
+def join_plugin_tabs(widget: QWidget) -> bool:
+    """Tabify ``widget``'s dock with another docked napari-drift widget's in the same area; True if it did."""
+    dock = _dock_of(widget)
+    window = dock.parentWidget() if dock is not None else None
+    if dock is None or dock.isFloating() or not isinstance(window, QMainWindow):
+        return False
+    area = window.dockWidgetArea(dock)
+    for other in window.findChildren(QDockWidget):
+        inner = other.widget()
+        if other is dock or other.isFloating() or not other.isVisible() or window.dockWidgetArea(other) != area:
+            continue
+        if isinstance(inner, DockedWidget) or (inner is not None and inner.findChild(DockedWidget) is not None):
+            window.tabifyDockWidget(other, dock)
+            dock.show()
+            dock.raise_()
+            return True
+    return False
 
 
 def notify_error(message: str) -> None:

@@ -39,7 +39,7 @@ from ..logic.batch import BACKENDS, BatchError, BatchRunner, open_results
 from ..logic.composer import ComposerModel, view_contrast_limits
 from ..logic.raw_layer import physical_scale
 from ..logic.stacks import pixel_size_of
-from ._common import guarded, notify_error
+from ._common import DockedWidget, guarded, notify_error
 
 __all__ = ["BatchWidget", "RESULT_PREFIX"]
 
@@ -48,7 +48,7 @@ PROGRESS_INTERVAL_MS = 250
 _STATUS = {"running": "running…", "finished": "finished", "cancelled": "cancelled (Run again to finish)", "error": "failed"}
 
 
-class BatchWidget(QWidget):
+class BatchWidget(DockedWidget):
     """Dock widget: raw folder, store, presets, scheduler, Run/Cancel, progress, log, Open results."""
 
     batch_finished = Signal(str)  # "finished", "cancelled" or "error"

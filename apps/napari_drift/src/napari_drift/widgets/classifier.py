@@ -33,7 +33,7 @@ from qtpy.QtWidgets import (
 
 from ..logic.classifier import ClassifierModel
 from ..logic.raw_layer import camera_from_metadata, is_raw_layer
-from ._common import current_frame, frame_axes, guarded, image_geometry, notify_error
+from ._common import DockedWidget, current_frame, frame_axes, guarded, image_geometry, notify_error
 
 __all__ = ["AUTO", "ClassifierWidget", "MASK_PREFIX"]
 
@@ -52,7 +52,7 @@ def _usable(layer: Any) -> bool:
     return _is_rgb_layer(layer) or is_raw_layer(layer)
 
 
-class ClassifierWidget(QWidget):
+class ClassifierWidget(DockedWidget):
     """Dock widget: checkpoint, source layer, predicted class and probability table."""
 
     predicted = Signal(object)  # the Prediction, after each shown result

@@ -41,7 +41,7 @@ from superqt import QCollapsible
 
 from ..logic.composer import ComposerModel, ParamRow, format_value, parse_value, view_contrast_limits
 from ..logic.raw_layer import camera_from_metadata, is_raw_layer, mosaic_from_layer
-from ._common import RawLayerCombo, current_frame, derived_geometry, frame_axes, guarded, layer_kind, notify_error, put_layer
+from ._common import DockedWidget, RawLayerCombo, current_frame, derived_geometry, frame_axes, guarded, layer_kind, notify_error, put_layer
 
 __all__ = ["ComposerWidget", "DEBOUNCE_MS", "PREVIEW_PREFIX", "find_composer"]
 
@@ -65,7 +65,7 @@ _PRESET_PLACEHOLDER = "— preset —"
 _SERIAL = itertools.count()
 
 
-class ComposerWidget(QWidget):
+class ComposerWidget(DockedWidget):
     """Dock widget: source raw layer, presets, one row per stage, Load/Save YAML, live preview layer."""
 
     preview_updated = Signal(object)  # the preview layer, after each shown result

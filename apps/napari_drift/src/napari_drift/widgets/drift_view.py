@@ -25,7 +25,7 @@ from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QListWidget, QListWid
 from ..logic.composer import ComposerModel, view_contrast_limits
 from ..logic.drift_view import METADATA_PIPELINES, METADATA_PRESETS, METADATA_REFERENCE, drift_stack, lazy_drift_stack, preset_pipelines
 from ..logic.raw_layer import camera_from_metadata, mosaic_from_layer
-from ._common import RawLayerCombo, current_frame, derived_geometry, frame_axes, guarded, notify_error, put_layer
+from ._common import DockedWidget, RawLayerCombo, current_frame, derived_geometry, frame_axes, guarded, notify_error, put_layer
 
 __all__ = ["DriftViewWidget", "STACK_PREFIX", "DIFF_PREFIX"]
 
@@ -33,7 +33,7 @@ STACK_PREFIX = "drift: "
 DIFF_PREFIX = "drift |Δ ref|: "
 
 
-class DriftViewWidget(QWidget):
+class DriftViewWidget(DockedWidget):
     """Dock widget: raw layer, preset checklist, reference preset, Compute."""
 
     computed = Signal(object, object)  # (stack layer, difference layer)

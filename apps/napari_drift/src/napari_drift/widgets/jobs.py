@@ -41,7 +41,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..logic.jobs import JobError, JobRunner, adjustment_pipelines, figures, forensics_pipelines
-from ._common import guarded, notify_error, viewer_units
+from ._common import DockedWidget, guarded, notify_error, viewer_units
 
 __all__ = ["JobsWidget", "FIGURE_PREFIX", "PROGRESS_INTERVAL_MS"]
 
@@ -51,7 +51,7 @@ _AUTO = "auto"
 _STATUS = {"running": "running…", "finished": "finished", "cancelled": "cancelled (the run folder resumes)", "error": "failed"}
 
 
-class JobsWidget(QWidget):
+class JobsWidget(DockedWidget):
     """Dock widget: experiment, run folder, Run/Cancel, progress, log, figures and pipelines."""
 
     job_finished = Signal(str)  # "finished", "cancelled" or "error"
