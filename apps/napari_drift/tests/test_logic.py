@@ -165,3 +165,20 @@ def test_listeners_and_torch_backend(mosaic):
     model.set_param("gamma", "gamma", 2.0)
     assert len(seen) == 1
     np.testing.assert_allclose(model.preview(mosaic), to_view(model.pipeline(mosaic)), atol=1e-4)
+
+
+def test_view_contrast_limits_stretch_dark_views_only(mosaic):
+    from napari_drift.logic.composer import VIEW_PERCENTILE, view_contrast_limits
+
+    pipeline = Pipeline.preset("bi,s,me", camera="microscopy")
+    bright = to_view(pipeline(mosaic))
+    assert view_contrast_limits(bright) == (0.0, 1.0)  # a normal view keeps its brightness (edits stay visible)
+    dark = to_view(pipeline(mosaic * 0.001))  # a raw at intensity 0.001: every value near 0
+    low, high = view_contrast_limits(dark)
+    assert low == 0.0 and high == pytest.approx(np.percentile(dark.astype(np.float64), VIEW_PERCENTILE)) and 0 < high < 0.3
+    assert np.mean(dark <= high) > 0.99  # shown with a range that holds (nearly) all its values
+    assert view_contrast_limits(np.zeros((4, 4, 3))) == (0.0, 1.0)  # all black: nothing to stretch
+    assert view_contrast_limits(np.full((2, 2, 3), np.nan)) == (0.0, 1.0)
+    with_nan = dark.copy()
+    with_nan[0, 0] = np.nan
+    assert view_contrast_limits(with_nan)[1] == pytest.approx(high, rel=0.01)  # the NaN is left out

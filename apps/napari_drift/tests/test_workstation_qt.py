@@ -122,3 +122,91 @@ def test_every_widget_docked_together_fits_a_1920x1080_screen(make_napari_viewer
     assert window.minimumSizeHint().height() <= 720  # the sum of five docks' minimum heights (1464 px) before
     window.resize(1280, 720)
     qtbot.waitUntil(lambda: window.size().height() == 720, timeout=5000)
+
+
+# -- labels, messages and display (issue 16 item 7) -----------------------------------------------
+
+
+def test_labels_follow_renamed_layers(viewer, qtbot, tmp_path, errors):
+    from napari_drift.widgets.classifier import ClassifierWidget
+    from napari_drift.widgets.composer import ComposerWidget
+    from napari_drift.widgets.drift_view import DriftViewWidget
+
+    crop = np.random.default_rng(3).random((128, 128)) * 0.8 + 0.1  # large enough for the bundled classifier
+    viewer.open(str(write_raw(tmp_path / "cells.tiff", crop, "microscopy")), plugin="napari-drift")
+    composer, drift = ComposerWidget(viewer), DriftViewWidget(viewer)
+    qtbot.waitUntil(lambda: composer.is_idle() and composer.preview_layer is not None, timeout=15000)
+    classifier = ClassifierWidget(viewer)
+    with qtbot.waitSignal(classifier.predicted, timeout=30000):
+        classifier.load_bundled()
+    assert classifier.source_label.text() == "source: preview: bi,s,me — RGB view"
+
+    composer.model.load_preset("ma,s,ga")  # the composer renames its preview after the pipeline
+    qtbot.waitUntil(lambda: composer.is_idle() and composer.preview_layer.name == "preview: ma,s,ga", timeout=15000)
+    assert classifier.source_label.text() == "source: preview: ma,s,ga — RGB view"  # was "preview: bi,s,me"
+    items = [classifier.source_combo.itemText(i) for i in range(classifier.source_combo.count())]
+    assert "preview: ma,s,ga" in items and "preview: bi,s,me" not in items
+
+    classifier.source_combo.setCurrentText("cells")  # a source chosen by name stays chosen when it is renamed
+    classifier.source_combo.activated.emit(classifier.source_combo.currentIndex())
+    viewer.layers["cells"].name = "cells (day 2)"
+    assert classifier.source_combo.currentText() == "cells (day 2)" and classifier.source_label.text().startswith("source: cells (day 2) — raw")
+    for combo in (composer.layer_combo, drift.layer_combo):
+        assert combo.currentText() == "cells (day 2)" and combo.layer() is viewer.layers["cells (day 2)"]
+    assert composer.source_layer is viewer.layers["cells (day 2)"]
+    qtbot.waitUntil(lambda: composer.is_idle() and classifier.is_idle(), timeout=15000)
+    assert not errors
+
+
+def test_error_messages_name_the_layer_type_not_naparis_proxy(viewer, errors):
+    dock, composer = viewer.window.add_plugin_dock_widget("napari-drift", "ISP pipeline composer")  # sees napari's proxies
+    viewer.add_points(np.zeros((2, 2)), name="spots")
+    viewer.layers.selection.active = viewer.layers["spots"]
+    composer.use_selected_button.click()
+    assert len(errors) == 1 and "Layer 'spots' (Points) is not an ispkit raw mosaic" in errors[0]
+    assert "Proxy" not in errors[0]
+
+
+def test_notifications_do_not_cover_the_drift_views_overlay(make_napari_viewer, qtbot, raw_tiff):
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+    from napari.utils.notifications import show_error
+
+    from napari_drift.widgets.drift_view import DriftViewWidget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 800)
+    viewer.open(str(raw_tiff), plugin="napari-drift")
+    drift = DriftViewWidget(viewer)
+    viewer.window.add_dock_widget(drift)
+    drift.set_presets(["bi,s,me", "ma,s,ga"])
+    with qtbot.waitSignal(drift.computed, timeout=30000):
+        drift.compute_button.click()
+    show_error("a notification while the drift stack is shown")
+    qtbot.waitUntil(lambda: bool(viewer.window._qt_window.findChildren(NapariQtNotification)), timeout=5000)
+    canvas = viewer.window._qt_viewer.canvas.native
+    toast = viewer.window._qt_window.findChildren(NapariQtNotification)[-1]
+    top_left, bottom_right = toast.mapTo(canvas, toast.rect().topLeft()), toast.mapTo(canvas, toast.rect().bottomRight())
+    # napari opens notifications in the canvas's bottom half, at its right edge; the preset's name is at the top left
+    assert top_left.y() > canvas.height() / 2 and bottom_right.x() > canvas.width() - 40, (top_left, bottom_right, canvas.size())
+    assert viewer.canvas.overlays.text.position == "top_left" and viewer.canvas.overlays.text.text == "preset: bi,s,me"
+    assert viewer.canvas.overlays.scale_bar.position == "bottom_left" and viewer.canvas.overlays.scale_bar.visible
+
+
+def test_views_of_a_very_dark_raw_are_not_shown_black(viewer, qtbot, tmp_path, mosaic, errors):
+    from napari_drift.logic.composer import view_contrast_limits
+    from napari_drift.widgets.composer import ComposerWidget
+    from napari_drift.widgets.drift_view import DriftViewWidget
+
+    viewer.open(str(write_raw(tmp_path / "dim.tiff", mosaic * 0.001, "microscopy")), plugin="napari-drift")  # intensity 0.001
+    composer = ComposerWidget(viewer)
+    qtbot.waitUntil(lambda: composer.is_idle() and composer.preview_layer is not None, timeout=15000)
+    preview = composer.preview_layer
+    low, high = preview.contrast_limits
+    assert (low, high) == pytest.approx(view_contrast_limits(np.asarray(preview.data))) and high < 0.3  # (0, 1) before: black
+    drift = DriftViewWidget(viewer)
+    drift.set_presets(["bi,s,me", "me,u,ga"])
+    with qtbot.waitSignal(drift.computed, timeout=30000):
+        drift.compute_button.click()
+    assert tuple(drift.stack_layer.contrast_limits) == pytest.approx(view_contrast_limits(np.asarray(drift.stack_layer.data)))
+    assert drift.stack_layer.contrast_limits[1] < 0.3 and drift.diff_layer.contrast_limits[1] < drift.stack_layer.contrast_limits[1]
+    assert not errors

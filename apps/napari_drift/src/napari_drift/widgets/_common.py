@@ -170,6 +170,21 @@ class RawLayerCombo(QComboBox):
         except RuntimeError:  # the Qt object was deleted (widget closed): stop listening
             self.disconnect_viewer()
 
+    def _on_renamed(self, event: Any = None) -> None:
+        """A layer was renamed: list the new names; the chosen layer stays chosen under its new name (no signal: the same layer)."""
+        try:
+            chosen, new = self.currentText(), getattr(getattr(event, "source", None), "name", None)  # the event carries the layer
+            renamed_choice = bool(chosen) and chosen not in self._viewer.layers and isinstance(new, str)
+            self.blockSignals(True)
+            self.clear()
+            self.addItems([layer.name for layer in self._viewer.layers if is_raw_layer(layer)])
+            self.setCurrentText(new if renamed_choice else chosen)
+            self.blockSignals(False)
+        except RuntimeError:  # the Qt object was deleted (widget closed): stop listening
+            source = getattr(event, "source", None)
+            if source is not None:
+                source.events.name.disconnect(self._on_renamed)
+
     def disconnect_viewer(self) -> None:
         events = self._viewer.layers.events
         for emitter in (events.inserted, events.removed, events.reordered):
@@ -180,6 +195,8 @@ class RawLayerCombo(QComboBox):
 
     def _refresh(self) -> None:
         current = self.currentText()
+        for layer in self._viewer.layers:
+            layer.events.name.connect(self._on_renamed)  # once: napari ignores a callback connected again
         names = [layer.name for layer in self._viewer.layers if is_raw_layer(layer)]
         self.blockSignals(True)
         self.clear()

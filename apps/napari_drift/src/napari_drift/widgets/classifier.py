@@ -173,8 +173,11 @@ class ClassifierWidget(DockedWidget):
         except Exception as exc:  # noqa: BLE001
             notify_error(f"Classifier: {type(exc).__name__}: {exc}")
 
-    def _refresh_sources(self) -> None:
-        current = self.source_combo.currentText() or AUTO
+    def _refresh_sources(self, keep: str | None = None) -> None:
+        """List the usable layers (keeping the choice, or ``keep``); follow every layer's renames."""
+        current = keep or self.source_combo.currentText() or AUTO
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._on_renamed)  # once: napari ignores a callback connected again
         names = [AUTO] + [layer.name for layer in self.viewer.layers if _usable(layer)]
         self.source_combo.blockSignals(True)
         self.source_combo.clear()
@@ -196,6 +199,25 @@ class ClassifierWidget(DockedWidget):
                 return layer
         return None
 
+    def _on_renamed(self, event: Any = None) -> None:
+        """A layer was renamed (the composer names its preview after the pipeline): the list and
+        the source line show the new name, and a source chosen by name stays chosen."""
+        try:
+            renamed = getattr(getattr(event, "source", None), "name", None)  # napari's name event carries the layer, not the name
+            renamed_source = self._source is not None and renamed is not None and self._source.name == renamed
+            explicit = self.source_combo.currentText() != AUTO
+            self._refresh_sources(keep=self._source.name if renamed_source and explicit else None)
+            if renamed_source:
+                self._show_source(self._source)
+        except RuntimeError:  # widget deleted: stop listening
+            source = getattr(event, "source", None)
+            if source is not None:
+                source.events.name.disconnect(self._on_renamed)
+
+    def _show_source(self, layer: Any) -> None:
+        kind = "RGB view" if _is_rgb_layer(layer) else "raw mosaic (processed with the checkpoint's pipeline)"
+        self.source_label.setText(f"source: {layer.name} — {kind}")
+
     def _on_source_choice(self) -> None:
         layer = self._resolve()
         if layer is self._source:
@@ -208,8 +230,7 @@ class ClassifierWidget(DockedWidget):
         self._source = layer
         if layer is not None:
             layer.events.data.connect(self._on_data)
-            kind = "RGB view" if _is_rgb_layer(layer) else "raw mosaic (processed with the checkpoint's pipeline)"
-            self.source_label.setText(f"source: {layer.name} — {kind}")
+            self._show_source(layer)
             self.schedule()
         else:
             self.source_label.setText("source: none (open a raw layer, or dock the composer for a preview)")
