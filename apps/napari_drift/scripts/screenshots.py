@@ -4,13 +4,16 @@ Run from the repository root (napari needs a display and OpenGL: Xvfb + Mesa):
 
     xvfb-run -a python apps/napari_drift/scripts/screenshots.py --out docs/images/napari
 
-One fresh ``napari.Viewer`` per screenshot (window shown, 1400×900), the plugin's
-synthetic microscopy sample loaded, the widget docked from the npe2 manifest
-(``add_plugin_dock_widget``) and driven to a meaningful state; background workers are
-waited for by processing Qt events until the expected layer/label appears. Writes
-``reader.png``, ``composer.png``, ``drift_view.png``, ``classifier.png`` and ``jobs.png``.
-Exits non-zero with a message if a widget does not reach its state within its timeout
-or an error notification is shown.
+One fresh ``napari.Viewer`` per screenshot (window shown, 1400×900; the docked layout
+1920×1080), the plugin's synthetic microscopy sample loaded, the widgets docked from the
+npe2 manifest (``add_plugin_dock_widget``, as the Plugins menu docks them) and driven to a
+meaningful state; background workers are waited for by processing Qt events until the
+expected layer/label appears. Writes ``reader.png``, ``composer.png``, ``drift_view.png``,
+``classifier.png``, ``jobs.png``, ``docked.png`` (every widget docked together),
+``stack.png`` (an OME-TIFF time series with its scale bar, previewed frame by frame) and
+``export.png`` (a folder through the Batch widget, a preview saved as a 16-bit TIFF).
+Each PNG is kept under 300 kB. Exits non-zero with a message if a widget does not reach
+its state within its timeout or an error notification is shown.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ import numpy as np
 
 PLUGIN = "napari-drift"
 WINDOW_SIZE = (1400, 900)
-MAX_BYTES = 400_000
+SCREEN_SIZE = (1920, 1080)
+MAX_BYTES = 300_000
 
 
 class ShotFailed(RuntimeError):
@@ -87,11 +91,11 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, state: 
     raise ShotFailed(f"{what}: not reached within {timeout:.0f} s{detail}")
 
 
-def new_viewer(title: str):
+def new_viewer(title: str, size: tuple[int, int] = WINDOW_SIZE):
     import napari
 
     viewer = napari.Viewer(title=title, show=True)
-    viewer.window._qt_window.resize(*WINDOW_SIZE)
+    viewer.window._qt_window.resize(*size)
     process_events(0.2)
     return viewer
 
@@ -116,7 +120,7 @@ def dock_with_frame(viewer, name: str):
 
 
 def _close_toasts(viewer) -> None:
-    """Close notification pop-ups (e.g. napari's PyQt5 deprecation warning) so they do not cover the canvas."""
+    """Close notification pop-ups (none is expected: an error fails the shot) so they do not cover the canvas."""
     from napari._qt.dialogs.qt_notification import NapariQtNotification
 
     for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
@@ -288,13 +292,118 @@ optimisation: {{steps: 2, batch_size: 4}}
         for layer in viewer.layers:
             layer.visible = layer.name == shown.name
         viewer.layers.selection.active = shown
+        viewer.canvas.overlays.scale_bar.visible = False  # a figure is a plot: the sample's scale bar does not measure it
         viewer.reset_view()
         save(viewer, out / "jobs.png")
     finally:
         viewer.close()
 
 
-SHOTS = ["reader", "composer", "drift_view", "classifier", "jobs"]
+def dock_all(viewer) -> dict:
+    """Dock every widget of the manifest, as the Plugins menu does: display name → widget."""
+    import npe2
+
+    widgets = {}
+    for contribution in npe2.PluginManager.instance().get_manifest(PLUGIN).contributions.widgets:
+        widgets[contribution.display_name] = dock_with_frame(viewer, contribution.display_name)
+    process_events(0.5)
+    return widgets
+
+
+def shot_docked(out: Path) -> None:
+    """Every widget docked together in a 1920×1080 window: one tab group, the composer shown, the classifier's prediction made."""
+    viewer = new_viewer("napari-drift: every widget docked", SCREEN_SIZE)
+    try:
+        open_sample(viewer)
+        docked = dock_all(viewer)
+        composer_frame, composer = docked["ISP pipeline composer"]
+        wait_until(lambda: composer.is_idle() and composer.preview_layer is not None, 30, "docked: composer preview")
+        classifier_frame, classifier = docked["Classifier"]
+        if not classifier.load_bundled():
+            raise ShotFailed("docked: the bundled model did not load")
+        wait_until(lambda: classifier.is_idle() and classifier.prediction is not None, 60, "docked: classifier prediction")
+        tabs = viewer.window._qt_window.tabifiedDockWidgets(composer_frame)
+        if len(tabs) != len(docked) - 1:
+            raise ShotFailed(f"docked: expected one tab group of {len(docked)} widgets, the composer shares it with {len(tabs)}")
+        composer_frame.raise_()
+        save(viewer, out / "docked.png")
+    finally:
+        viewer.close()
+
+
+def _time_series(tmp: Path, sample) -> Path:
+    """An OME-TIFF time series of raw frames: the sample drifting by 2 pixels a frame, dimming, at 0.1625 µm."""
+    import tifffile
+    from ispkit.io import write_sidecar
+
+    mosaic = np.asarray(sample.data, dtype=np.float64)
+    frames = [np.roll(mosaic, (2 * t, 2 * t), axis=(0, 1)) * (1.0 - 0.12 * t) for t in range(6)]
+    stored = np.round(np.clip(np.stack(frames), 0, 1) * 65535).astype(np.uint16)
+    path = tmp / "timelapse.ome.tif"
+    tifffile.imwrite(path, stored, ome=True, metadata={"axes": "TYX", "PhysicalSizeX": 0.1625, "PhysicalSizeY": 0.1625})
+    write_sidecar(path, "microscopy")
+    return path
+
+
+def shot_stack(out: Path, tmp: Path) -> None:
+    """A six-frame OME-TIFF time series: one lazy stack layer at 0.1625 µm with the scale bar, the composer's preview stack on frame 3."""
+    viewer = new_viewer("napari-drift: a stack with a scale bar")
+    try:
+        path = _time_series(tmp, open_sample(viewer))
+        viewer.layers.clear()
+        viewer.open(str(path), plugin=PLUGIN)
+        raw = viewer.layers["timelapse.ome"]
+        if raw.data.shape[0] != 6 or not viewer.canvas.overlays.scale_bar.visible:
+            raise ShotFailed(f"stack: expected 6 frames and the scale bar, got {raw.data.shape} (scale bar {viewer.canvas.overlays.scale_bar.visible})")
+        composer = dock(viewer, "ISP pipeline composer")
+        wait_until(lambda: composer.is_idle() and composer.preview_layer is not None, 30, "stack: preview stack")
+        viewer.dims.set_current_step(0, 3)
+        viewer.layers.selection.active = viewer.layers[composer.preview_layer.name]
+        viewer.reset_view()
+        save(viewer, out / "stack.png")
+    finally:
+        viewer.close()
+
+
+def shot_export(out: Path, tmp: Path) -> None:
+    """A folder of raws through the Batch widget (two presets, results opened), and the composer's preview saved as a 16-bit TIFF."""
+    import tifffile
+    from ispkit.io import write_raw
+
+    viewer = new_viewer("napari-drift: export")
+    try:
+        sample = open_sample(viewer)
+        folder = tmp / "plate"
+        folder.mkdir()
+        mosaic = np.asarray(sample.data, dtype=np.float64)
+        for i in range(8):
+            write_raw(folder / f"well_{i}.tiff", np.roll(mosaic, (16 * i, 8 * i), axis=(0, 1)), "microscopy")
+        composer = dock(viewer, "ISP pipeline composer")
+        wait_until(lambda: composer.is_idle() and composer.preview_layer is not None, 30, "export: preview")
+        saved = composer.preview_layer.save(str(tmp / "preview.tif"), plugin=PLUGIN)
+        if not saved or tifffile.imread(saved[0]).dtype != np.uint16:
+            raise ShotFailed(f"export: the writer did not write a 16-bit TIFF ({saved})")
+        batch = dock(viewer, "Batch")
+        batch.source_edit.setText(str(folder))
+        batch.store_edit.setText(str(tmp / "plate.zarr"))
+        batch.set_presets(["bi,s,me", "ma,s,ga"])
+        batch.start_button.click()
+        wait_until(lambda: not batch.is_running() and batch.state != "running", 180, "export: batch run")
+        if batch.state != "finished":
+            raise ShotFailed(f"export: the batch ended as {batch.state!r}:\n{batch.log.toPlainText()[-2000:]}")
+        batch.open_button.click()
+        shown = viewer.layers[batch.result_layers[-1].name]
+        for layer in viewer.layers:
+            layer.visible = layer.name == shown.name
+        viewer.layers.selection.active = shown
+        viewer.dims.set_current_step(0, 5)
+        viewer.reset_view()
+        save(viewer, out / "export.png")
+    finally:
+        viewer.close()
+
+
+SHOTS = ["reader", "composer", "drift_view", "classifier", "jobs", "docked", "stack", "export"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
             "drift_view": lambda: shot_drift_view(args.out),
             "classifier": lambda: shot_classifier(args.out),
             "jobs": lambda: shot_jobs(args.out, tmp),
+            "docked": lambda: shot_docked(args.out),
+            "stack": lambda: shot_stack(args.out, tmp),
+            "export": lambda: shot_export(args.out, tmp),
         }
         for name in args.only or SHOTS:
             start = time.monotonic()
