@@ -314,7 +314,12 @@ def compiled_cpu(raw: np.ndarray, camera: Camera, reps: int) -> dict[str, dict[s
             compile_seconds = time.perf_counter() - start
             seconds = medians({"eager": lambda: module(batch), "compiled": lambda: compiled(batch)}, reps)
         n = raw.shape[0]
-        out[preset] = {"eager": n / seconds["eager"], "compiled": n / seconds["compiled"], "speedup": seconds["eager"] / seconds["compiled"], "compile_seconds": compile_seconds}
+        out[preset] = {
+            "eager": n / seconds["eager"],
+            "compiled": n / seconds["compiled"],
+            "speedup": seconds["eager"] / seconds["compiled"],
+            "compile_seconds": compile_seconds,
+        }
         print(f"  compile {preset}: {out[preset]}", flush=True)
     return out
 
@@ -431,7 +436,10 @@ def targets(report: dict, size: int) -> dict[str, object]:
     }
     hd = next((v for k, v in report.items() if k.startswith("1080x")), None)
     if hd:
-        out["1080p frame >= 5x chain, every preset"] = [round(hd["summary"]["torch_over_chain_min_preset"], 2), hd["summary"]["torch_over_chain_min_preset"] >= 5]
+        out["1080p frame >= 5x chain, every preset"] = [
+            round(hd["summary"]["torch_over_chain_min_preset"], 2),
+            hd["summary"]["torch_over_chain_min_preset"] >= 5,
+        ]
     if "with_co_runner" in report:
         c = report["with_co_runner"]["summary"]
         out["co-runner: torch >= 3x chain"] = [round(c["torch_over_chain"], 2), c["torch_over_chain"] >= 3]

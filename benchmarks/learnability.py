@@ -53,6 +53,7 @@ def main() -> None:
     data = RawMicroscopy(root, args.intensity)
     raw = torch.stack([data[i][0][0] for i in range(len(data))])
     labels = torch.as_tensor(data.labels)
+
     def prepare(preset: str) -> torch.Tensor:
         with torch.inference_mode():
             views = Pipeline.preset(preset, camera=data.camera).to_torch()(raw)

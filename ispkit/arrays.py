@@ -39,10 +39,7 @@ def check_float(x: Any, where: str) -> None:
 
 def _check_even(h: int, w: int, where: str) -> None:
     if h % 2 or w % 2:
-        raise InputError(
-            f"{where}: a raw mosaic must hold whole 2×2 CFA blocks, so height and width must be even; "
-            f"got {h}×{w} (crop one row or column)"
-        )
+        raise InputError(f"{where}: a raw mosaic must hold whole 2×2 CFA blocks, so height and width must be even; got {h}×{w} (crop one row or column)")
 
 
 def check_mosaic(x: Any, where: str, *, batched: bool) -> None:

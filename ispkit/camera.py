@@ -154,9 +154,7 @@ class Camera:
             )
         _field(self, "black_level", _vector, n=4)
         if not all(-1.0 < b < 1.0 for b in self.black_level):
-            raise _FieldError(
-                self, "black_level", f"need -1 < black level < 1 (the white level is 1 on the normalised scale), got {list(self.black_level)}"
-            )
+            raise _FieldError(self, "black_level", f"need -1 < black level < 1 (the white level is 1 on the normalised scale), got {list(self.black_level)}")
         _field(self, "white_balance", _vector, n=3)
         _field(self, "color_matrix", _matrix)
         for name in ("gain", "read_noise", "pixel_size"):

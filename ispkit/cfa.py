@@ -48,9 +48,7 @@ def check_pattern(pattern: str) -> str:
     'RGGB'
     """
     if not isinstance(pattern, str) or pattern.upper() not in BAYER_PATTERNS:
-        raise InputError(
-            f"unknown CFA pattern {pattern!r}: {close_matches(str(pattern).upper(), BAYER_PATTERNS)}"
-        )
+        raise InputError(f"unknown CFA pattern {pattern!r}: {close_matches(str(pattern).upper(), BAYER_PATTERNS)}")
     return pattern.upper()
 
 
@@ -101,7 +99,9 @@ def _build_masks(h: int, w: int, pattern: str, dtype: torch.dtype, device: torch
     return (colour == torch.arange(3, device=device)[:, None, None]).to(dtype)
 
 
-def site_selectors(shape: tuple[int, int], pattern: str, *, dtype: torch.dtype, device: torch.device | str | None = None) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+def site_selectors(
+    shape: tuple[int, int], pattern: str, *, dtype: torch.dtype, device: torch.device | str | None = None
+) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
     """For R, G and B: the mask of :func:`masks_torch` as 0/1 floats and its complement, ready for :func:`select`.
 
     Cached like :func:`masks_torch` (shared tensors: never modify them in place).
@@ -143,7 +143,6 @@ def site_map_torch(values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor
     """Differentiable twin of :func:`site_map_numpy` for a ``(4,)`` tensor."""
     h, w = shape
     return values.reshape(2, 2).repeat(h // 2, w // 2)
-
 
 
 def pack_bayer(raw: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,6 @@ Commands
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -189,8 +188,13 @@ def _bulk(args: argparse.Namespace) -> int:
 
     args.saved_in = args.store
     archive = raw_archive(args.src, camera=args.camera)
-    print(f"ispkit bulk: {len(archive)} raw files {archive.shape} → {args.store} through {', '.join(args.pipelines)} (a rerun writes only what is missing)", flush=True)
-    written = synthesize_bulk(archive, list(args.pipelines), args.store, scheduler=args.scheduler, workers=args.workers, backend=args.backend, overwrite=args.overwrite)
+    print(
+        f"ispkit bulk: {len(archive)} raw files {archive.shape} → {args.store} through {', '.join(args.pipelines)} (a rerun writes only what is missing)",
+        flush=True,
+    )
+    written = synthesize_bulk(
+        archive, list(args.pipelines), args.store, scheduler=args.scheduler, workers=args.workers, backend=args.backend, overwrite=args.overwrite
+    )
     for label, array in written.items():
         print(f"{label}: {array.shape} {array.dtype}")
     return 0
@@ -199,7 +203,9 @@ def _bulk(args: argparse.Namespace) -> int:
 def _scheduler_options(parser: argparse.ArgumentParser) -> None:
     """``--scheduler`` and ``--workers`` (see :mod:`ispkit.scale.cluster`)."""
     parser.add_argument("--scheduler", default="local", help="'local' (default) or a Dask scheduler address such as tcp://host:8786")
-    parser.add_argument("--workers", type=_positive, default=1, help="with --scheduler local: worker processes of a local Dask cluster (default 1: this process)")
+    parser.add_argument(
+        "--workers", type=_positive, default=1, help="with --scheduler local: worker processes of a local Dask cluster (default 1: this process)"
+    )
 
 
 def _positive(text: str) -> int:
@@ -211,8 +217,10 @@ def _positive(text: str) -> int:
 
 def _experiment_command(sub: Any, kind: str, help: str, what: str, func: Any) -> None:
     """``ispkit <kind> run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking] [--scheduler S] [--workers N]``."""
-    run = sub.add_parser(kind, help=help).add_subparsers(dest=f"{kind}_command", required=True).add_parser(
-        "run", help=f"run (or resume) {what} from a YAML experiment"
+    run = (
+        sub.add_parser(kind, help=help)
+        .add_subparsers(dest=f"{kind}_command", required=True)
+        .add_parser("run", help=f"run (or resume) {what} from a YAML experiment")
     )
     run.add_argument("config", help="experiment YAML (see experiments/)")
     run.add_argument("--out", type=Path, help="run folder (default: runs/<experiment name>); an existing one is resumed")
@@ -234,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     views.add_argument("--seed", type=int, default=0)
     views.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS, metavar="PRESET")
     views.set_defaults(func=_views)
-    data = sub.add_parser("data", help="datasets: download the published or write synthetic Raw-Microscopy / Raw-Drone data").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="datasets: download the published or write synthetic Raw-Microscopy / Raw-Drone data").add_subparsers(
+        dest="data_command", required=True
+    )
     synth = data.add_parser("synth", help="write a synthetic dataset in the published layout")
     synth.add_argument("kind", choices=["microscopy", "drone"])
     synth.add_argument("--out", type=Path, required=True, help="dataset root (microscopy/ or drone/ is created inside)")
@@ -309,6 +319,7 @@ def storage_fault(exc: BaseException) -> str | None:
     was raised from) one of those (:func:`ispkit.errors.storage_oserror`), or if the tracking
     store's database says so; ``None`` for any other error.
 
+    >>> import errno
     >>> storage_fault(OSError(errno.ENOSPC, "No space left on device", "out/units/a/model.pt"))
     'cannot write out/units/a/model.pt: No space left on device'
     >>> storage_fault(ValueError("bad")) is None

@@ -9,8 +9,8 @@ scikit-image computes it, so both backends invert identically.
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
 import torch
+from scipy import linalg
 from skimage.color import rgb2yuv, yuv2rgb
 
 from .memory import cached

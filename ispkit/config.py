@@ -138,13 +138,7 @@ def check_number(
     ``ConfigError("expected <what>, got <value>")``.
     """
     number = _as_float(value)
-    if (
-        number is None
-        or math.isnan(number)
-        or (math.isinf(number) and not allow_inf)
-        or not low <= number <= high
-        or (exclusive_low and number == low)
-    ):
+    if number is None or math.isnan(number) or (math.isinf(number) and not allow_inf) or not low <= number <= high or (exclusive_low and number == low):
         raise ConfigError(f"expected {what}, got {value!r}")
     return number
 
@@ -235,9 +229,7 @@ def read_text_or_path(path_or_text: str | os.PathLike[str]) -> tuple[str, str]:
     naming the file (and the line of the first bad byte).
     """
     if isinstance(path_or_text, os.PathLike) or (
-        isinstance(path_or_text, str)
-        and "\n" not in path_or_text
-        and (path_or_text.endswith((".yaml", ".yml")) or _is_file(path_or_text))
+        isinstance(path_or_text, str) and "\n" not in path_or_text and (path_or_text.endswith((".yaml", ".yml")) or _is_file(path_or_text))
     ):
         path = Path(path_or_text)
         if not _is_file(str(path)):
@@ -326,9 +318,7 @@ def _reader_error(exc: yaml.reader.ReaderError, text: str, source: str) -> Confi
     position = exc.position if isinstance(exc.position, int) else 0
     line = text.count("\n", 0, position) + 1
     column = position - (text.rfind("\n", 0, position) + 1) + 1
-    return ConfigError(
-        f"not YAML text: character #x{exc.character:04x} is not allowed ({exc.reason}; a binary file?)", source=source, line=line, column=column
-    )
+    return ConfigError(f"not YAML text: character #x{exc.character:04x} is not allowed ({exc.reason}; a binary file?)", source=source, line=line, column=column)
 
 
 class _Loader(yaml.SafeLoader):

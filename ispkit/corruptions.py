@@ -138,18 +138,14 @@ SHOT_NOISE = (60, 25, 12, 5, 3)
 IMPULSE_NOISE = (0.03, 0.06, 0.09, 0.17, 0.27)
 SPECKLE_NOISE = (0.15, 0.2, 0.35, 0.45, 0.6)
 GAUSSIAN_BLUR = (1, 2, 3, 4, 6)
-ZOOM_BLUR = tuple(
-    tuple(float(z) for z in np.arange(1, stop, step))
-    for stop, step in ((1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03))
-)
+ZOOM_BLUR = tuple(tuple(float(z) for z in np.arange(1, stop, step)) for stop, step in ((1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03)))
 CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)
 BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
 SATURATE = ((0.3, 0.0), (0.1, 0.0), (2.0, 0.0), (5.0, 0.1), (20.0, 0.2))
 # (alpha, sigma, affine jitter) in pixels for 224-px images; "244 should have been 224"
 # says the source, which keeps 244.
 ELASTIC_TRANSFORM = tuple(
-    (244 * a, 244 * s, 244 * j)
-    for a, s, j in ((2, 0.7, 0.1), (2, 0.08, 0.2), (0.05, 0.01, 0.02), (0.07, 0.01, 0.02), (0.12, 0.01, 0.02))
+    (244 * a, 244 * s, 244 * j) for a, s, j in ((2, 0.7, 0.1), (2, 0.08, 0.2), (0.05, 0.01, 0.02), (0.07, 0.01, 0.02), (0.12, 0.01, 0.02))
 )
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -400,7 +396,7 @@ def elastic_transform(images: torch.Tensor, severity: int, *, generator: torch.G
     x = _bilinear(images.to(f64), src_xy[..., 1], src_xy[..., 0], "mirror")
 
     # displacement field
-    fields = (2 * u[:, 6:].reshape(n, 2, h, w) - 1)
+    fields = 2 * u[:, 6:].reshape(n, 2, h, w) - 1
     fields = gaussian_filter(fields, sigma, truncate=3.0, mode="reflect") * alpha
     dx, dy = fields[:, 0], fields[:, 1]
     y = _bilinear(x, yy + dy, xx + dx, "reflect")

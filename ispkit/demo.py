@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .atomic import atomic_write
 from .camera import Camera
 from .cfa import masks_numpy, site_map_numpy
 from .errors import InputError
-from .atomic import atomic_write
 from .io import to_uint8, write_png
 from .pipeline import PRESETS, Pipeline
 

@@ -20,7 +20,6 @@ exactly as scipy does.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 
@@ -177,9 +176,7 @@ def gaussian_radius(sigma: float, truncate: float = 4.0) -> int:
     return int(truncate * float(sigma) + 0.5)
 
 
-def gaussian_kernel1d(
-    sigma: torch.Tensor | float, truncate: float = 4.0, *, dtype=torch.float64, device=None, radius: int | None = None
-) -> torch.Tensor:
+def gaussian_kernel1d(sigma: torch.Tensor | float, truncate: float = 4.0, *, dtype=torch.float64, device=None, radius: int | None = None) -> torch.Tensor:
     """Normalised 1-D Gaussian weights as ``scipy.ndimage.gaussian_filter`` builds them.
 
     The weights ``exp(-x² / 2σ²) / Σ`` are differentiable in ``sigma``. Their half-width
@@ -199,9 +196,7 @@ def gaussian_kernel1d(
     return phi / phi.sum()
 
 
-def gaussian_filter(
-    x: torch.Tensor, sigma: torch.Tensor | float, truncate: float = 4.0, mode: str = "reflect", *, radius: int | None = None
-) -> torch.Tensor:
+def gaussian_filter(x: torch.Tensor, sigma: torch.Tensor | float, truncate: float = 4.0, mode: str = "reflect", *, radius: int | None = None) -> torch.Tensor:
     """``scipy.ndimage.gaussian_filter`` on the last two axes (separable, as scipy does).
 
     ``radius``: the kernel's half-width if known on the host (see

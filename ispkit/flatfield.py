@@ -136,7 +136,9 @@ def estimate(
     if dark is not None:
         background = _mean_frame(dark, "flatfield.estimate dark")
         if background.shape != flat.shape:
-            raise InputError(f"flatfield.estimate: dark frames are {background.shape[0]}×{background.shape[1]}, the flat frames {flat.shape[0]}×{flat.shape[1]}")
+            raise InputError(
+                f"flatfield.estimate: dark frames are {background.shape[0]}×{background.shape[1]}, the flat frames {flat.shape[0]}×{flat.shape[1]}"
+            )
         flat = flat - background
     elif camera is not None:
         flat = flat - site_map_numpy(np.asarray(camera.black_level), flat.shape)
@@ -152,11 +154,15 @@ def estimate(
             raise InputError(f"flatfield.estimate: CFA site {site} of the flat frames has mean signal {mean:.3g} above black; expected a bright flat field")
         target = mean / np.where(plane > 0, plane, np.nan)
         if np.isnan(target).any():
-            raise InputError(f"flatfield.estimate: {int(np.isnan(target).sum())} pixel(s) of CFA site {site} are at or below black; a flat field must be bright everywhere")
+            raise InputError(
+                f"flatfield.estimate: {int(np.isnan(target).sum())} pixel(s) of CFA site {site} are at or below black; a flat field must be bright everywhere"
+            )
         gains.append(_fit(target, design_matrix(h, dr), design_matrix(w, dc), smoothness))
     result = np.stack(gains)
     if np.any(result <= 0):
-        raise InputError(f"flatfield.estimate: the fitted map has {int(np.sum(result <= 0))} non-positive gain(s); the flat frames are too dark or too uneven to fit")
+        raise InputError(
+            f"flatfield.estimate: the fitted map has {int(np.sum(result <= 0))} non-positive gain(s); the flat frames are too dark or too uneven to fit"
+        )
     return result
 
 

@@ -57,11 +57,7 @@ def keep_freed_memory(mmap_threshold: int = 1 << 30) -> bool:
         return False
     if mallopt is None:
         return False
-    return bool(
-        mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
-        and mallopt(_M_TRIM_THRESHOLD, 4 * mmap_threshold)
-        and mallopt(_M_TOP_PAD, 64 << 20)
-    )
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold) and mallopt(_M_TRIM_THRESHOLD, 4 * mmap_threshold) and mallopt(_M_TOP_PAD, 64 << 20))
 
 
 T = TypeVar("T")

@@ -59,9 +59,7 @@ from .threads import chunk_size, map_chunks
 
 __all__ = ["Pipeline", "PipelineStage", "PipelineModule", "presets", "PRESETS"]
 
-PRESETS: tuple[str, ...] = tuple(
-    f"{dm},{sh},{dn}" for dm in ("bi", "ma", "me") for sh in ("s", "u") for dn in ("me", "ga")
-)
+PRESETS: tuple[str, ...] = tuple(f"{dm},{sh},{dn}" for dm in ("bi", "ma", "me") for sh in ("s", "u") for dn in ("me", "ga"))
 """The paper's twelve static data models, ``demosaic,sharpen,denoise`` (Fig. 3b)."""
 
 _DM = {"bi": "bilinear", "ma": "malvar2004", "me": "menon2007"}
@@ -155,8 +153,7 @@ class Pipeline:
         self.camera = Camera.get(camera)
         self.name = name
         self.stages: tuple[PipelineStage, ...] = tuple(
-            s if isinstance(s, PipelineStage) else _build_stage(s, self.camera, locator, ("stages", i))
-            for i, s in enumerate(stages)
+            s if isinstance(s, PipelineStage) else _build_stage(s, self.camera, locator, ("stages", i)) for i, s in enumerate(stages)
         )
         self._plan = _plan(self.stages, locator)
 
@@ -339,9 +336,7 @@ class Pipeline:
 
     # -- torch backend ------------------------------------------------------------------
 
-    def to_torch(
-        self, trainable: str | Iterable[str] = (), *, dtype: torch.dtype = torch.float32, track_stages: bool = False
-    ) -> PipelineModule:
+    def to_torch(self, trainable: str | Iterable[str] = (), *, dtype: torch.dtype = torch.float32, track_stages: bool = False) -> PipelineModule:
         """The parametrised data model as an ``nn.Module`` (see :class:`PipelineModule`).
 
         Parameters
@@ -600,7 +595,9 @@ def _plain(value: Any) -> Any:
 
 
 def _unknown_param(s: PipelineStage, param: str) -> None:
-    raise ParameterError(f"stage {s.name!r} ({s.stage.kind}={s.stage.method}) has no parameter {param!r}: {close_matches(param, [p.name for p in s.stage.params])}")
+    raise ParameterError(
+        f"stage {s.name!r} ({s.stage.kind}={s.stage.method}) has no parameter {param!r}: {close_matches(param, [p.name for p in s.stage.params])}"
+    )
 
 
 def _build_stage(spec: Any, camera: Camera, locator: Locator, path: tuple) -> PipelineStage:

@@ -422,9 +422,13 @@ class Registry:
         except _PLUGIN_FAULTS as exc:
             problem = f"{name} could not be checked: at its default parameters on a {PROBE_SIZE}×{PROBE_SIZE} probe it raised {_describe(exc)}"
         else:
-            problem = None if result.agrees else (
-                f"{name}: its numpy and torch backends differ by up to {result.max_difference:.3g} on the probe input "
-                f"({result.where}) at its default parameters; the float64 contract allows {FLOAT64_TOLERANCE:g}"
+            problem = (
+                None
+                if result.agrees
+                else (
+                    f"{name}: its numpy and torch backends differ by up to {result.max_difference:.3g} on the probe input "
+                    f"({result.where}) at its default parameters; the float64 contract allows {FLOAT64_TOLERANCE:g}"
+                )
             )
         if problem is not None:
             if self.strict:

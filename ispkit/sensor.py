@@ -91,9 +91,7 @@ def _check_seed(seed: Any, where: str) -> None:
         or (isinstance(seed, (numbers.Integral, np.integer)) and not isinstance(seed, bool) and seed >= 0)
     )
     if not ok:
-        raise InputError(
-            f"{where}: seed must be None, a non-negative int, a numpy SeedSequence or a numpy Generator, got {seed!r}"
-        )
+        raise InputError(f"{where}: seed must be None, a non-negative int, a numpy SeedSequence or a numpy Generator, got {seed!r}")
 
 
 def batch_seeds(seed: SeedLike, n: int) -> list[np.random.SeedSequence] | list[np.random.Generator]:
@@ -114,10 +112,7 @@ def batch_seeds(seed: SeedLike, n: int) -> list[np.random.SeedSequence] | list[n
     if isinstance(seed, np.random.Generator):
         return seed.spawn(n)
     parent = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    return [
-        np.random.SeedSequence(parent.entropy, spawn_key=(*parent.spawn_key, i), pool_size=parent.pool_size)
-        for i in range(n)
-    ]
+    return [np.random.SeedSequence(parent.entropy, spawn_key=(*parent.spawn_key, i), pool_size=parent.pool_size) for i in range(n)]
 
 
 def _generators(seed: SeedLike, n: int | None) -> list[np.random.Generator]:
@@ -189,10 +184,7 @@ def _digitise(dn: np.ndarray, camera: Camera) -> np.ndarray:
 def _check_unit_range(x: np.ndarray, where: str) -> None:
     lo, hi = float(np.min(x)), float(np.max(x))
     if lo < 0.0 or hi > 1.0:
-        raise InputError(
-            f"{where}: expected raw values normalised to [0, 1] (stored DN / white level), "
-            f"got values in [{lo:g}, {hi:g}]"
-        )
+        raise InputError(f"{where}: expected raw values normalised to [0, 1] (stored DN / white level), got values in [{lo:g}, {hi:g}]")
 
 
 def _check_raw(raw: Any, where: str) -> bool:
@@ -375,23 +367,16 @@ def acquire(
         raise InputError(f"{where} scene: expected a numpy array, got {type(scene).__name__}")
     check_float(scene, f"{where} scene")
     if scene.ndim not in (3, 4) or scene.shape[-3] != 3:
-        raise InputError(
-            f"{where} scene: expected a radiance image (3, H, W) with channels R, G, B "
-            f"(or a batch (N, 3, H, W)), got shape {scene.shape}"
-        )
+        raise InputError(f"{where} scene: expected a radiance image (3, H, W) with channels R, G, B (or a batch (N, 3, H, W)), got shape {scene.shape}")
     batched = scene.ndim == 4
     h, w = scene.shape[-2:]
     if h % 2 or w % 2 or h == 0 or w == 0:
         raise InputError(
-            f"{where} scene: height and width must be even and non-zero so that the mosaic holds "
-            f"whole 2×2 CFA blocks; got {h}×{w} (crop one row or column)"
+            f"{where} scene: height and width must be even and non-zero so that the mosaic holds whole 2×2 CFA blocks; got {h}×{w} (crop one row or column)"
         )
     check_finite(scene, f"{where} scene")
     if scene.size and float(np.min(scene)) < 0:
-        raise InputError(
-            f"{where} scene: radiance must be >= 0 (fraction of full scale above black), "
-            f"got a minimum of {float(np.min(scene)):g}"
-        )
+        raise InputError(f"{where} scene: radiance must be >= 0 (fraction of full scale above black), got a minimum of {float(np.min(scene)):g}")
     cam = _camera(camera)
     g, sigma = _noise_model(cam, gain, read_noise, where)
     _check_seed(seed, where)
@@ -454,9 +439,7 @@ def photon_transfer(flats: np.ndarray, camera: Camera | str | Mapping[str, Any])
         raise InputError(f"{where}: expected a numpy array, got {type(flats).__name__}")
     check_float(flats, where)
     if flats.ndim not in (3, 4) or flats.shape[-3] != 2:
-        raise InputError(
-            f"{where}: expected pairs of flat fields (K, 2, H, W) or one pair (2, H, W), got shape {flats.shape}"
-        )
+        raise InputError(f"{where}: expected pairs of flat fields (K, 2, H, W) or one pair (2, H, W), got shape {flats.shape}")
     pairs = flats if flats.ndim == 4 else flats[None]
     check_mosaic(pairs.reshape(-1, *pairs.shape[-2:]), where, batched=True)
     if pairs.size == 0:
@@ -473,8 +456,7 @@ def photon_transfer(flats: np.ndarray, camera: Camera | str | Mapping[str, Any])
         saturated = int(np.count_nonzero(ya >= top) + np.count_nonzero(yb >= top))
         if saturated:
             warnings.warn(
-                f"photon_transfer: pair {k} has {saturated} saturated pixel(s); clipping bends the "
-                "photon-transfer curve, keep the flats below saturation",
+                f"photon_transfer: pair {k} has {saturated} saturated pixel(s); clipping bends the photon-transfer curve, keep the flats below saturation",
                 UserWarning,
                 stacklevel=2,
             )
@@ -513,13 +495,10 @@ def fit_gain(means: Any, variances: Any) -> float:
         v = np.asarray(variances, dtype=np.float64)
     except (TypeError, ValueError):
         raise InputError(
-            f"fit_gain: expected two 1-d sequences of numbers (means in DN, variances in DN²), "
-            f"got {type(means).__name__} and {type(variances).__name__}"
+            f"fit_gain: expected two 1-d sequences of numbers (means in DN, variances in DN²), got {type(means).__name__} and {type(variances).__name__}"
         ) from None
     if m.ndim != 1 or v.shape != m.shape:
-        raise InputError(
-            f"fit_gain: means and variances must be 1-d of the same length, got shapes {m.shape} and {v.shape}"
-        )
+        raise InputError(f"fit_gain: means and variances must be 1-d of the same length, got shapes {m.shape} and {v.shape}")
     if not (np.all(np.isfinite(m)) and np.all(np.isfinite(v))):
         raise InputError("fit_gain: means and variances must be finite")
     if m.size < 2 or np.ptp(m) == 0:

@@ -382,7 +382,9 @@ def _check_batch(s: _Subject) -> list[str]:
     for name, image, got in zip(names, images, batched):
         difference = max_difference(got, s.torch(image[None])[0].cpu().numpy())
         if not difference <= FLOAT64_TOLERANCE:
-            problems.append(f"the {name} image differs by {difference:.3g} in a batch of {len(names)} from the same image alone; images of a batch must not affect each other")
+            problems.append(
+                f"the {name} image differs by {difference:.3g} in a batch of {len(names)} from the same image alone; images of a batch must not affect each other"
+            )
     if s.stage.takes == "raw":
         with_channel = s.torch(images[:, None]).cpu().numpy()
         if with_channel.reshape(batched.shape).tolist() != batched.tolist():
@@ -449,7 +451,9 @@ def _check_gradients(s: _Subject) -> list[str]:
             return s.stage.run_torch(x, {**base, name: value}, s.camera.pattern)
 
         if not f(theta).requires_grad:
-            problems.append(f"{p.name} is declared differentiable, but no gradient reaches it (does the torch backend detach it or turn it into a Python number?)")
+            problems.append(
+                f"{p.name} is declared differentiable, but no gradient reaches it (does the torch backend detach it or turn it into a Python number?)"
+            )
             continue
         try:
             torch.autograd.gradcheck(f, (theta,), raise_exception=True, fast_mode=True)

@@ -73,9 +73,7 @@ def rgb_batches(draw: Any, max_n: int = 3, low: float = -0.25, high: float = 1.2
 
 def run_torch(stage: type[Stage], x: np.ndarray, values: dict[str, Any], pattern: str, dtype: torch.dtype) -> np.ndarray:
     """Run ``stage``'s torch backend on a batch in ``dtype`` and return float64 numpy."""
-    tvalues = {
-        k: torch.tensor(v, dtype=dtype) if isinstance(v, np.ndarray) else v for k, v in values.items()
-    }
+    tvalues = {k: torch.tensor(v, dtype=dtype) if isinstance(v, np.ndarray) else v for k, v in values.items()}
     extra = {"pattern": pattern} if stage.cfa_aware else {}
     out = stage.torch(torch.as_tensor(x, dtype=dtype), **tvalues, **extra)
     return out.detach().to(torch.float64).numpy()

@@ -142,10 +142,7 @@ def layer_of(module: str, layers: dict[str, tuple[str, ...]] = LAYERS) -> str:
     A package stands for its modules, except the top-level package, which stands for its ``__init__`` alone.
     """
     matches = [
-        (len(entry), layer)
-        for layer, entries in layers.items()
-        for entry in entries
-        if module == entry or ("." in entry and module.startswith(entry + "."))
+        (len(entry), layer) for layer, entries in layers.items() for entry in entries if module == entry or ("." in entry and module.startswith(entry + "."))
     ]
     if not matches:
         raise KeyError(f"module {module} is in no layer: add it to LAYERS in tests/test_architecture.py and to docs/architecture.md")
@@ -275,7 +272,11 @@ class TestTheLayers:
         listed = doc[doc.index("read top-down") : doc.index("Importing this package")]
         order = list(dict.fromkeys(re.findall(r":mod:`~(ispkit\.drift\.\w+)`", listed)))
         assert set(order) == {m for m in modules(PACKAGE) if m.startswith("ispkit.drift.")}, "ispkit/drift/__init__.py must list every drift module"
-        back = [f"{a.source} → {a.target} (line {a.line})" for a in ARROWS if a.source in order and a.target in order and order.index(a.target) > order.index(a.source)]
+        back = [
+            f"{a.source} → {a.target} (line {a.line})"
+            for a in ARROWS
+            if a.source in order and a.target in order and order.index(a.target) > order.index(a.source)
+        ]
         assert back == [], "a drift module imports one listed after it in ispkit/drift/__init__.py"
 
     def test_the_architecture_page_shows_the_layer_map(self):

@@ -10,7 +10,6 @@ from ispkit.arrays import check_finite, check_float, check_mosaic, check_plane, 
 from ispkit.errors import InputError
 
 
-
 def numpy_maker(shape, dtype=np.float64):
     return np.zeros(shape, dtype=dtype)
 

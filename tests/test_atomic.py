@@ -94,7 +94,6 @@ class TestAtomicWrite:
         assert stat.S_IMODE(png.stat().st_mode) == expected
 
 
-
 def _race(path, writes: int, monkeypatch=None):
     """Run ``writes`` threads that all write ``path`` with overwrite=False, each waiting for the
     others inside its write (after the early existence check), so that all publish at once."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-
 from pathlib import Path
 
 import numpy as np
@@ -355,7 +354,14 @@ class TestShadingFields:
 
     def test_a_shaded_camera_round_trips(self):
         grid = np.random.default_rng(2).uniform(0.5, 3.0, (4, 33, 33))
-        c = Camera(name="phone", shading_map=grid, shading_origin=(0.0, 0.01), shading_spacing=(1 / 22, 1 / 22), vignette=(0.2, 0.0, 0.0, 0.0, 0.1), vignette_center=(0.45, 0.5))
+        c = Camera(
+            name="phone",
+            shading_map=grid,
+            shading_origin=(0.0, 0.01),
+            shading_spacing=(1 / 22, 1 / 22),
+            vignette=(0.2, 0.0, 0.0, 0.0, 0.1),
+            vignette_center=(0.45, 0.5),
+        )
         d = c.to_dict()
         assert np.asarray(d["shading_map"]).shape == (4, 33, 33) and d["vignette_center"] == [0.45, 0.5] and "shading_spacing" in d
         assert Camera.from_yaml(c.to_yaml()) == c and hash(Camera.from_dict(d)) == hash(c)

@@ -26,7 +26,6 @@ with warnings.catch_warnings():
     from colour_demosaicing import masks_CFA_Bayer
 
 
-
 SHAPES = [(2, 2), (4, 6), (6, 4), (8, 8), (1, 1), (3, 5), (5, 2)]
 
 

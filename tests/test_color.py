@@ -7,11 +7,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from skimage.color import colorconv, rgb2yuv, yuv2rgb
-
-from ispkit.color import RGB_FROM_YUV, YUV_FROM_RGB, rgb_to_yuv, rgb_to_yuv_numpy, yuv_to_rgb, yuv_to_rgb_numpy
 from support import rgb_batches
 
-
+from ispkit.color import RGB_FROM_YUV, YUV_FROM_RGB, rgb_to_yuv, rgb_to_yuv_numpy, yuv_to_rgb, yuv_to_rgb_numpy
 
 SETTINGS = settings(max_examples=25, deadline=None)
 

@@ -65,8 +65,16 @@ def test_severity_tables_equal_published_imagenet_c():
 
 def test_corruptions_in_paper_order():
     assert list(CORRUPTIONS) == [
-        "gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "gaussian_blur",
-        "zoom_blur", "contrast", "brightness", "saturate", "elastic_transform",
+        "gaussian_noise",
+        "shot_noise",
+        "impulse_noise",
+        "speckle_noise",
+        "gaussian_blur",
+        "zoom_blur",
+        "contrast",
+        "brightness",
+        "saturate",
+        "elastic_transform",
     ]
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from ispkit.errors import (
     ConfigError,
-    InputError,
     DownloadError,
+    InputError,
     ISPKitError,
     ParameterError,
     PluginError,
@@ -21,9 +21,7 @@ METHODS = ["bilinear", "malvar2004", "menon2007"]
 
 class TestCloseMatches:
     def test_typo_hint(self):
-        assert close_matches("bilnear", METHODS) == (
-            "did you mean 'bilinear'? Available: 'bilinear', 'malvar2004', 'menon2007'"
-        )
+        assert close_matches("bilnear", METHODS) == ("did you mean 'bilinear'? Available: 'bilinear', 'malvar2004', 'menon2007'")
 
     def test_several_hints_joined_with_or(self):
         hint = close_matches("menon2004", METHODS)
@@ -36,9 +34,7 @@ class TestCloseMatches:
         assert close_matches("anything", []) == "available: none"
 
     def test_accepts_any_iterable(self):
-        assert close_matches("gama", (k for k in ["gamma", "denoise"])) == (
-            "did you mean 'gamma'? Available: 'denoise', 'gamma'"
-        )
+        assert close_matches("gama", (k for k in ["gamma", "denoise"])) == ("did you mean 'gamma'? Available: 'denoise', 'gamma'")
 
     def test_at_most_three_hints(self):
         hint = close_matches("aaaa", ["aaab", "aaac", "aaad", "aaae", "aaaf"])

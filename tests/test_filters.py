@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.ndimage._filters import _gaussian_kernel1d
+from support import planes
 
 from ispkit.filters import (
     BORDER_MODES,
@@ -21,9 +22,6 @@ from ispkit.filters import (
     pad2d,
     pad_indices,
 )
-from support import planes
-
-
 
 SETTINGS = settings(max_examples=25, deadline=None)
 TOL = {torch.float64: 1e-12, torch.float32: 1e-5}

@@ -124,7 +124,14 @@ class TestCroppedShading:
         from ispkit.flatfield import cropped_shading
         from ispkit.stages.lens_shading import radial_numpy
 
-        camera = Camera(name="c", shading_map=smooth_grid(), shading_origin=(0.02, -0.03), shading_spacing=(1 / 20, 1 / 28), vignette=(0.4, -0.1, 0.05, 0.0, 0.01), vignette_center=(0.45, 0.55))
+        camera = Camera(
+            name="c",
+            shading_map=smooth_grid(),
+            shading_origin=(0.02, -0.03),
+            shading_spacing=(1 / 20, 1 / 28),
+            vignette=(0.4, -0.1, 0.05, 0.0, 0.01),
+            vignette_center=(0.45, 0.55),
+        )
         raw = RNG.uniform(0.1, 0.9, (H, W))
         box = (6, 10, 90, 120)
         cropped = cropped_shading(camera, box, (H, W))

@@ -509,9 +509,7 @@ class TestDng:
         np.testing.assert_array_equal(image.mosaic, data / 65535.0)
         assert image.path == path
 
-    @pytest.mark.parametrize(
-        ("codes", "pattern"), [((0, 1, 1, 2), "RGGB"), ((2, 1, 1, 0), "BGGR"), ((1, 0, 2, 1), "GRBG"), ((1, 2, 0, 1), "GBRG")]
-    )
+    @pytest.mark.parametrize(("codes", "pattern"), [((0, 1, 1, 2), "RGGB"), ((2, 1, 1, 0), "BGGR"), ((1, 0, 2, 1), "GRBG"), ((1, 2, 0, 1), "GBRG")])
     def test_patterns(self, tmp_path, codes, pattern):
         image = read_raw(write_dng(tmp_path / "p.dng", _data(), pattern=codes))
         assert image.camera.pattern == pattern
@@ -601,7 +599,6 @@ class TestDng:
         with pytest.raises(RawFormatError, match=r"hot\.dng: 1 stored value\(s\) exceed the white level 4095"):
             read_raw(path)
 
-
     def test_linearization_table_applied_exactly(self, tmp_path):
         data = np.array([[0, 1, 2, 3], [3, 2, 1, 0], [7, 0, 1, 65535], [4, 4, 4, 4]], np.uint16)  # 4, 7, 65535: beyond the table
         path = write_dng(tmp_path / "lt.dng", data, raw_tags=[(50712, "H", 4, (0, 10, 20, 4000)), (50717, "H", 1, 4095)])
@@ -617,8 +614,12 @@ class TestDng:
         path = write_dng(
             tmp_path / "bd.dng",
             data,
-            raw_tags=[(50714, "H", 1, (100,)), (50717, "H", 1, 4095), (50715, 10, 6, sum(((v, 1) for v in delta_h), ())),
-                      (50716, 10, 4, sum(((v, 1) for v in delta_v), ()))],
+            raw_tags=[
+                (50714, "H", 1, (100,)),
+                (50717, "H", 1, 4095),
+                (50715, 10, 6, sum(((v, 1) for v in delta_h), ())),
+                (50716, 10, 4, sum(((v, 1) for v in delta_v), ())),
+            ],
         )
         image = read_raw(path)
         expected = np.array([[100 + 2 + 4 / 3, 100 + 2 + 10 / 3]] * 2).ravel() / 4095
@@ -653,7 +654,9 @@ class TestUnsupportedDng:
     def test_no_cfa_page(self, tmp_path):
         path = tmp_path / "grey.dng"
         tifffile.imwrite(path, np.zeros((4, 4), np.uint16), photometric="minisblack", extratags=[DNG_VERSION])
-        with pytest.raises(RawFormatError, match=r"grey\.dng: this DNG has no full-resolution CFA image.*found PhotometricInterpretation MINISBLACK/NewSubFileType 0"):
+        with pytest.raises(
+            RawFormatError, match=r"grey\.dng: this DNG has no full-resolution CFA image.*found PhotometricInterpretation MINISBLACK/NewSubFileType 0"
+        ):
             read_raw(path)
 
     def test_compression_patched_to_jpeg(self, tmp_path):

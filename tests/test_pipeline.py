@@ -394,7 +394,9 @@ class TestAfter:
         assert rest.takes == "rgb" and full.takes == "raw" and rest.camera == full.camera
         assert [s.name for s in rest.stages] == ["white_balance", "color_correction", "sharpen", "denoise", "gamma"]
         raw = np.random.default_rng(3).uniform(0.06, 0.9, (2, 8, 10))
-        demosaicked = np.stack([full.stages[1].stage.run_numpy(full.stages[0].stage.run_numpy(r, full.stages[0].values, "RGGB"), full.stages[1].values, "RGGB") for r in raw])
+        demosaicked = np.stack(
+            [full.stages[1].stage.run_numpy(full.stages[0].stage.run_numpy(r, full.stages[0].values, "RGGB"), full.stages[1].values, "RGGB") for r in raw]
+        )
         np.testing.assert_array_equal(rest(demosaicked), full(raw))
         np.testing.assert_array_equal(rest(demosaicked[0]), full(raw[0]))
         module = rest.to_torch(dtype=torch.float64)
@@ -423,7 +425,9 @@ class TestAfter:
         full = Pipeline.preset("bi,s,ga")
         with pytest.raises(UnknownStageError, match="no stage of kind 'demosiac'.*did you mean 'demosaic'"):
             full.after("demosiac")
-        with pytest.raises(ConfigError, match=r"after\('black_level'\): the stages after it must start on an RGB view, but 'demosaic', which takes a raw mosaic"):
+        with pytest.raises(
+            ConfigError, match=r"after\('black_level'\): the stages after it must start on an RGB view, but 'demosaic', which takes a raw mosaic"
+        ):
             full.after("black_level")
         with pytest.raises(ConfigError, match="but nothing follows it"):
             full.after("gamma")

@@ -126,9 +126,7 @@ class TestRuntimePlugins:
     def test_plugin_stage_is_usable_in_a_yaml_pipeline(self, registry):
         registry.register(LensPlugin(), name="lens-plugin")
         assert registry.stages()[("lens", "vignette")].provider == "lens-plugin"
-        pipeline = ispkit.Pipeline.from_yaml(
-            "stages:\n  - kind: lens\n    params: {strength: 0.25}\n  - kind: demosaic\n    method: bilinear\n"
-        )
+        pipeline = ispkit.Pipeline.from_yaml("stages:\n  - kind: lens\n    params: {strength: 0.25}\n  - kind: demosaic\n    method: bilinear\n")
         raw = np.random.default_rng(0).random((4, 6))
         expected = ispkit.Pipeline.from_yaml("stages:\n  - kind: demosaic\n    method: bilinear\n")(raw * 0.25)
         np.testing.assert_allclose(pipeline(raw), expected, rtol=0, atol=1e-15)
@@ -203,10 +201,22 @@ FAULTS = {
     "hook-raises": ("ispkit_distances", RuntimeError("boom"), "ispkit_distances() raised RuntimeError: boom"),
     "hook-calls-sys-exit": ("ispkit_cameras", SystemExit(3), "ispkit_cameras() raised SystemExit: the plugin called sys.exit(3)"),
     "claims-builtin-stage": ("ispkit_stages", [ImpostorGamma], "stage gamma=power" + CLASHES),
-    "default-of-wrong-shape": ("ispkit_stages", [_tint((1.0, 1.0))], "returned stage class Tint, whose parameter declarations are invalid: tint.tint default: expected shape (3,), got shape (2,)"),
+    "default-of-wrong-shape": (
+        "ispkit_stages",
+        [_tint((1.0, 1.0))],
+        "returned stage class Tint, whose parameter declarations are invalid: tint.tint default: expected shape (3,), got shape (2,)",
+    ),
     "default-not-finite": ("ispkit_stages", [_tint((1.0, float("nan"), 1.0))], "tint.tint default: values must be finite, got [1.0, nan, 1.0]"),
-    "default-out-of-bounds": ("ispkit_stages", [_tint((1.0, 5.0, 1.0), (0.0, 4.0))], "tint.tint default: values must lie in [0.0, 4.0] (gain per channel), got [1.0, 5.0, 1.0]"),
-    "default-from-no-camera-field": ("ispkit_stages", [_tint(ispkit.FromCamera("tint_gains"))], "tint.tint: the default reads Camera.tint_gains, which is not a camera field"),
+    "default-out-of-bounds": (
+        "ispkit_stages",
+        [_tint((1.0, 5.0, 1.0), (0.0, 4.0))],
+        "tint.tint default: values must lie in [0.0, 4.0] (gain per channel), got [1.0, 5.0, 1.0]",
+    ),
+    "default-from-no-camera-field": (
+        "ispkit_stages",
+        [_tint(ispkit.FromCamera("tint_gains"))],
+        "tint.tint: the default reads Camera.tint_gains, which is not a camera field",
+    ),
     "claims-builtin-camera": ("ispkit_cameras", [Camera(name="microscopy", pattern="BGGR")], "camera 'microscopy'" + CLASHES),
     "claims-builtin-task-model": ("ispkit_task_models", [_IMPOSTOR_MODEL], "task model 'small_cnn'" + CLASHES),
     "claims-builtin-distance": ("ispkit_distances", [Distance("l2", lambda a, b: a.sum() * 0)], "distance 'l2'" + CLASHES),
@@ -271,9 +281,7 @@ class TestFaultyPlugins:
         Hostile.name = property(lambda self: 1 / 0)  # reading the camera's name raises
         registry.register(_plugin("ispkit_cameras", [camera]), name="hostile")
         assert set(registry.cameras()) == {"microscopy", "drone"}
-        assert registry.failures[0].error == (
-            "ispkit_cameras() returned an item that could not be inspected (ZeroDivisionError: division by zero)"
-        )
+        assert registry.failures[0].error == ("ispkit_cameras() returned an item that could not be inspected (ZeroDivisionError: division by zero)")
 
 
 class Skewed(Stage):

@@ -314,9 +314,7 @@ class TestAcquire:
         raw = acquire(np.full((3, 64, 64), 0.5), camera, seed=4, **_noise(camera))
         black = _black_dn(camera, (64, 64))
         top = (2**camera.bit_depth - 1) * camera.justification
-        np.testing.assert_allclose(
-            (raw * camera.white_level - black).mean(), 0.5 * (top - black).mean(), rtol=0.005
-        )
+        np.testing.assert_allclose((raw * camera.white_level - black).mean(), 0.5 * (top - black).mean(), rtol=0.005)
 
     def test_saturation_clips_at_the_largest_stored_number(self, drone):
         raw = acquire(np.full((3, 32, 32), 1.5), drone, seed=5, read_noise=DRONE_READ_NOISE)
@@ -363,9 +361,7 @@ class TestAcquire:
 
     def test_camera_by_name(self, drone):
         scene = np.full((3, 8, 8), 0.4)
-        np.testing.assert_array_equal(
-            acquire(scene, "drone", seed=1, read_noise=2.0), acquire(scene, drone, seed=1, read_noise=2.0)
-        )
+        np.testing.assert_array_equal(acquire(scene, "drone", seed=1, read_noise=2.0), acquire(scene, drone, seed=1, read_noise=2.0))
 
 
 # -- errors --------------------------------------------------------------------------------
@@ -404,14 +400,17 @@ class TestErrors:
         with pytest.raises(InputError, match=r"'drone' has no read noise.*read_noise=.*dataclasses.replace"):
             scale_exposure(np.zeros((4, 4)), 0.5, drone)
 
-    @pytest.mark.parametrize("kw, match", [
-        ({"gain": 0.0, "read_noise": 1.0}, "gain"),
-        ({"gain": -1.0, "read_noise": 1.0}, "gain"),
-        ({"read_noise": -1.0}, "read_noise"),
-        ({"read_noise": float("nan")}, "read_noise"),
-        ({"read_noise": 1.0, "seed": -1}, "seed"),
-        ({"read_noise": 1.0, "seed": 1.5}, "seed"),
-    ])
+    @pytest.mark.parametrize(
+        "kw, match",
+        [
+            ({"gain": 0.0, "read_noise": 1.0}, "gain"),
+            ({"gain": -1.0, "read_noise": 1.0}, "gain"),
+            ({"read_noise": -1.0}, "read_noise"),
+            ({"read_noise": float("nan")}, "read_noise"),
+            ({"read_noise": 1.0, "seed": -1}, "seed"),
+            ({"read_noise": 1.0, "seed": 1.5}, "seed"),
+        ],
+    )
     def test_bad_overrides(self, drone, kw, match):
         with pytest.raises(InputError, match=match):
             scale_exposure(np.zeros((4, 4)), 0.5, drone, **kw)

@@ -51,7 +51,9 @@ class TestInputs:
 class TestConformanceInputs:
     NAMES = ["ramp", "uniform random", "astronaut", "coffee", "12-bit counts", "14-bit counts, dark", "16-bit counts of a 10-bit sensor"]
 
-    @pytest.mark.parametrize(("takes", "shape", "low", "high"), [("raw", (24, 32), 0.0, 1.0), ("rgb", (3, 24, 32), -0.25, 1.25), ("luma", (24, 32), -0.25, 1.25)])
+    @pytest.mark.parametrize(
+        ("takes", "shape", "low", "high"), [("raw", (24, 32), 0.0, 1.0), ("rgb", (3, 24, 32), -0.25, 1.25), ("luma", (24, 32), -0.25, 1.25)]
+    )
     def test_names_shapes_ranges_and_determinism(self, takes, shape, low, high):
         inputs = conformance_inputs(takes)
         assert list(inputs) == self.NAMES
@@ -60,7 +62,10 @@ class TestConformanceInputs:
             assert low <= image.min() and image.max() <= high and image.std() > (0.005 if "dark" in name else 0.05), name
             np.testing.assert_array_equal(conformance_inputs(takes)[name], image)
 
-    @pytest.mark.parametrize(("name", "white", "step", "max_count"), [("12-bit counts", 4095, 1, 4095), ("14-bit counts, dark", 16383, 1, 1024), ("16-bit counts of a 10-bit sensor", 65535, 64, 65472)])
+    @pytest.mark.parametrize(
+        ("name", "white", "step", "max_count"),
+        [("12-bit counts", 4095, 1, 4095), ("14-bit counts, dark", 16383, 1, 1024), ("16-bit counts of a 10-bit sensor", 65535, 64, 65472)],
+    )
     def test_counts_are_integers_over_the_white_level(self, name, white, step, max_count):
         counts = conformance_inputs("raw", "GBRG")[name] * white
         np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)

@@ -18,13 +18,13 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import dn_raw_batches, float32_values, mosaic, natural_crop, natural_raw_batches
 
 import ispkit
 from ispkit import Camera, Pipeline
 from ispkit.cfa import BAYER_PATTERNS
 from ispkit.stages.gamma import propagated_difference
 from ispkit.static import static_pipeline
-from support import dn_raw_batches, float32_values, mosaic, natural_crop, natural_raw_batches
 
 RAW = np.random.default_rng(23).random((2, 16, 20))
 CAMERAS = ["microscopy", "drone"]

@@ -217,13 +217,18 @@ class TestAssertBackendsAgree:
         with pytest.raises(ConformanceError) as info:
             assert_backends_agree(stage, self.BATCH)
         [failure] = info.value.failures
-        assert re.fullmatch(r"float32 on cpu: numpy and torch differ by up to 0\.0002\d* on image \d of the batch \(the contract allows 0\.0001\); also over it on: .*", failure.message)
+        assert re.fullmatch(
+            r"float32 on cpu: numpy and torch differ by up to 0\.0002\d* on image \d of the batch \(the contract allows 0\.0001\); also over it on: .*",
+            failure.message,
+        )
 
     def test_the_image_at_fault_is_named(self):
         def torch_(rgb, gains):
             return rgb * gains[:, None, None] + torch.tensor([0.0, 0.3, 0.0], dtype=rgb.dtype)[:, None, None, None]
 
-        with pytest.raises(ConformanceError, match=r"float64 on cpu: numpy and torch differ by up to 0\.3 on image 1 of the batch \(the contract allows 1e-06\)\n"):
+        with pytest.raises(
+            ConformanceError, match=r"float64 on cpu: numpy and torch differ by up to 0\.3 on image 1 of the batch \(the contract allows 1e-06\)\n"
+        ):
             assert_backends_agree(_tint(torch_=torch_, name="second"), self.BATCH)
 
     def test_a_wrong_batch_shape_is_an_input_error(self):
@@ -234,7 +239,10 @@ class TestAssertBackendsAgree:
 def test_conformance_error_is_an_assertion_error():
     error = ConformanceError("probe=x", [Failure("dtype", "first\nsecond")], ["bounds"])
     assert isinstance(error, AssertionError)
-    assert str(error) == "probe=x fails 1 conformance check(s):\n  [dtype] first\n  [dtype] second\n  not run, as they need what the failed checks could not give: bounds"
+    assert (
+        str(error)
+        == "probe=x fails 1 conformance check(s):\n  [dtype] first\n  [dtype] second\n  not run, as they need what the failed checks could not give: bounds"
+    )
 
 
 def test_importable_and_usable_without_pytest_or_hypothesis():

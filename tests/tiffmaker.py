@@ -159,7 +159,19 @@ def tiles(image: np.ndarray, size: tuple[int, int]) -> list[np.ndarray]:
     return [padded[r : r + th, c : c + tw] for r in range(0, padded.shape[0], th) for c in range(0, padded.shape[1], tw)]
 
 
-def cfa_page(width: int, height: int, bits: int, segments: list[bytes], *, compression: int = 1, extra=None, tiled=None, rows_per_strip=None, subfile=0, pattern=(0, 1, 1, 2)) -> Page:
+def cfa_page(
+    width: int,
+    height: int,
+    bits: int,
+    segments: list[bytes],
+    *,
+    compression: int = 1,
+    extra=None,
+    tiled=None,
+    rows_per_strip=None,
+    subfile=0,
+    pattern=(0, 1, 1, 2),
+) -> Page:
     """The IFD of a CFA raw image (DNG tags for a 2×2 pattern)."""
     tags = {
         254: (LONG, [subfile]),
@@ -190,8 +202,17 @@ def dng(raw: Page, *, main_tags=None, in_subifd: bool = False, byteorder: str = 
         return build([raw], byteorder=byteorder)
     preview = np.zeros((2, 2, 3), np.uint8)
     page = Page(
-        {254: (LONG, [1]), 256: (LONG, [2]), 257: (LONG, [2]), 258: (SHORT, [8, 8, 8]), 259: (SHORT, [1]), 262: (SHORT, [2]),
-         277: (SHORT, [3]), 278: (LONG, [2]), **main},
+        {
+            254: (LONG, [1]),
+            256: (LONG, [2]),
+            257: (LONG, [2]),
+            258: (SHORT, [8, 8, 8]),
+            259: (SHORT, [1]),
+            262: (SHORT, [2]),
+            277: (SHORT, [3]),
+            278: (LONG, [2]),
+            **main,
+        },
         [preview.tobytes()],
         subifds=[raw],
     )

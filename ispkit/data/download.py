@@ -71,8 +71,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import DownloadError
 from ..atomic import atomic_write_text
+from ..errors import DownloadError
 
 __all__ = [
     "RECORD_ID",
@@ -198,8 +198,7 @@ def _files(meta: Any, url: str) -> list[dict[str, Any]]:
             files = [{"key": k, **v} if isinstance(v, dict) else v for k, v in files.items()]
     if not isinstance(files, list) or not files:
         raise DownloadError(
-            f"{url}: unexpected answer from the records API (expected 'files' as a non-empty list or "
-            f"{{'entries': ...}}, got {type(files).__name__})"
+            f"{url}: unexpected answer from the records API (expected 'files' as a non-empty list or {{'entries': ...}}, got {type(files).__name__})"
         )
     out = []
     for entry in files:
@@ -279,8 +278,7 @@ def _request(item: dict[str, Any], have: int, timeout: float, record: str) -> tu
     if length is not None and length.isdigit() and start + int(length) != item["size"]:
         response.close()
         raise DownloadError(
-            f"{item['key']}: GET {url} offers {start + int(length)} bytes but the record declares {item['size']}; "
-            f"nothing was written. {_manual(record)}"
+            f"{item['key']}: GET {url} offers {start + int(length)} bytes but the record declares {item['size']}; nothing was written. {_manual(record)}"
         )
     return response, start
 
@@ -516,9 +514,7 @@ def _staged(archive: Path, root: Path) -> Iterator[tuple[list[_Member], Path, se
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _place(
-    members: list[_Member], staging: Path, staged: set[str], root: Path, ours: set[str]
-) -> tuple[list[str], list[str]]:
+def _place(members: list[_Member], staging: Path, staged: set[str], root: Path, ours: set[str]) -> tuple[list[str], list[str]]:
     """Move the staged members into ``root``, never over an existing path.
 
     Returns (extracted, kept-because-present) names; a present member named in ``ours``

@@ -181,11 +181,7 @@ class _DroneTiles(Dataset):
     def _tiles(self, frame: str) -> list[tuple[int, int, float]]:
         mask = self._masks[frame]
         t = self.tile
-        return [
-            (r, c, float(mask[r : r + t, c : c + t].mean()))
-            for r in range(0, mask.shape[0] - t + 1, t)
-            for c in range(0, mask.shape[1] - t + 1, t)
-        ]
+        return [(r, c, float(mask[r : r + t, c : c + t].mean())) for r in range(0, mask.shape[0] - t + 1, t) for c in range(0, mask.shape[1] - t + 1, t)]
 
     def _frame(self, frame: str) -> np.ndarray:
         if frame not in self._cache:

@@ -71,10 +71,7 @@ def grouped_stratified_kfold(
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise InputError(f"grouped_stratified_kfold: seed must be an integer >= 0, got {seed!r}")
     if n_groups < n_splits:
-        raise InputError(
-            f"grouped_stratified_kfold: {n_splits} folds need at least {n_splits} groups, got {n_groups}; "
-            "use fewer folds or finer groups"
-        )
+        raise InputError(f"grouped_stratified_kfold: {n_splits} folds need at least {n_splits} groups, got {n_groups}; use fewer folds or finer groups")
     n_classes = label_ids.max() + 1
     counts = np.zeros((n_groups, n_classes))
     np.add.at(counts, (group_ids, label_ids), 1)

@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..atomic import atomic_write, atomic_write_text
 from ..camera import Camera
 from ..errors import InputError
-from ..atomic import atomic_write, atomic_write_text
 from ..io import write_raw
 from ..sensor import acquire, scale_exposure
 from .published import INTENSITIES, intensity_folder
@@ -118,16 +118,16 @@ def synthesize_microscopy(
     root = Path(out)
     base = root / "microscopy"
     camera = dataclasses.replace(Camera.builtin("microscopy"), **MICROSCOPY_NOISE)
-    _marker(base / "SYNTHETIC.txt", ["kind: microscopy", f"n: {n}", f"seed: {seed}", f"size: {size}", f"gain: {camera.gain} DN/e-", f"read_noise: {camera.read_noise} e-"])
+    _marker(
+        base / "SYNTHETIC.txt",
+        ["kind: microscopy", f"n: {n}", f"seed: {seed}", f"size: {size}", f"gain: {camera.gain} DN/e-", f"read_noise: {camera.read_noise} e-"],
+    )
     rng = np.random.default_rng(seed)
     plan = _plan_microscopy(n, rng)
     seeds = np.random.SeedSequence(seed).spawn(n)
     atomic_write_text(base / "labels" / "Ma190c_annotations.dat", "".join(f"{stem} {label}\n" for stem, label in plan))
     stains = _slide_stains(plan, seed)
-    jobs = [
-        (base, stem, label, image_seed, size, intensities, camera, stains[_slide(stem)])
-        for (stem, label), image_seed in zip(plan, seeds, strict=True)
-    ]
+    jobs = [(base, stem, label, image_seed, size, intensities, camera, stains[_slide(stem)]) for (stem, label), image_seed in zip(plan, seeds, strict=True)]
     _run(_write_crop, jobs, workers, progress)
     return root
 
@@ -212,4 +212,3 @@ def synthesize_drone(
         if progress is not None:
             progress(i + 1, n_frames)
     return root
-

@@ -63,9 +63,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_write_text
 from ..cfa import pack_bayer
 from ..errors import InputError
-from ..atomic import atomic_write_text
 from ..sensor import scale_exposure
 from ..tasks.base import downsample_views
 from ..tasks.checkpoint import save_checkpoint
@@ -74,8 +74,8 @@ from ..tasks.training import fit
 from .config import AdjustmentConfig
 from .execution import execute
 from .results import AdjustmentResults
-from .runs import RawSet, ViewBank, open_run, saved_folds, seeded_network
 from .run_lock import holding_run_folder
+from .runs import RawSet, ViewBank, open_run, saved_folds, seeded_network
 from .tracking import make_tracker
 from .units import Clock, Metrics, Progress, Study, Unit, epoch_metrics, unit_seed
 
@@ -131,7 +131,16 @@ def _source(arm: str, bank: ViewBank, label: str, module: torch.nn.Module | None
 class AdjustmentStudy(Study):
     """The units of an adjustment study (intensity × arm × fold) and how to run one."""
 
-    def __init__(self, config: AdjustmentConfig, run_dir: Path, device: torch.device, data: RawSet, folds: list[tuple[np.ndarray, np.ndarray]], gain: float, read_noise: float) -> None:
+    def __init__(
+        self,
+        config: AdjustmentConfig,
+        run_dir: Path,
+        device: torch.device,
+        data: RawSet,
+        folds: list[tuple[np.ndarray, np.ndarray]],
+        gain: float,
+        read_noise: float,
+    ) -> None:
         self.config, self.run_dir, self.device, self.data, self.folds = config, run_dir, device, data, folds
         self.gain, self.read_noise = gain, read_noise
         self.pipeline = config.pipeline(data.camera)
@@ -188,7 +197,9 @@ class AdjustmentStudy(Study):
         metric = PRIMARY_METRIC[data.task]
 
         def on_epoch(epoch: int, loss: float, scores: dict[str, float]) -> None:
-            clock.step(f"{unit.tag} intensity {_intensity_key(intensity)} {arm:7s} fold {fold + 1}/{config.folds}  epoch {epoch}/{config.training.epochs}  loss {loss:.3f}  {metric} {scores[metric]:.3f}")
+            clock.step(
+                f"{unit.tag} intensity {_intensity_key(intensity)} {arm:7s} fold {fold + 1}/{config.folds}  epoch {epoch}/{config.training.epochs}  loss {loss:.3f}  {metric} {scores[metric]:.3f}"
+            )
 
         state = unit.folder / "train_state.pt"
         history = fit(network, source, data.targets, train, replace(config.training, seed=seed), parameters=parameters, validation_index=test, on_epoch=on_epoch,
@@ -221,7 +232,9 @@ def run_adjustment(config: AdjustmentConfig, run_dir: str | os.PathLike[str], *,
     run_dir, data = study.run_dir, study.data
     units = study.units()
     clock = Clock(progress, len(units) * config.training.epochs)
-    clock.say(f"{config.name}: {len(data.raws)} samples, arms {', '.join(config.arms)}, intensities {', '.join(map(_intensity_key, config.intensities))}, {config.folds} folds, on {study.device}")
+    clock.say(
+        f"{config.name}: {len(data.raws)} samples, arms {', '.join(config.arms)}, intensities {', '.join(map(_intensity_key, config.intensities))}, {config.folds} folds, on {study.device}"
+    )
     params = {"name": config.name, "dataset": config.dataset.__dict__, "pipeline": config.pipeline_label, "model": config.model.__dict__,
               "training": config.training.__dict__, "pipeline_lr": config.pipeline_lr, "folds": config.folds, "seed": config.seed, "gain": study.gain, "read_noise": study.read_noise}  # fmt: skip
     tracker = make_tracker(run_dir, config.name, params, tracking_uri=tracking_uri, enabled=tracking)

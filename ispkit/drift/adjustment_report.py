@@ -340,10 +340,7 @@ def _value(value: Any) -> str:
 def _changed_table(key: str, changed: list[tuple[str, Any, Any]]) -> str:
     if not changed:
         return "<p>No parameter of the learned pipeline differs from the reference.</p>"
-    rows = "".join(
-        f"<tr><td><code>{escape(name)}</code></td><td>{escape(_value(ref))}</td><td>{escape(_value(new))}</td></tr>"
-        for name, ref, new in changed
-    )
+    rows = "".join(f"<tr><td><code>{escape(name)}</code></td><td>{escape(_value(ref))}</td><td>{escape(_value(new))}</td></tr>" for name, ref, new in changed)
     return (
         f"<table><caption>parameters changed by learning (intensity {escape(key)}, fold 0)</caption>"
         "<thead><tr><th>parameter</th><th>reference</th><th>learned</th></tr></thead>"

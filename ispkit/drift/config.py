@@ -179,7 +179,6 @@ class ForensicsConfig(ExperimentConfig, _ReferencePipeline):
         return _read(path_or_text, _parse_forensics)
 
 
-
 ARMS = ("learned", "frozen", "raw")
 """Drift-adjustment arms: pipeline trained jointly, pipeline frozen, model on the packed raw mosaic."""
 
@@ -200,7 +199,6 @@ class AdjustmentConfig(ExperimentConfig, _ReferencePipeline):
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> AdjustmentConfig:
         return _read(path_or_text, _parse_adjustment)
-
 
 
 def _read(path_or_text: str | os.PathLike[str], parse: Any) -> Any:
@@ -342,7 +340,10 @@ def _header(data: Any, loc: Locator, allowed: tuple[str, ...], default_name: str
     name = loc.check(("name",), check_string, top.get("name", default), what="an experiment name (a non-empty string)")
     if not _NAME.fullmatch(name):
         # the default run folder is runs/<name>: a name must not reach outside it ("../x", "/etc", "a/b")
-        loc.error(("name",), f"an experiment name is a folder name (letters, digits and ._,+- and spaces, starting with a letter or digit, at most 100 characters), got {name!r}")
+        loc.error(
+            ("name",),
+            f"an experiment name is a folder name (letters, digits and ._,+- and spaces, starting with a letter or digit, at most 100 characters), got {name!r}",
+        )
     seed = loc.check(("seed",), check_int, top.get("seed", 0), minimum=0)
     device = top.get("device", "auto")
     if not (isinstance(device, str) and _DEVICE.fullmatch(device)):
@@ -503,14 +504,23 @@ def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> Forensic
             why = "has no differentiable parameters" if subset in names else f"is not a stage of {label!r} ({', '.join(names)})"
             loc.error(("subsets", i), f"subset {subset!r} {why}")
 
-    lambdas = _distinct_list(top.get("lambdas", [0.0, 0.1, 1.0, 10.0, 100.0]), loc, ("lambdas",), _number(allow_inf=True, what="λ >= 0 (.inf allowed)"), "λ >= 0 (.inf allowed)")
+    lambdas = _distinct_list(
+        top.get("lambdas", [0.0, 0.1, 1.0, 10.0, 100.0]), loc, ("lambdas",), _number(allow_inf=True, what="λ >= 0 (.inf allowed)"), "λ >= 0 (.inf allowed)"
+    )
 
     distance = loc.check(("distance",), check_string, top.get("distance", "l2"), what="a distance name")
     found = distances()
     if distance not in found:
         loc.error(("distance",), f"unknown distance {distance!r}: {close_matches(distance, sorted(found))}")
 
-    op = {"steps": 60, "lr": 0.02, "batch_size": 32, **_section(_mapping(top.get("optimisation"), loc, ("optimisation",), "optimisation"), loc, ("optimisation",), _OPTIMISATION, "unknown optimisation key")}
+    op = {
+        "steps": 60,
+        "lr": 0.02,
+        "batch_size": 32,
+        **_section(
+            _mapping(top.get("optimisation"), loc, ("optimisation",), "optimisation"), loc, ("optimisation",), _OPTIMISATION, "unknown optimisation key"
+        ),
+    }
     steps, lr, batch = op["steps"], op["lr"], op["batch_size"]
     tolerance = loc.check(("tolerance",), check_number, top.get("tolerance", 0.05), low=0.0, high=1.0, what="a tolerance in [0, 1]")
     return ForensicsConfig(
@@ -537,7 +547,9 @@ def _parse_adjustment(data: Any, loc: Locator, base: Path, text: str) -> Adjustm
     if "raw" in arms and model.downsample > 1 and model.downsample % 2:
         loc.error(("model", "downsample"), f"the raw arm packs the mosaic to half resolution, so downsample must be 1 or even, got {model.downsample}")
     training = _training(top, loc, common["seed"], recalibrate_bn=True)  # the learned arm's inputs change as it trains
-    pipeline_lr = loc.check(("pipeline_lr",), check_number, top.get("pipeline_lr", 0.01), low=0.0, high=1e6, exclusive_low=True, what="a learning rate in (0, 1e6]")
+    pipeline_lr = loc.check(
+        ("pipeline_lr",), check_number, top.get("pipeline_lr", 0.01), low=0.0, high=1e6, exclusive_low=True, what="a learning rate in (0, 1e6]"
+    )
     folds = loc.check(("folds",), check_int, top.get("folds", 5), minimum=2)
     return AdjustmentConfig(
         **common, dataset=dataset, model=model, training=training, pipeline_label=label, pipeline_files=files, intensities=tuple(intensities),

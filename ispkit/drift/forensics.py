@@ -65,8 +65,8 @@ from .config import ForensicsConfig
 from .distances import distance as get_distance
 from .execution import execute
 from .results import ForensicsResults, ForensicsRun, plain_lambda
-from .runs import RawSet, ViewBank, open_run, seeded_network
 from .run_lock import holding_run_folder
+from .runs import RawSet, ViewBank, open_run, seeded_network
 from .tracking import make_tracker
 from .units import Clock, Metrics, Progress, Study, Unit, epoch_metrics, slug, unit_seed
 
@@ -160,7 +160,17 @@ class ForensicsStudy(Study):
     the frozen model on the chosen fold's held-out images.
     """
 
-    def __init__(self, config: ForensicsConfig, run_dir: Path, device: torch.device, data: RawSet, bank: ViewBank, train: np.ndarray, samples: np.ndarray, given: TaskNetwork | None) -> None:
+    def __init__(
+        self,
+        config: ForensicsConfig,
+        run_dir: Path,
+        device: torch.device,
+        data: RawSet,
+        bank: ViewBank,
+        train: np.ndarray,
+        samples: np.ndarray,
+        given: TaskNetwork | None,
+    ) -> None:
         self.config, self.run_dir, self.device, self.data, self.bank, self.train = config, run_dir, device, data, bank, train
         self.raws, self.targets = data.raws[samples], data.targets[samples]
         self.pipeline = bank.pipelines[config.pipeline_label]
@@ -188,7 +198,15 @@ class ForensicsStudy(Study):
         """The unit training the task model (none when the experiment gives a checkpoint)."""
         if self.config.checkpoint is not None:
             return []
-        return [Unit("model", ("model",), self.run_dir, {"pipeline": self.config.pipeline_label, "fold": self.config.fold, "train_size": len(self.train)}, self.config.training.epochs)]
+        return [
+            Unit(
+                "model",
+                ("model",),
+                self.run_dir,
+                {"pipeline": self.config.pipeline_label, "fold": self.config.fold, "train_size": len(self.train)},
+                self.config.training.epochs,
+            )
+        ]
 
     def units(self) -> list[Unit]:
         config = self.config
@@ -264,7 +282,9 @@ def run_forensics(
         execute(study, model_units, clock=clock, tracker=tracker, scheduler=scheduler, workers=workers)
     found = execute(study, units, clock=clock, tracker=tracker, scheduler=scheduler, workers=workers)
     runs = [ForensicsRun.from_dict(found[unit.key]) for unit in units]
-    baseline_run, _ = attack(study.network, study.pipeline, study.raws, study.targets, subset="all", lam=math.inf, distance=config.distance, batch_size=config.batch_size)
+    baseline_run, _ = attack(
+        study.network, study.pipeline, study.raws, study.targets, subset="all", lam=math.inf, distance=config.distance, batch_size=config.batch_size
+    )
     baseline = baseline_run.metric
     results = ForensicsResults(
         task=study.data.task, metric=PRIMARY_METRIC[study.data.task], pipeline=config.pipeline_label, distance=config.distance, baseline=baseline,

@@ -96,8 +96,7 @@ def plot_signature(results: ForensicsResults) -> Figure:
     for subset, row, colour in zip(results.subsets, metric, colours):
         left.plot(x, row, marker="o", color=colour, label=subset)
     left.axhline(results.baseline, color="black", linestyle="--", linewidth=1, label="baseline")
-    left.axhline(results.baseline - results.tolerance, color="black", linestyle=":", linewidth=1,
-                 label=f"baseline − {results.tolerance:g}")
+    left.axhline(results.baseline - results.tolerance, color="black", linestyle=":", linewidth=1, label=f"baseline − {results.tolerance:g}")
     positive = [lam for lam in lambdas if 0 < lam < math.inf]
     left.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
     left.set_xticks(x, labels=[_lam(lam) for lam in lambdas])
@@ -279,7 +278,8 @@ def _summary(results: ForensicsResults) -> str:
     worst_text = (
         f"subset <code>{escape(worst.subset)}</code> at λ = {escape(_lam(worst.lam))}: {escape(results.metric)} {fmt(worst.metric)} "
         f"at view distance {fmt(worst.distance)}"
-        if worst is not None else "n/a"
+        if worst is not None
+        else "n/a"
     )
     return (
         f"Reference pipeline <code>{escape(results.pipeline)}</code>; baseline {escape(results.metric)} {fmt(results.baseline)}, "
@@ -318,7 +318,7 @@ def _spec_table(results: ForensicsResults) -> str:
         rows.append(
             f"<tr><td><code>{escape(name)}</code>{searched}</td><td>{escape(compact(entry['reference']))}</td>"
             f"<td>{escape(compact(entry['safe_min']))}</td><td>{escape(compact(entry['safe_max']))}</td>"
-            f"<td>{escape(_bounds(entry['bounds']))}</td><td class=\"num\">{lam}</td><td class=\"num\">{value}</td></tr>"
+            f'<td>{escape(_bounds(entry["bounds"]))}</td><td class="num">{lam}</td><td class="num">{value}</td></tr>'
         )
     return (
         f"<p>{escape(spec['note'])}.</p>"

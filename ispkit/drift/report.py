@@ -61,7 +61,6 @@ CELL_W, CELL_H = 0.8, 0.55  # inches per heatmap cell: room for two lines of ann
 MARGIN_W, MARGIN_H = 2.4, 2.0  # inches for tick labels, axis labels, title and colour bar
 
 
-
 # -- figures --------------------------------------------------------------------------
 
 
@@ -185,8 +184,7 @@ def _heatmap(ax: Axes, mean: np.ndarray, std: np.ndarray, norm: Normalize) -> Ax
     """Draw ``mean`` and annotate every cell ``mean`` over ``±std`` in a contrasting colour."""
     image = ax.imshow(mean, cmap=CMAP, norm=norm, aspect="auto", interpolation="nearest")
     for (row, col), value in np.ndenumerate(mean):
-        ax.text(col, row, _cell(value, std[row, col]), ha="center", va="center", fontsize=8,
-                color=_text_colour(image, value))
+        ax.text(col, row, _cell(value, std[row, col]), ha="center", va="center", fontsize=8, color=_text_colour(image, value))
     return image
 
 
@@ -233,10 +231,7 @@ def _has_corruptions(results: SynthesisResults) -> bool:
 
 def _corruption_values(results: SynthesisResults, metric: str) -> np.ndarray:
     if metric not in results.corruption_metrics:
-        raise InputError(
-            f"metric {metric!r} was not recorded under corruptions; "
-            f"{close_matches(metric, results.corruption_metrics)}"
-        )
+        raise InputError(f"metric {metric!r} was not recorded under corruptions; {close_matches(metric, results.corruption_metrics)}")
     return results.corruption_metrics[metric]
 
 
@@ -330,19 +325,16 @@ def _sections(results: SynthesisResults, images: dict[str, bytes]) -> list[str]:
 
 
 def _details(results: SynthesisResults) -> list[str]:
-    corruptions = (
-        f"{len(results.corruptions)} corruptions × {len(results.severities)} severities"
-        if _has_corruptions(results) else "no corruptions"
-    )
+    corruptions = f"{len(results.corruptions)} corruptions × {len(results.severities)} severities" if _has_corruptions(results) else "no corruptions"
     return [f"{len(results.train_pipelines)} train × {len(results.test_pipelines)} test pipelines", f"{results.folds} folds", corruptions]
 
 
 def _summary_text(summary: dict[str, Any]) -> str:
     pair = summary["worst_pair"]
     worst = (
-        f"trained on <code>{escape(pair['train'])}</code>, tested on <code>{escape(pair['test'])}</code> "
-        f"(drop {fmt(pair['drop'])})"
-        if pair["train"] is not None else "n/a"
+        f"trained on <code>{escape(pair['train'])}</code>, tested on <code>{escape(pair['test'])}</code> (drop {fmt(pair['drop'])})"
+        if pair["train"] is not None
+        else "n/a"
     )
     return (
         f"Mean {escape(summary['metric'])} in distribution: {fmt(summary['in_distribution'])}; "
@@ -358,8 +350,7 @@ def _summary_text(summary: dict[str, Any]) -> str:
 def _rankings(results: SynthesisResults) -> str:
     tables = []
     for train, rows in results.rankings().items():
-        body = "".join(_ranking_row(rank, row.test, row.mean, row.std, row.test == train)
-                       for rank, row in enumerate(rows, start=1))
+        body = "".join(_ranking_row(rank, row.test, row.mean, row.std, row.test == train) for rank, row in enumerate(rows, start=1))
         tables.append(
             f"<table><caption>trained on {escape(train)}</caption>"
             f"<thead><tr><th>#</th><th>tested on</th><th>{escape(results.metric)}</th></tr></thead>"
@@ -371,10 +362,7 @@ def _rankings(results: SynthesisResults) -> str:
 
 def _ranking_row(rank: int, test: str, mean: float, std: float, own: bool) -> str:
     attribute = ' class="own"' if own else ""
-    return (
-        f'<tr{attribute}><td class="num">{rank}</td><td>{escape(test)}</td>'
-        f'<td class="num">{fmt(mean)} ± {fmt(std)}</td></tr>'
-    )
+    return f'<tr{attribute}><td class="num">{rank}</td><td>{escape(test)}</td><td class="num">{fmt(mean)} ± {fmt(std)}</td></tr>'
 
 
 def _corruption_table(results: SynthesisResults) -> str:
@@ -382,10 +370,7 @@ def _corruption_table(results: SynthesisResults) -> str:
         return "<p>No corruptions were evaluated.</p>"
     table = _corruption_values(results, results.metric).mean(axis=(0, 3))  # (C, S)
     head = "".join(f"<th>severity {escape(str(s))}</th>" for s in results.severities)
-    body = "".join(
-        f"<tr><td>{escape(name)}</td>{''.join(_number_cell(v) for v in row)}</tr>"
-        for name, row in zip(results.corruptions, table)
-    )
+    body = "".join(f"<tr><td>{escape(name)}</td>{''.join(_number_cell(v) for v in row)}</tr>" for name, row in zip(results.corruptions, table))
     return (
         f"<table><caption>{escape(results.metric)} under corruptions, mean over train pipelines and folds</caption>"
         f"<thead><tr><th>corruption</th>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -48,8 +48,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
 from ..atomic import atomic_write_text
+from ..errors import InputError
 
 __all__ = ["SynthesisResults", "Ranking", "JsonResults", "ForensicsRun", "ForensicsResults", "plain_lambda", "AdjustmentResults"]
 

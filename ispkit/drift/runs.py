@@ -87,7 +87,9 @@ class ViewBank:
     exceed it is processed batch by batch whenever views are asked for.
     """
 
-    def __init__(self, raws: torch.Tensor, pipelines: dict[str, Pipeline], *, downsample: int, device: torch.device, batch_size: int = 32, max_bytes: int = 2 << 30) -> None:
+    def __init__(
+        self, raws: torch.Tensor, pipelines: dict[str, Pipeline], *, downsample: int, device: torch.device, batch_size: int = 32, max_bytes: int = 2 << 30
+    ) -> None:
         self.raws, self.pipelines = raws, pipelines
         self.downsample, self.device, self.batch_size, self.max_bytes = downsample, device, batch_size, max_bytes
         self._modules: dict[str, torch.nn.Module] = {}
@@ -145,7 +147,9 @@ def _prepare_run_dir(run_dir: Path, config: Any, create: bool) -> None:
         )
 
 
-def open_run(run_dir: str | os.PathLike[str], config: Any, progress: Progress | None, *, downsample: int, create: bool = True) -> tuple[Path, torch.device, RawSet]:
+def open_run(
+    run_dir: str | os.PathLike[str], config: Any, progress: Progress | None, *, downsample: int, create: bool = True
+) -> tuple[Path, torch.device, RawSet]:
     """Start or resume a run of ``config``: the run folder (refusing one of another
     experiment), the device, and the dataset, with segmentation masks brought to the
     network's input resolution (area fractions after ``downsample``).

@@ -54,7 +54,9 @@ __all__ = ["RawSet", "load_raw_set", "ViewBank", "open_run", "SynthesisStudy", "
 # (the plumbing all three controls share) and stay importable from here.
 
 
-def _evaluate_unit(network: torch.nn.Module, bank: ViewBank, data: RawSet, config: SynthesisConfig, test: np.ndarray, train_label: str, seed: int) -> dict[str, Any]:
+def _evaluate_unit(
+    network: torch.nn.Module, bank: ViewBank, data: RawSet, config: SynthesisConfig, test: np.ndarray, train_label: str, seed: int
+) -> dict[str, Any]:
     batch = config.training.batch_size
     scores = {q: evaluate(network, bank.source(q), data.targets, test, batch_size=batch) for q in config.test_pipelines}
     source = bank.source(train_label)
@@ -76,16 +78,22 @@ def _evaluate_unit(network: torch.nn.Module, bank: ViewBank, data: RawSet, confi
 class SynthesisStudy(Study):
     """The units of a drift-synthesis study (train pipeline × fold) and how to run one."""
 
-    def __init__(self, config: SynthesisConfig, run_dir: Path, device: torch.device, data: RawSet, folds: list[tuple[np.ndarray, np.ndarray]], bank: ViewBank) -> None:
+    def __init__(
+        self, config: SynthesisConfig, run_dir: Path, device: torch.device, data: RawSet, folds: list[tuple[np.ndarray, np.ndarray]], bank: ViewBank
+    ) -> None:
         self.config, self.run_dir, self.device, self.data, self.folds, self.bank = config, run_dir, device, data, folds, bank
 
     @classmethod
-    def open(cls, config: SynthesisConfig, run_dir: str | os.PathLike[str], *, progress: Progress | None = None, create: bool = True, max_cache_bytes: int = 2 << 30) -> SynthesisStudy:
+    def open(
+        cls, config: SynthesisConfig, run_dir: str | os.PathLike[str], *, progress: Progress | None = None, create: bool = True, max_cache_bytes: int = 2 << 30
+    ) -> SynthesisStudy:
         run_dir, device, data = open_run(run_dir, config, progress, downsample=config.model.downsample, create=create)
         folds = saved_folds(run_dir, data, config)
         labels = dict.fromkeys((*config.train_pipelines, *config.test_pipelines))
         pipelines = {label: config.pipeline(label, data.camera) for label in labels}
-        bank = ViewBank(data.raws, pipelines, downsample=config.model.downsample, device=device, batch_size=config.training.batch_size, max_bytes=max_cache_bytes)
+        bank = ViewBank(
+            data.raws, pipelines, downsample=config.model.downsample, device=device, batch_size=config.training.batch_size, max_bytes=max_cache_bytes
+        )
         return cls(config, run_dir, device, data, folds, bank)
 
     def units(self) -> list[Unit]:
@@ -114,7 +122,9 @@ class SynthesisStudy(Study):
         def on_epoch(epoch: int, loss: float, scores: dict[str, float]) -> None:
             clock.step(f"{name}  epoch {epoch}/{config.training.epochs}  loss {loss:.3f}  {metric} {scores[metric]:.3f}")
 
-        history = fit(network, bank.source(label), data.targets, train, replace(config.training, seed=seed), validation_index=test, on_epoch=on_epoch, state_path=state)
+        history = fit(
+            network, bank.source(label), data.targets, train, replace(config.training, seed=seed), validation_index=test, on_epoch=on_epoch, state_path=state
+        )
         result = _evaluate_unit(network, bank, data, config, test, label, seed)
         result["history"] = {"loss": history.loss, "validation": history.validation}
         save_checkpoint(
@@ -193,8 +203,17 @@ def run_synthesis(
     run_dir, data, bank = study.run_dir, study.data, study.bank
     units = study.units()
     clock = Clock(progress, len(units) * config.training.epochs)
-    clock.say(f"{config.name}: {len(data.raws)} samples, {len(config.train_pipelines)} train × {len(config.test_pipelines)} test pipelines, {config.folds} folds, on {study.device}")
-    params = {"name": config.name, "dataset": config.dataset.__dict__, "model": config.model.__dict__, "training": config.training.__dict__, "folds": config.folds, "seed": config.seed}
+    clock.say(
+        f"{config.name}: {len(data.raws)} samples, {len(config.train_pipelines)} train × {len(config.test_pipelines)} test pipelines, {config.folds} folds, on {study.device}"
+    )
+    params = {
+        "name": config.name,
+        "dataset": config.dataset.__dict__,
+        "model": config.model.__dict__,
+        "training": config.training.__dict__,
+        "folds": config.folds,
+        "seed": config.seed,
+    }
     tracker = make_tracker(run_dir, config.name, params, tracking_uri=tracking_uri, enabled=tracking)
     results = execute(study, units, clock=clock, tracker=tracker, scheduler=scheduler, workers=workers)
     summary = _collect(config, data.task, results)

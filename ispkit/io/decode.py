@@ -191,8 +191,7 @@ def image_layout(structure: TiffStructure, ifd: Ifd, *, limit: int, what: str = 
     sample_format = ifd.integer(_SAMPLE_FORMAT, 1)
     if sample_format != 1:
         raise bad(
-            f"expected unsigned integer samples (1 to 32 bits), found {bits}-bit "
-            f"{_SAMPLE_FORMATS.get(sample_format, f'SampleFormat {sample_format}')} samples"
+            f"expected unsigned integer samples (1 to 32 bits), found {bits}-bit {_SAMPLE_FORMATS.get(sample_format, f'SampleFormat {sample_format}')} samples"
         )
     compression = ifd.integer(_COMPRESSION, 1)
     if compression not in _SUPPORTED:
@@ -306,8 +305,7 @@ def decode_image(data, structure: TiffStructure, layout: ImageLayout, *, what: s
             raise RawFormatError(f"{structure.path}: {what}: {where}: {exc}") from None
         except (ValueError, RuntimeError, OverflowError, MemoryError, zlib.error) as exc:  # imagecodecs' errors are RuntimeErrors
             raise RawFormatError(
-                f"{structure.path}: {what}: {where} does not decode as {COMPRESSIONS[layout.compression]} data "
-                f"({type(exc).__name__}: {exc})"
+                f"{structure.path}: {what}: {where} does not decode as {COMPRESSIONS[layout.compression]} data ({type(exc).__name__}: {exc})"
             ) from None
         block = block.reshape(-1, columns, per_segment)[: layout.height - top, : layout.width - left]
         channels = slice(plane, plane + 1) if layout.planar else slice(None)
@@ -324,8 +322,7 @@ def _decode_segment(raw, structure: TiffStructure, layout: ImageLayout, index: i
     content = _bytes(raw, layout.compression, max(allowed))
     if len(content) not in allowed:
         raise RawFormatError(
-            f"decodes to {len(content)} bytes, but {rows}×{columns} pixels of {layout.bits}-bit samples need "
-            f"{allowed[0]} (corrupt data or a patched header)"
+            f"decodes to {len(content)} bytes, but {rows}×{columns} pixels of {layout.bits}-bit samples need {allowed[0]} (corrupt data or a patched header)"
         )
     stored_rows = len(content) // layout.row_bytes(columns)
     samples = _unpack(content, structure.byteorder, layout.bits, columns * per_pixel, stored_rows, layout.dtype)

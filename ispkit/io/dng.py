@@ -259,8 +259,7 @@ def active_area(dng: DngFile, height: int, width: int) -> tuple[int, int, int, i
         raise RawFormatError(f"{dng.path}: ActiveArea {tuple(area.tolist())} lies outside the {height}×{width} raw image")
     if not dng.linear and (top % 2 or left % 2):
         raise RawFormatError(
-            f"{dng.path}: unsupported DNG: ActiveArea {(top, left, bottom, right)} starts on an odd row or column, "
-            "which shifts the CFA pattern"
+            f"{dng.path}: unsupported DNG: ActiveArea {(top, left, bottom, right)} starts on an odd row or column, which shifts the CFA pattern"
         )
     return top, left, bottom, right
 
@@ -353,7 +352,9 @@ def raw_levels(dng: DngFile, bits: int, samples: int, height: int, width: int) -
     if tag is not None:
         table = tag.integers()
         if table.size == 0 or table.size > 65536 or table.min() < 0 or table.max() > 65535:
-            raise bad(f"LinearizationTable must map stored numbers to 16-bit values; got {table.size} entries in [{table.min(initial=0)}, {table.max(initial=0)}]")
+            raise bad(
+                f"LinearizationTable must map stored numbers to 16-bit values; got {table.size} entries in [{table.min(initial=0)}, {table.max(initial=0)}]"
+            )
         table = table.astype(np.uint16)
     value_bits = 16 if table is not None else bits
     white = dng.numbers("WhiteLevel", count=(1, samples))
@@ -485,9 +486,7 @@ def container_bits(levels: RawLevels) -> int:
     return int(levels.white.max()).bit_length()
 
 
-def _camera(
-    dng: DngFile, levels: RawLevels, pattern: str, container: int, black: tuple[float, ...], notes: list[str], shading: dict[str, Any]
-) -> Camera:
+def _camera(dng: DngFile, levels: RawLevels, pattern: str, container: int, black: tuple[float, ...], notes: list[str], shading: dict[str, Any]) -> Camera:
     model = dng.get("UniqueCameraModel")
     name = "" if model is None else model.text().strip()  # text() refuses a non-ASCII (e.g. numeric) tag
     if levels.table is not None:
@@ -763,7 +762,12 @@ def _place_gain_map(gain_map: GainMap, which: int, pattern: str, height: int, wi
         targets = [(2 * r + c, 0) for r in rows for c in cols]
     else:
         colours = "RGB"
-        targets = [(site, channel) for site in range(4) for channel in planes if channel < 3 and pattern[site] == colours[channel] and site // 2 in rows and site % 2 in cols]
+        targets = [
+            (site, channel)
+            for site in range(4)
+            for channel in planes
+            if channel < 3 and pattern[site] == colours[channel] and site // 2 in rows and site % 2 in cols
+        ]
         notes.append("OpcodeList3 GainMap applied to the mosaic, before demosaicking")
     if not targets:
         raise op.bad("covers no CFA site")
@@ -784,9 +788,7 @@ def _shading_fields(per_site: list[list[tuple[GainMap, int]]], height: int, widt
     """``shading_map``, ``shading_origin`` and ``shading_spacing`` holding the maps of each site, exactly when possible."""
     entries = [entry for site in per_site for entry in site]
     geometry = _shared_geometry([m for m, _ in entries])
-    exact = geometry is not None and all(len(site) <= 1 for site in per_site) and all(
-        max(m.gains.shape[:2]) <= SHADING_POINTS for m, _ in entries
-    )
+    exact = geometry is not None and all(len(site) <= 1 for site in per_site) and all(max(m.gains.shape[:2]) <= SHADING_POINTS for m, _ in entries)
     described = ", ".join(f"{m.gains.shape[0]}×{m.gains.shape[1]}" for m, _ in entries)
     if exact:
         origin, spacing = geometry
@@ -797,9 +799,7 @@ def _shading_fields(per_site: list[list[tuple[GainMap, int]]], height: int, widt
     nodes = np.arange(SHADING_POINTS) * spacing[0]
     grids = [_product_at(site, nodes, nodes) for site in per_site]
     probe = (np.arange(257) + 0.5) / 257
-    worst = max(
-        float(np.abs(_product_at(site, probe, probe) - _bilinear(grid, probe * (SHADING_POINTS - 1))).max()) for site, grid in zip(per_site, grids)
-    )
+    worst = max(float(np.abs(_product_at(site, probe, probe) - _bilinear(grid, probe * (SHADING_POINTS - 1))).max()) for site, grid in zip(per_site, grids))
     notes.append(f"GainMap ({described} points) resampled onto a {SHADING_POINTS}×{SHADING_POINTS} grid per site: largest difference {worst:.2g}")
     return {"shading_map": np.stack(grids), "shading_origin": (0.0, 0.0), "shading_spacing": spacing}
 

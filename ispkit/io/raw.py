@@ -211,10 +211,7 @@ def write_raw(
     """
     camera = Camera.get(camera)
     if camera.container_bits > 16:
-        raise InputError(
-            f"write_raw: the file stores uint16 numbers, but camera {camera.name!r} has "
-            f"container_bits={camera.container_bits} > 16"
-        )
+        raise InputError(f"write_raw: the file stores uint16 numbers, but camera {camera.name!r} has container_bits={camera.container_bits} > 16")
     stored = _stored_numbers(raw, camera)
     description = embed_camera(camera)
     path = Path(path)
@@ -405,9 +402,7 @@ def _single_page(structure: TiffStructure) -> Ifd:
 def _one_sample(structure: TiffStructure, ifd: Ifd) -> None:
     samples = ifd.integer(277, 1)
     if samples != 1:
-        raise RawFormatError(
-            f"{structure.path}: expected a raw mosaic with one sample per pixel, found {samples} (an RGB or multi-channel image?)"
-        )
+        raise RawFormatError(f"{structure.path}: expected a raw mosaic with one sample per pixel, found {samples} (an RGB or multi-channel image?)")
 
 
 def _decoded(content: Any, structure: TiffStructure, layout: Any, what: str) -> np.ndarray:
@@ -445,9 +440,7 @@ def _check_mosaic_shape(data: np.ndarray, path: Path) -> None:
         raise RawFormatError(f"{path}: expected a 2-D raw mosaic (H, W), found shape {data.shape}")
     h, w = data.shape
     if h % 2 or w % 2 or h == 0:
-        raise RawFormatError(
-            f"{path}: a raw mosaic must hold whole 2×2 CFA blocks, so its height and width must be even; found {h}×{w}"
-        )
+        raise RawFormatError(f"{path}: a raw mosaic must hold whole 2×2 CFA blocks, so its height and width must be even; found {h}×{w}")
 
 
 def _description(ifd: Ifd) -> str:

@@ -301,9 +301,7 @@ def _pipelines(pipelines: Mapping[str, Pipeline | str] | Sequence[Pipeline | str
 # -- writing --------------------------------------------------------------------------------
 
 
-def _prepare(
-    root: zarr.Group, label: str, pipeline: Pipeline, archive: RawArchive, digests: list[str], overwrite: bool, store: str
-) -> None:
+def _prepare(root: zarr.Group, label: str, pipeline: Pipeline, archive: RawArchive, digests: list[str], overwrite: bool, store: str) -> None:
     """Create (or check) the views array and done flags of ``label``."""
     n, (h, w) = len(archive), archive.shape
     attrs = {

@@ -318,9 +318,7 @@ class StageModule(nn.Module):
                 self.register_buffer(p.name, torch.tensor(value, dtype=dtype))
         self._built = dict(values)
         # Host copies of the host parameters: (tensor they were read from, its version, value).
-        self._host: dict[str, tuple[torch.Tensor | None, int, float]] = {
-            name: (None, -1, float(values[name])) for name in stage.host_params
-        }
+        self._host: dict[str, tuple[torch.Tensor | None, int, float]] = {name: (None, -1, float(values[name])) for name in stage.host_params}
 
     def values(self, like: torch.Tensor) -> dict[str, Any]:
         """Parameter values cast to ``like``'s dtype and device (differentiably; a no-op where they agree)."""

@@ -37,8 +37,6 @@ class BlackLevel(Stage):
     method = "per_site"
     takes = "raw"
     gives = "raw"
-    params = (
-        Param("level", (4,), FromCamera("black_level"), "black level per CFA site, on the [0, 1] scale", bounds=(-1.0, 1.0)),
-    )
+    params = (Param("level", (4,), FromCamera("black_level"), "black level per CFA site, on the [0, 1] scale", bounds=(-1.0, 1.0)),)
     numpy = staticmethod(black_level_numpy)
     torch = staticmethod(black_level)

@@ -35,9 +35,7 @@ class ColorCorrection(Stage):
     method = "matrix"
     takes = "rgb"
     gives = "rgb"
-    params = (
-        Param("matrix", (3, 3), FromCamera("color_matrix"), "colour matrix M, out = M · rgb", bounds=(-16.0, 16.0)),
-    )
+    params = (Param("matrix", (3, 3), FromCamera("color_matrix"), "colour matrix M, out = M · rgb", bounds=(-16.0, 16.0)),)
     numpy = staticmethod(color_correction_numpy)
     torch = staticmethod(color_correction)
     pixel_matrix = staticmethod(lambda matrix: matrix)

@@ -109,9 +109,7 @@ class MedianDenoise(Stage):
     method = "median"
     takes = "luma"
     gives = "luma"
-    params = (
-        Param("size", (), 3, "odd side of the square median window, in pixels", bounds=(1, 15), differentiable=False, dtype=int, odd=True),
-    )
+    params = (Param("size", (), 3, "odd side of the square median window, in pixels", bounds=(1, 15), differentiable=False, dtype=int, odd=True),)
     numpy = staticmethod(median_denoise_numpy)
     torch = staticmethod(median_denoise)
 

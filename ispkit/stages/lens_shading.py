@@ -154,8 +154,22 @@ class GainMapShading(Stage):
             "gain map per 2×2 CFA site (row-major), points at origin + i·spacing",
             bounds=(0.0, 64.0),
         ),
-        Param("origin", (2,), FromCamera("shading_origin"), "relative (vertical, horizontal) position of the first map point", bounds=(-1.0, 1.0), differentiable=False),
-        Param("spacing", (2,), FromCamera("shading_spacing"), "relative (vertical, horizontal) spacing of the map points", bounds=(1e-3, 1.0), differentiable=False),
+        Param(
+            "origin",
+            (2,),
+            FromCamera("shading_origin"),
+            "relative (vertical, horizontal) position of the first map point",
+            bounds=(-1.0, 1.0),
+            differentiable=False,
+        ),
+        Param(
+            "spacing",
+            (2,),
+            FromCamera("shading_spacing"),
+            "relative (vertical, horizontal) spacing of the map points",
+            bounds=(1e-3, 1.0),
+            differentiable=False,
+        ),
     )
     numpy = staticmethod(gain_map_numpy)
     torch = staticmethod(gain_map)

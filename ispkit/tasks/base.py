@@ -157,9 +157,7 @@ class TaskNetwork(nn.Module):
         c = self.in_channels
         if prepared.ndim != 4 or prepared.shape[1] != c:
             got = f"{prepared.shape[1]} channels, " if prepared.ndim == 4 else ""
-            raise InputError(
-                f"{self.name}: expected prepared views (N, {c}, H, W) with {c} channels, got {got}shape {tuple(prepared.shape)}"
-            )
+            raise InputError(f"{self.name}: expected prepared views (N, {c}, H, W) with {c} channels, got {got}shape {tuple(prepared.shape)}")
 
     def predict(self, views: torch.Tensor) -> torch.Tensor:
         """Logits for full-resolution views: ``forward(prepare(views))``."""

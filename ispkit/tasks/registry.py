@@ -58,6 +58,4 @@ def build_network(
         net = spec.build(outputs, **options, **extra)
     except TypeError as exc:
         raise InputError(f"task model {name!r}: bad options {options!r} (in_channels={in_channels}): {exc}") from None
-    return TaskNetwork(
-        net, name=name, task=spec.task, outputs=outputs, options=options, downsample=downsample, classes=classes, in_channels=in_channels
-    )
+    return TaskNetwork(net, name=name, task=spec.task, outputs=outputs, options=options, downsample=downsample, classes=classes, in_channels=in_channels)

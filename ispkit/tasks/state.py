@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError
 from ..atomic import atomic_write
+from ..errors import InputError
 
 __all__ = ["load_state", "save_state", "is_url"]
 

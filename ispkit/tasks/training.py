@@ -78,7 +78,9 @@ def _augment(views: torch.Tensor, targets: torch.Tensor, task: str, generator: t
     return views, targets
 
 
-def _save_state(path: Path, network: TaskNetwork, optimiser: torch.optim.Optimizer, generator: torch.Generator, history: History, extra: dict[str, Any]) -> None:
+def _save_state(
+    path: Path, network: TaskNetwork, optimiser: torch.optim.Optimizer, generator: torch.Generator, history: History, extra: dict[str, Any]
+) -> None:
     state = {
         "network": network.state_dict(),
         # the values of everything optimised, so that parameters outside the network

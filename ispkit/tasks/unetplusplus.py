@@ -37,7 +37,9 @@ def unetplusplus(
     """
     import segmentation_models_pytorch as smp
 
-    model = smp.UnetPlusPlus(encoder_name=encoder, encoder_weights=encoder_weights, in_channels=check_in_channels(in_channels, what="unetplusplus"), classes=outputs)
+    model = smp.UnetPlusPlus(
+        encoder_name=encoder, encoder_weights=encoder_weights, in_channels=check_in_channels(in_channels, what="unetplusplus"), classes=outputs
+    )
     if weights is not None:
         load_weights(model, weights, what="unetplusplus")
     return model

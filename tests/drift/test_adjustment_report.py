@@ -190,5 +190,5 @@ def test_report_arm_missing_for_one_intensity_reads_na(tmp_path):
     del results.curves["1"]["raw"]
     page = write_adjustment_report(tmp_path, results).read_text(encoding="utf-8")
     assert "raw n/a; learned − frozen" in page
-    assert "<tr><td>1</td><td>raw</td><td class=\"num\">n/a</td><td class=\"num\">n/a</td></tr>" in page
+    assert '<tr><td>1</td><td>raw</td><td class="num">n/a</td><td class="num">n/a</td></tr>' in page
     assert [line.get_label() for line in plot_curves(results).axes[1].lines] == ["learned", "frozen"]

@@ -51,12 +51,14 @@ def test_a_default_name_from_an_odd_file_name_is_made_a_folder_name(tmp_path):
     assert SynthesisConfig.from_yaml(file).name == "my study _v2__"
 
 
-COMMON = "name: shared\nseed: 7\ndevice: cpu\nthreads: 3\ndataset: {kind: microscopy, root: data}\nmodel: {name: small_cnn, downsample: 2}\ntraining: {epochs: 4}\n"
+COMMON = (
+    "name: shared\nseed: 7\ndevice: cpu\nthreads: 3\ndataset: {kind: microscopy, root: data}\nmodel: {name: small_cnn, downsample: 2}\ntraining: {epochs: 4}\n"
+)
 
 
 def test_the_three_experiments_share_one_base():
     configs = [
-        SynthesisConfig.from_yaml(COMMON + "pipelines: {train: [\"bi,s,me\"]}\n"),
+        SynthesisConfig.from_yaml(COMMON + 'pipelines: {train: ["bi,s,me"]}\n'),
         ForensicsConfig.from_yaml(COMMON + "pipeline: bi,s,ga\n"),
         AdjustmentConfig.from_yaml(COMMON + "pipeline: bi,s,me\n"),
     ]
@@ -189,7 +191,10 @@ def test_corruption_scale_nan_is_refused(tmp_path):
 ADJUSTMENT = "dataset: {kind: microscopy, root: data}\npipeline: bi,s,me\nmodel: {name: small_cnn}\n"
 
 
-@pytest.mark.parametrize(("sensor", "problem"), [("gain: .inf", "gain > 0 (DN per electron, finite), got inf"), ("read_noise: -.inf", "read noise >= 0 (electrons, finite), got -inf")])
+@pytest.mark.parametrize(
+    ("sensor", "problem"),
+    [("gain: .inf", "gain > 0 (DN per electron, finite), got inf"), ("read_noise: -.inf", "read noise >= 0 (electrons, finite), got -inf")],
+)
 def test_sensor_values_must_be_finite(tmp_path, sensor, problem):
     err = _located(AdjustmentConfig, tmp_path, ADJUSTMENT + "sensor:\n  " + sensor + "\n")
     assert err.line == 5 and err.message == f"sensor.{sensor.split(':')[0]}: expected a {problem}"
@@ -204,20 +209,50 @@ def test_sensor_values_must_be_finite(tmp_path, sensor, problem):
         (SynthesisConfig, MINIMAL.replace("root: data", "root: null"), 1, "dataset.root: expected a folder (a non-empty string), got None"),
         (SynthesisConfig, MINIMAL.replace("root: data", "root: data, camera: 3"), 1, "dataset.camera: expected a camera name or camera YAML file, got 3"),
         (SynthesisConfig, MINIMAL.replace("root: data", "root: data, camera: dron"), 1, "dataset.camera: unknown camera 'dron'"),
-        (SynthesisConfig, MINIMAL.replace("root: data", "root: data, intensity: yes"), 1, "dataset.intensity: expected a published intensity (a number), got True"),
-        (SynthesisConfig, MINIMAL.replace("kind: microscopy", "kind: [microscopy]"), 1, "dataset.kind: expected one of ['drone', 'drone-classification', 'microscopy'], got ['microscopy']"),
-        (SynthesisConfig, MINIMAL.replace("root: data", "root: data, synthetic: {size: 65}"), 1, "dataset.synthetic.size: expected an even integer >= 32, got 65"),
+        (
+            SynthesisConfig,
+            MINIMAL.replace("root: data", "root: data, intensity: yes"),
+            1,
+            "dataset.intensity: expected a published intensity (a number), got True",
+        ),
+        (
+            SynthesisConfig,
+            MINIMAL.replace("kind: microscopy", "kind: [microscopy]"),
+            1,
+            "dataset.kind: expected one of ['drone', 'drone-classification', 'microscopy'], got ['microscopy']",
+        ),
+        (
+            SynthesisConfig,
+            MINIMAL.replace("root: data", "root: data, synthetic: {size: 65}"),
+            1,
+            "dataset.synthetic.size: expected an even integer >= 32, got 65",
+        ),
         (SynthesisConfig, MINIMAL.replace("root: data", "root: data, synthetic: {n: '10'}"), 1, "dataset.synthetic.n: expected an integer >= 1, got '10'"),
-        (SynthesisConfig, MINIMAL.replace("microscopy, root: data", "drone, root: data, synthetic: {width: 100}").replace("small_cnn", "small_unet"), 1, "dataset.synthetic.width: expected an even integer >= 128, got 100"),
+        (
+            SynthesisConfig,
+            MINIMAL.replace("microscopy, root: data", "drone, root: data, synthetic: {width: 100}").replace("small_cnn", "small_unet"),
+            1,
+            "dataset.synthetic.width: expected an even integer >= 128, got 100",
+        ),
         (SynthesisConfig, MINIMAL.replace("{name: small_cnn}", "{name: [small_cnn]}"), 3, "model.name: expected a task model name, got ['small_cnn']"),
-        (SynthesisConfig, MINIMAL.replace("{name: small_cnn}", "{name: small_cnn, options: {width: 8}}"), 3, "model.options.width: small_cnn has no option 'width': did you mean 'widths'?"),
+        (
+            SynthesisConfig,
+            MINIMAL.replace("{name: small_cnn}", "{name: small_cnn, options: {width: 8}}"),
+            3,
+            "model.options.width: small_cnn has no option 'width': did you mean 'widths'?",
+        ),
         (SynthesisConfig, MINIMAL + "corruptions: {severities: [3, 3]}\n", 4, "corruptions.severities[1]: 3 is listed twice"),
         (SynthesisConfig, MINIMAL + "corruptions: {severities: [3.0]}\n", 4, "corruptions.severities[0]: expected an integer in [1, 5], got 3.0"),
         (SynthesisConfig, MINIMAL + "corruptions: {names: [contrast, contrast]}\n", 4, "corruptions.names[1]: 'contrast' is listed twice"),
         (ForensicsConfig, ADJUSTMENT.replace("bi,s,me", "bi,s,ga") + "lambdas: [0, 1, 1]\n", 4, "lambdas[2]: 1 is listed twice"),
         (ForensicsConfig, ADJUSTMENT.replace("bi,s,me", "bi,s,ga") + "subsets: [[gamma]]\n", 4, "subsets[0]: expected 'all' or a stage name, got ['gamma']"),
         (ForensicsConfig, ADJUSTMENT.replace("bi,s,me", "bi,s,ga") + "distance: [l2]\n", 4, "distance: expected a distance name, got ['l2']"),
-        (ForensicsConfig, ADJUSTMENT.replace("{name: small_cnn}", "{checkpoint: 3}").replace("bi,s,me", "bi,s,ga"), 3, "model.checkpoint: expected a checkpoint file (a non-empty string), got 3"),
+        (
+            ForensicsConfig,
+            ADJUSTMENT.replace("{name: small_cnn}", "{checkpoint: 3}").replace("bi,s,me", "bi,s,ga"),
+            3,
+            "model.checkpoint: expected a checkpoint file (a non-empty string), got 3",
+        ),
         (AdjustmentConfig, ADJUSTMENT + "arms: [learned, learned]\n", 4, "arms[1]: 'learned' is listed twice"),
         (AdjustmentConfig, ADJUSTMENT + "arms: [lerned]\n", 4, "arms[0]: expected one of ['frozen', 'learned', 'raw'], got 'lerned' (did you mean 'learned'?)"),
         (AdjustmentConfig, ADJUSTMENT + "intensities: [1.0, 1]\n", 4, "intensities[1]: 1 is listed twice"),
@@ -231,7 +266,9 @@ def test_other_values_are_checked_at_their_line(tmp_path, cls, text, line, messa
 
 # Every numeric key of every experiment kind, one per line, so that a bad value can be put on any one line.
 SWEEP = {
-    "synthesis": (SynthesisConfig, """\
+    "synthesis": (
+        SynthesisConfig,
+        """\
 name: sweep
 seed: 0
 threads: 2
@@ -256,8 +293,11 @@ folds: 3
 corruptions:
   severities: [3]
   scale: 1.5
-"""),
-    "synthesis-drone": (SynthesisConfig, """\
+""",
+    ),
+    "synthesis-drone": (
+        SynthesisConfig,
+        """\
 dataset:
   kind: drone
   root: data
@@ -269,8 +309,11 @@ dataset:
     cars_per_frame: 3
 pipelines: {train: all, test: all}
 model: {name: small_unet}
-"""),
-    "forensics": (ForensicsConfig, """\
+""",
+    ),
+    "forensics": (
+        ForensicsConfig,
+        """\
 dataset: {kind: microscopy, root: data}
 pipeline: bi,s,ga
 model: {name: small_cnn}
@@ -284,8 +327,11 @@ optimisation:
   lr: 0.02
   batch_size: 8
 tolerance: 0.05
-"""),
-    "adjustment": (AdjustmentConfig, """\
+""",
+    ),
+    "adjustment": (
+        AdjustmentConfig,
+        """\
 dataset: {kind: microscopy, root: data}
 pipeline: bi,s,me
 intensities: [0.5]
@@ -295,7 +341,8 @@ sensor:
 model: {name: small_cnn}
 pipeline_lr: 0.01
 folds: 3
-"""),
+""",
+    ),
 }
 ALLOWED = {("forensics", "lambdas[0]", ".inf")}  # λ = ∞ is the reference pipeline itself
 

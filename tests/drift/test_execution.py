@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from types import SimpleNamespace
 
 import pytest
@@ -60,7 +59,11 @@ def test_units_run_once_are_tracked_and_read_back(tmp_path):
     assert execute(again, again.units(), clock=Clock(lines.append, 6), tracker=tracker) == results
     # nothing recomputed; read-back units are offered to the tracker again (it logs each unit
     # once: MlflowTracker skips units it holds, and logs those a kill kept from being logged)
-    assert again.ran == [] and tracker.units == [("k0", {"k": 0}, [({"value": 0}, None)]), ("k1", {"k": 1}, [({"value": 1}, None)]), ("k2", {"k": 2}, [({"value": 4}, None)])]
+    assert again.ran == [] and tracker.units == [
+        ("k0", {"k": 0}, [({"value": 0}, None)]),
+        ("k1", {"k": 1}, [({"value": 1}, None)]),
+        ("k2", {"k": 2}, [({"value": 4}, None)]),
+    ]
     assert lines == [f"[{k + 1}/3] k{k}: done earlier, read back" for k in range(3)]
 
 

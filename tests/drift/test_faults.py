@@ -22,6 +22,7 @@ import pytest
 DRIVER = Path(__file__).with_name("fault_driver.py")
 UNITS = ["bi,s,me/fold0", "bi,s,me/fold1"]
 
+
 @pytest.fixture(scope="module")
 def experiment(tiny, tmp_path_factory):
     """The tiny synthesis experiment with one train pipeline, two epochs and one torch thread, as a file."""
@@ -106,8 +107,7 @@ def test_ctrl_c_prints_one_line_marks_the_study_killed_and_exits_130(experiment,
     assert "Traceback" not in interrupted.stderr
     lines = [line for line in interrupted.stderr.splitlines() if line.strip()]
     assert lines == [
-        f"ispkit: interrupted: 1 of 2 units finished and saved in {out} (the running unit keeps its last finished epoch); "
-        "run the same command to resume"
+        f"ispkit: interrupted: 1 of 2 units finished and saved in {out} (the running unit keeps its last finished epoch); run the same command to resume"
     ]
     studies, units = store_runs(out)
     assert [s.info.status for s in studies] == ["KILLED"] and [u.data.tags["ispkit.unit"] for u in units] == ["bi,s,me/fold0"]

@@ -40,10 +40,17 @@ def _results(lambdas: list[float] = LAMBDAS, subsets: list[str] = SUBSETS) -> Fo
                 params["white_balance.gains"] = GAINS[lam]
             runs.append(ForensicsRun(subset, lam, METRIC[subset][i], DISTANCE[subset][i], 1.0 - METRIC[subset][i], params))
     return ForensicsResults(
-        task="classification", metric="accuracy", pipeline="bi,s,ga", distance="l2", baseline=0.912,
-        subsets=list(subsets), lambdas=list(lambdas), reference=reference,
+        task="classification",
+        metric="accuracy",
+        pipeline="bi,s,ga",
+        distance="l2",
+        baseline=0.912,
+        subsets=list(subsets),
+        lambdas=list(lambdas),
+        reference=reference,
         bounds={"gamma.gamma": [0.1, 10.0], "white_balance.gains": [-16.0, 16.0], "denoise.kernel": [-1.0, 1.0]},
-        runs=runs, tolerance=0.05,
+        runs=runs,
+        tolerance=0.05,
     )
 
 
@@ -140,8 +147,7 @@ def test_report_files_and_page(run):
     run_dir, reference = run
     raws = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     results = _results()
-    path = write_forensics_report(run_dir, results, pipeline=reference, raws=raws, config_text="name: <x> & 'y'",
-                                  title="Forensics <of> bi,s,ga")
+    path = write_forensics_report(run_dir, results, pipeline=reference, raws=raws, config_text="name: <x> & 'y'", title="Forensics <of> bi,s,ga")
     assert path == run_dir / "report.html"
     for name in ("signature.png", "views_all.png"):
         with Image.open(run_dir / "figures" / name) as image:

@@ -16,9 +16,9 @@ from ispkit.drift.adjustment import run_adjustment  # noqa: E402
 from ispkit.drift.config import SynthesisConfig  # noqa: E402
 from ispkit.drift.execution import torch_threads  # noqa: E402
 from ispkit.drift.forensics import run_forensics  # noqa: E402
+from ispkit.drift.grid import gpu_resources  # noqa: E402
 from ispkit.drift.synthesis import run_synthesis  # noqa: E402
 from ispkit.scale.cluster import cores  # noqa: E402
-from ispkit.drift.grid import gpu_resources  # noqa: E402
 from ispkit.tasks import load_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -74,7 +74,9 @@ def test_forensics_grid_equals_one_process(tmp_path, client, tiny):
     with distributed.get_task_stream(client) as stream:
         spread = run_forensics(config, tmp_path / "grid", tracking=False, scheduler=client)
     assert spread.to_dict() == alone.to_dict()
-    assert (tmp_path / "grid" / "units" / "gamma" / "lambda_10.0" / "pipeline.yaml").read_text() == (tmp_path / "alone" / "units" / "gamma" / "lambda_10.0" / "pipeline.yaml").read_text()
+    assert (tmp_path / "grid" / "units" / "gamma" / "lambda_10.0" / "pipeline.yaml").read_text() == (
+        tmp_path / "alone" / "units" / "gamma" / "lambda_10.0" / "pipeline.yaml"
+    ).read_text()
     assert len([t for t in stream.data if t["key"].startswith("ispkit-unit-")]) == 5  # the task model, then 2 subsets × 2 λ
 
 

@@ -21,19 +21,29 @@ PIPELINES = ["bi,s,me", "me,u,ga", "ma,s,no"]
 
 def _classification(pipelines: list[str] = PIPELINES) -> SynthesisResults:
     """3 pipelines, 2 folds, 2 corruptions × 2 severities; cell (0, 1) is 0.90 ± 0.05."""
-    accuracy = np.array([
-        [[0.80, 0.84], [0.95, 0.85], [0.70, 0.74]],
-        [[0.60, 0.64], [0.86, 0.84], [0.75, 0.75]],
-        [[0.66, 0.70], [0.72, 0.68], [0.81, 0.83]],
-    ])
-    corrupted = np.array([
-        [[[0.50, 0.52], [0.40, 0.42]], [[0.61, 0.63], [0.55, 0.57]]],
-        [[[0.45, 0.47], [0.35, 0.37]], [[0.58, 0.60], [0.51, 0.53]]],
-        [[[0.55, 0.53], [0.30, 0.32]], [[0.66, 0.64], [0.60, 0.58]]],
-    ])
+    accuracy = np.array(
+        [
+            [[0.80, 0.84], [0.95, 0.85], [0.70, 0.74]],
+            [[0.60, 0.64], [0.86, 0.84], [0.75, 0.75]],
+            [[0.66, 0.70], [0.72, 0.68], [0.81, 0.83]],
+        ]
+    )
+    corrupted = np.array(
+        [
+            [[[0.50, 0.52], [0.40, 0.42]], [[0.61, 0.63], [0.55, 0.57]]],
+            [[[0.45, 0.47], [0.35, 0.37]], [[0.58, 0.60], [0.51, 0.53]]],
+            [[[0.55, 0.53], [0.30, 0.32]], [[0.66, 0.64], [0.60, 0.58]]],
+        ]
+    )
     return SynthesisResults(
-        task="classification", metric="accuracy", train_pipelines=list(pipelines), test_pipelines=list(pipelines),
-        folds=2, metrics={"accuracy": accuracy}, corruptions=["gaussian_noise", "motion_blur"], severities=[1, 3],
+        task="classification",
+        metric="accuracy",
+        train_pipelines=list(pipelines),
+        test_pipelines=list(pipelines),
+        folds=2,
+        metrics={"accuracy": accuracy},
+        corruptions=["gaussian_noise", "motion_blur"],
+        severities=[1, 3],
         corruption_metrics={"accuracy": corrupted},
     )
 
@@ -43,17 +53,27 @@ def _segmentation() -> SynthesisResults:
     iou = rng.uniform(0.4, 0.8, (3, 3, 2))
     corrupted = rng.uniform(0.2, 0.6, (3, 2, 2, 2))
     return SynthesisResults(
-        task="segmentation", metric="iou", train_pipelines=PIPELINES, test_pipelines=PIPELINES, folds=2,
-        metrics={"iou": iou, "dice": 2 * iou / (1 + iou)}, corruptions=["defocus_blur", "jpeg_compression"],
-        severities=[2, 5], corruption_metrics={"iou": corrupted, "dice": 2 * corrupted / (1 + corrupted)},
+        task="segmentation",
+        metric="iou",
+        train_pipelines=PIPELINES,
+        test_pipelines=PIPELINES,
+        folds=2,
+        metrics={"iou": iou, "dice": 2 * iou / (1 + iou)},
+        corruptions=["defocus_blur", "jpeg_compression"],
+        severities=[2, 5],
+        corruption_metrics={"iou": corrupted, "dice": 2 * corrupted / (1 + corrupted)},
     )
 
 
 def _no_corruptions(pipelines: list[str] = PIPELINES) -> SynthesisResults:
     full = _classification(pipelines)
     return SynthesisResults(
-        task=full.task, metric=full.metric, train_pipelines=full.train_pipelines,
-        test_pipelines=full.test_pipelines, folds=full.folds, metrics=full.metrics,
+        task=full.task,
+        metric=full.metric,
+        train_pipelines=full.train_pipelines,
+        test_pipelines=full.test_pipelines,
+        folds=full.folds,
+        metrics=full.metrics,
     )
 
 
@@ -115,7 +135,11 @@ def test_matrix_outlines_the_in_distribution_cells() -> None:
 def test_matrix_size_grows_with_the_number_of_pipelines() -> None:
     names = [f"{d},{s},{m}" for d in ("bi", "me") for s in ("s", "u") for m in ("me", "ga", "no")]
     results = SynthesisResults(
-        task="classification", metric="accuracy", train_pipelines=names, test_pipelines=names, folds=1,
+        task="classification",
+        metric="accuracy",
+        train_pipelines=names,
+        test_pipelines=names,
+        folds=1,
         metrics={"accuracy": np.full((12, 12, 1), 0.5)},
     )
     small, large = plot_matrix(_classification()).get_size_inches(), plot_matrix(results).get_size_inches()
@@ -267,7 +291,11 @@ def test_report_without_corruptions(tmp_path: Path) -> None:
 
 def test_report_with_a_single_pipeline_shows_na(tmp_path: Path) -> None:
     results = SynthesisResults(
-        task="classification", metric="accuracy", train_pipelines=["a"], test_pipelines=["a"], folds=2,
+        task="classification",
+        metric="accuracy",
+        train_pipelines=["a"],
+        test_pipelines=["a"],
+        folds=2,
         metrics={"accuracy": np.array([[[0.8, 0.9]]])},
     )
     page = write_report(tmp_path, results).read_text(encoding="utf-8")

@@ -32,7 +32,16 @@ def test_tiny_classification_study_end_to_end(tmp_path, tiny):
         counts = results.metrics["accuracy"][:, :, k] * len(test)
         np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)
     run = tmp_path / "run"
-    for name in ("config.yaml", "folds.json", "results.json", "results.csv", "report.html", "figures/matrix.png", "figures/corruptions.png", "figures/worst_pair.png"):
+    for name in (
+        "config.yaml",
+        "folds.json",
+        "results.json",
+        "results.csv",
+        "report.html",
+        "figures/matrix.png",
+        "figures/corruptions.png",
+        "figures/worst_pair.png",
+    ):
         assert (run / name).is_file(), name
     assert not (run / "mlflow.db").exists()
     assert SynthesisResults.load(run / "results.json").to_dict() == results.to_dict()
@@ -98,7 +107,9 @@ def test_a_run_folder_of_another_experiment_is_refused(tmp_path, tiny):
 
 
 def test_tiny_segmentation_study(drone_root, tmp_path, tiny):
-    config = tiny.config("synthesis", dataset={"kind": "drone", "root": drone_root}, model={"name": "small_unet"}, pipelines={"test": ["bi,s,me", "me,u,ga", "ma,s,ga"]})
+    config = tiny.config(
+        "synthesis", dataset={"kind": "drone", "root": drone_root}, model={"name": "small_unet"}, pipelines={"test": ["bi,s,me", "me,u,ga", "ma,s,ga"]}
+    )
     results = run_synthesis(config, tmp_path / "run", tracking=False)
     assert results.task == "segmentation" and results.metric == "iou"
     assert set(results.metrics) == {"iou", "dice"} and results.metrics["iou"].shape == (2, 3, 2)

@@ -102,7 +102,13 @@ class TestLayouts:
         from ispkit.io import read_linear
 
         rgb = RNG.integers(0, 4096, (3, 4, 6))
-        page = tm.cfa_page(6, 4, 16, [tm.plain(plane, 16) for plane in rgb], extra={262: (tm.SHORT, [34892]), 277: (tm.SHORT, [3]), 258: (tm.SHORT, [16] * 3), 284: (tm.SHORT, [2]), **_white(12)})
+        page = tm.cfa_page(
+            6,
+            4,
+            16,
+            [tm.plain(plane, 16) for plane in rgb],
+            extra={262: (tm.SHORT, [34892]), 277: (tm.SHORT, [3]), 258: (tm.SHORT, [16] * 3), 284: (tm.SHORT, [2]), **_white(12)},
+        )
         image = read_linear(_write(tmp_path, "lin.dng", tm.dng(page)))
         np.testing.assert_array_equal(np.round(image.rgb * 4095), rgb)
 
@@ -126,7 +132,9 @@ class TestPatchedHeaders:
     @pytest.mark.parametrize(("bits", "needed"), [(12, 48), (14, 56), (8, 32)])
     def test_bits_per_sample_patched(self, tmp_path, bits, needed):
         path = _write(tmp_path, "b.dng", _patched(_plain_dng(), 258, bits))
-        with pytest.raises(RawFormatError, match=rf"b\.dng: its raw image: its uncompressed strip 0 holds 64 bytes, but 4×8 pixels of {bits}-bit samples need {needed}"):
+        with pytest.raises(
+            RawFormatError, match=rf"b\.dng: its raw image: its uncompressed strip 0 holds 64 bytes, but 4×8 pixels of {bits}-bit samples need {needed}"
+        ):
             read_raw(path)
 
     def test_width_patched(self, tmp_path):
@@ -222,7 +230,10 @@ class TestPixelLimit:
         tracemalloc.start()
         start = time.perf_counter()
         try:
-            with pytest.raises(RawFormatError, match=r"huge\.dng: its raw image: declares 12000×12000 pixels × 1 sample\(s\) = 144,000,000 samples, more than the limit of 100,000,000"):
+            with pytest.raises(
+                RawFormatError,
+                match=r"huge\.dng: its raw image: declares 12000×12000 pixels × 1 sample\(s\) = 144,000,000 samples, more than the limit of 100,000,000",
+            ):
                 read_raw(path, max_pixels=100_000_000)
             peak = tracemalloc.get_traced_memory()[1]
         finally:

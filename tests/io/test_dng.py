@@ -101,8 +101,14 @@ class TestCrops:
     def test_cropped_keeps_an_exact_black_map(self, tmp_path):
         data = RNG.integers(200, 4096, (8, 8))
         black = [100, 101, 102, 103, 110, 111, 112, 113]  # a 2×4 repeat
-        extra = {50717: (tm.SHORT, [4095]), 50713: (tm.SHORT, [2, 4]), 50714: (tm.SHORT, black), 50715: (tm.SSHORT, [0, 1, 2, 3, 4, 5, 6, 7]),
-                 50719: (tm.LONG, [2, 2]), 50720: (tm.LONG, [4, 4])}
+        extra = {
+            50717: (tm.SHORT, [4095]),
+            50713: (tm.SHORT, [2, 4]),
+            50714: (tm.SHORT, black),
+            50715: (tm.SSHORT, [0, 1, 2, 3, 4, 5, 6, 7]),
+            50719: (tm.LONG, [2, 2]),
+            50720: (tm.LONG, [4, 4]),
+        }
         image = read_raw(_write(tmp_path, "b.dng", _mosaic_dng(data, extra=extra)))
         exact = np.tile(np.array(black).reshape(2, 4), (4, 2)) + np.arange(8)[None, :]
         np.testing.assert_allclose(image.black_map() * 4095, exact)
@@ -125,7 +131,10 @@ class TestLevels:
         ("extra", "problem"),
         [
             ({50717: (tm.SHORT, [4095]), 50714: (tm.SHORT, [4095])}, r"its black level \(4095, BlackLevel plus deltas\) is not below its WhiteLevel 4095"),
-            ({50717: (tm.SHORT, [1000]), 50714: (tm.SHORT, [900]), 50716: (tm.SSHORT, [0, 0, 0, 200])}, r"its black level \(1100, BlackLevel plus deltas\) is not below its WhiteLevel 1000"),
+            (
+                {50717: (tm.SHORT, [1000]), 50714: (tm.SHORT, [900]), 50716: (tm.SSHORT, [0, 0, 0, 200])},
+                r"its black level \(1100, BlackLevel plus deltas\) is not below its WhiteLevel 1000",
+            ),
             ({50717: (tm.DOUBLE, [float("nan")])}, r"WhiteLevel \(50717\) holds a value that is not finite"),
             ({50717: (tm.RATIONAL, [4095, 2])}, r"WhiteLevel 2047\.5 does not fit BitsPerSample 16"),
             ({50714: (tm.SHORT, [1, 2, 3])}, r"BlackLevel \[1\.0, 2\.0, 3\.0\] with BlackLevelRepeatDim \(1, 1\): expected 1 values"),
@@ -301,7 +310,9 @@ class TestNoiseFromTags:
         assert camera.gain == pytest.approx(2e-4 * (4095 - 256)) and camera.read_noise is None
         assert "NoiseProfile O = 0: read noise left unset" in camera.description
 
-    @pytest.mark.parametrize(("profile", "problem"), [([2e-4], "1 values, expected pairs"), ([-2e-4, 1e-8], "needs S > 0 and O >= 0"), ([2e-4, -1e-8], "needs S > 0 and O >= 0")])
+    @pytest.mark.parametrize(
+        ("profile", "problem"), [([2e-4], "1 values, expected pairs"), ([-2e-4, 1e-8], "needs S > 0 and O >= 0"), ([2e-4, -1e-8], "needs S > 0 and O >= 0")]
+    )
     def test_malformed_profiles(self, tmp_path, profile, problem):
         from ispkit.io.dng import DngWarning
 
@@ -324,7 +335,10 @@ class TestShadingFromOpcodes:
         from ispkit.stages.lens_shading import gain_map_numpy
 
         maps = self._maps()
-        ops = [tm.opcode(9, tm.gain_map_params(m, area=(site // 2, site % 2, 8, 12), pitch=(2, 2), spacing=(0.4, 0.3), origin=(0.1, 0.05))) for site, m in enumerate(maps)]
+        ops = [
+            tm.opcode(9, tm.gain_map_params(m, area=(site // 2, site % 2, 8, 12), pitch=(2, 2), spacing=(0.4, 0.3), origin=(0.1, 0.05)))
+            for site, m in enumerate(maps)
+        ]
         path = _camera_dng(tmp_path, extra={51009: (tm.UNDEFINED, tm.opcode_list(*ops))})
         camera = read_raw(path).camera
         assert camera.shading_origin == (0.1, 0.05) and camera.shading_spacing == (0.4, 0.3)
@@ -351,7 +365,10 @@ class TestShadingFromOpcodes:
         from ispkit.stages.lens_shading import gain_map_numpy
 
         big = np.linspace(1, 2, 40 * 40, dtype=np.float32).reshape(40, 40, 1)
-        ops = [tm.opcode(9, tm.gain_map_params(big, area=(0, 0, 8, 12), spacing=(1 / 39, 1 / 39))), tm.opcode(9, tm.gain_map_params(self._maps()[0], area=(0, 0, 8, 12)))]
+        ops = [
+            tm.opcode(9, tm.gain_map_params(big, area=(0, 0, 8, 12), spacing=(1 / 39, 1 / 39))),
+            tm.opcode(9, tm.gain_map_params(self._maps()[0], area=(0, 0, 8, 12))),
+        ]
         path = _camera_dng(tmp_path, extra={51009: (tm.UNDEFINED, tm.opcode_list(*ops))})
         camera = Camera.from_dng(path)
         assert camera.shading_spacing == (1 / (SHADING_POINTS - 1),) * 2
@@ -366,11 +383,20 @@ class TestShadingFromOpcodes:
         [
             ({51009: [tm.opcode(4, b"\x00" * 8, flags=0)]}, "OpcodeList2 FixBadPixelsConstant (required) not applied: not supported"),
             ({51009: [tm.opcode(1, b"\x00" * 4)]}, "OpcodeList2 WarpRectilinear not applied: not supported"),
-            ({51008: [tm.opcode(9, tm.gain_map_params(np.ones((2, 2, 1), np.float32), area=(0, 0, 8, 12)))]}, "OpcodeList1 GainMap not applied: acts before linearization"),
-            ({51009: [tm.opcode(9, tm.gain_map_params(np.ones((2, 2, 1), np.float32), area=(0, 0, 4, 12)))]}, "does not cover whole CFA sites of the 8×12 image; left out"),
+            (
+                {51008: [tm.opcode(9, tm.gain_map_params(np.ones((2, 2, 1), np.float32), area=(0, 0, 8, 12)))]},
+                "OpcodeList1 GainMap not applied: acts before linearization",
+            ),
+            (
+                {51009: [tm.opcode(9, tm.gain_map_params(np.ones((2, 2, 1), np.float32), area=(0, 0, 4, 12)))]},
+                "does not cover whole CFA sites of the 8×12 image; left out",
+            ),
             ({51009: [tm.opcode(9, tm.gain_map_params(np.ones((2, 2, 1), np.float32), area=(0, 0, 8, 12), pitch=(3, 1)))]}, "does not cover whole CFA sites"),
             ({51009: [tm.opcode(9, tm.gain_map_params(np.ones((2, 2, 1), np.float32))[:-2])]}, "OpcodeList2 GainMap: holds 90 parameter bytes"),
-            ({51022: [tm.opcode(3, tm.vignette_params()), tm.opcode(3, tm.vignette_params())]}, "OpcodeList3 FixVignetteRadial not applied: a second one cannot be combined"),
+            (
+                {51022: [tm.opcode(3, tm.vignette_params()), tm.opcode(3, tm.vignette_params())]},
+                "OpcodeList3 FixVignetteRadial not applied: a second one cannot be combined",
+            ),
         ],
     )
     def test_what_is_not_applied_is_said(self, tmp_path, lists, left_out):
@@ -433,7 +459,11 @@ def test_cropping_keeps_the_gain_of_every_pixel(tmp_path):
     from ispkit.stages.lens_shading import gain_map_numpy
 
     gains = np.round(RNG.uniform(1.0, 2.0, (5, 6, 1)), 3).astype(np.float32)
-    extra = {50719: (tm.RATIONAL, [3, 1, 5, 2]), 50720: (tm.LONG, [6, 4]), 51009: (tm.UNDEFINED, tm.opcode_list(tm.opcode(9, tm.gain_map_params(gains, area=(0, 0, 12, 16), spacing=(0.25, 0.2)))))}
+    extra = {
+        50719: (tm.RATIONAL, [3, 1, 5, 2]),
+        50720: (tm.LONG, [6, 4]),
+        51009: (tm.UNDEFINED, tm.opcode_list(tm.opcode(9, tm.gain_map_params(gains, area=(0, 0, 12, 16), spacing=(0.25, 0.2))))),
+    }
     image = read_raw(_camera_dng(tmp_path, extra=extra, shape=(12, 16)))
     cropped = image.cropped()
 

@@ -72,31 +72,72 @@ def _seeds(folder: Path) -> dict[str, bytes]:
     seeds = {"tiff": (folder / "seed.tiff").read_bytes()}
     main = {50708: (tm.ASCII, "Fuzz Cam"), 50728: (tm.RATIONAL, [1, 2, 1, 1, 2, 3])}
     data12 = rng.integers(0, 4096, (24, 40))
-    page = tm.cfa_page(40, 24, 12, [tm.pack_bits(data12[r : r + 8], 12) for r in (0, 8, 16)], rows_per_strip=8,
-                       extra={50717: (tm.SHORT, [4095]), 50714: (tm.SHORT, [64]), 50829: (tm.SHORT, [2, 2, 22, 38]),
-                              50719: (tm.LONG, [2, 2]), 50720: (tm.LONG, [30, 16])})
+    page = tm.cfa_page(
+        40,
+        24,
+        12,
+        [tm.pack_bits(data12[r : r + 8], 12) for r in (0, 8, 16)],
+        rows_per_strip=8,
+        extra={50717: (tm.SHORT, [4095]), 50714: (tm.SHORT, [64]), 50829: (tm.SHORT, [2, 2, 22, 38]), 50719: (tm.LONG, [2, 2]), 50720: (tm.LONG, [30, 16])},
+    )
     seeds["dng-packed12-be"] = tm.dng(page, main_tags=dict(main), byteorder=">")
     data14 = rng.integers(0, 2**14, (40, 64))
-    page = tm.cfa_page(64, 40, 14, [tm.ljpeg(t, 14, 2) for t in tm.tiles(data14, (32, 32))], compression=7, tiled=(32, 32),
-                       extra={50717: (tm.SHORT, [16383]), 50712: (tm.SHORT, list(range(0, 16384, 4)))})
+    page = tm.cfa_page(
+        64,
+        40,
+        14,
+        [tm.ljpeg(t, 14, 2) for t in tm.tiles(data14, (32, 32))],
+        compression=7,
+        tiled=(32, 32),
+        extra={50717: (tm.SHORT, [16383]), 50712: (tm.SHORT, list(range(0, 16384, 4)))},
+    )
     seeds["dng-ljpeg-tiles"] = tm.dng(page, main_tags=dict(main), in_subifd=True)
     data16 = rng.integers(0, 60000, (16, 24))
-    page = tm.cfa_page(24, 16, 16, [tm.deflate(tm.plain(tm.difference(data16, 16), 16))], compression=8,
-                       extra={317: (tm.SHORT, [2]), 50713: (tm.SHORT, [2, 2]), 50714: (tm.SHORT, [100, 101, 102, 103]),
-                              50715: (tm.SSHORT, list(range(24))), 50716: (tm.SSHORT, [1] * 16)})
+    page = tm.cfa_page(
+        24,
+        16,
+        16,
+        [tm.deflate(tm.plain(tm.difference(data16, 16), 16))],
+        compression=8,
+        extra={
+            317: (tm.SHORT, [2]),
+            50713: (tm.SHORT, [2, 2]),
+            50714: (tm.SHORT, [100, 101, 102, 103]),
+            50715: (tm.SSHORT, list(range(24))),
+            50716: (tm.SSHORT, [1] * 16),
+        },
+    )
     seeds["dng-deflate"] = tm.dng(page, main_tags=dict(main))
     # The rendering tags the camera is built from: colour matrices, noise profile, GainMap and FixVignetteRadial opcodes.
-    colour = {50721: (tm.SRATIONAL, [6018, 10000, -617, 10000, -965, 10000, -8645, 10000, 15881, 10000, 2975, 10000, -1530, 10000, 1719, 10000, 7642, 10000]),
-              50722: (tm.SRATIONAL, [6159, 10000, -945, 10000, -745, 10000, -6846, 10000, 13563, 10000, 3684, 10000, -802, 10000, 1086, 10000, 7555, 10000]),
-              50778: (tm.SHORT, [17]), 50779: (tm.SHORT, [21]), 51041: (tm.DOUBLE, [2e-4, 1e-7]), 50730: (tm.SRATIONAL, [1, 4])}
+    colour = {
+        50721: (tm.SRATIONAL, [6018, 10000, -617, 10000, -965, 10000, -8645, 10000, 15881, 10000, 2975, 10000, -1530, 10000, 1719, 10000, 7642, 10000]),
+        50722: (tm.SRATIONAL, [6159, 10000, -945, 10000, -745, 10000, -6846, 10000, 13563, 10000, 3684, 10000, -802, 10000, 1086, 10000, 7555, 10000]),
+        50778: (tm.SHORT, [17]),
+        50779: (tm.SHORT, [21]),
+        51041: (tm.DOUBLE, [2e-4, 1e-7]),
+        50730: (tm.SRATIONAL, [1, 4]),
+    }
     maps = [tm.opcode(9, tm.gain_map_params(rng.uniform(1, 2, (3, 4, 1)).astype(np.float32), area=(k // 2, k % 2, 16, 24), pitch=(2, 2))) for k in range(4)]
-    page = tm.cfa_page(24, 16, 16, [tm.plain(data16, 16)],
-                       extra={50717: (tm.SHORT, [60000]), 51009: (tm.UNDEFINED, tm.opcode_list(*maps, tm.opcode(4, bytes(8)))),
-                              51022: (tm.UNDEFINED, tm.opcode_list(tm.opcode(3, tm.vignette_params())))})
+    page = tm.cfa_page(
+        24,
+        16,
+        16,
+        [tm.plain(data16, 16)],
+        extra={
+            50717: (tm.SHORT, [60000]),
+            51009: (tm.UNDEFINED, tm.opcode_list(*maps, tm.opcode(4, bytes(8)))),
+            51022: (tm.UNDEFINED, tm.opcode_list(tm.opcode(3, tm.vignette_params()))),
+        },
+    )
     seeds["dng-colour-opcodes"] = tm.dng(page, main_tags={**main, **colour})
     rgb = rng.integers(0, 4096, (8, 10 * 3))
-    page = tm.cfa_page(10, 8, 16, [tm.plain(rgb, 16)], extra={262: (tm.SHORT, [34892]), 277: (tm.SHORT, [3]), 258: (tm.SHORT, [16] * 3),
-                                                              50714: (tm.SHORT, [10, 11, 12]), 50717: (tm.SHORT, [4095])})
+    page = tm.cfa_page(
+        10,
+        8,
+        16,
+        [tm.plain(rgb, 16)],
+        extra={262: (tm.SHORT, [34892]), 277: (tm.SHORT, [3]), 258: (tm.SHORT, [16] * 3), 50714: (tm.SHORT, [10, 11, 12]), 50717: (tm.SHORT, [4095])},
+    )
     seeds["linear-dng"] = tm.dng(page, main_tags=dict(main))
     for name in ("canon_eos_kiss_x4_colorchart.dng", "exiftool_canon_350d_stripped.dng", "gopro_hero6_GOPR0024.GPR"):
         seeds[f"real-{name}"] = (CORPUS / name).read_bytes()
@@ -154,8 +195,7 @@ def _mutants(content: bytes, rng: np.random.Generator) -> list[bytes]:
 
 
 # Tags whose values the DNG reader interprets (levels, rectangles, patterns, sizes, white balance).
-INTERPRETED = (256, 257, 258, 259, 262, 277, 278, 322, 323, 33421, 33422, 50710, 50711, 50712, 50713, 50714, 50715, 50716,
-               50717, 50719, 50720, 50728, 50829)
+INTERPRETED = (256, 257, 258, 259, 262, 277, 278, 322, 323, 33421, 33422, 50710, 50711, 50712, 50713, 50714, 50715, 50716, 50717, 50719, 50720, 50728, 50829)
 LEVELS = (50714, 50717, 50829)  # BlackLevel, WhiteLevel, ActiveArea: every odd value
 ODD_VALUES = [("f", float("nan")), ("f", float("inf")), ("f", -1.0), ("f", 1e30), ("f", 2.5), ("i", -1), ("i", -(2**31)), ("I", 2**31)]
 
@@ -208,9 +248,7 @@ def _huge(content: bytes, order: str, entries: list[int]) -> list[bytes]:
     return out
 
 
-BOMB = "ispkit-camera: 1\nname: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{k}: &{k} [{', '.join(['*' + p] * 9)}]\n" for p, k in zip("abcdefg", "bcdefgh")
-)
+BOMB = "ispkit-camera: 1\nname: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(f"{k}: &{k} [{', '.join(['*' + p] * 9)}]\n" for p, k in zip("abcdefg", "bcdefgh"))
 HOSTILE_YAML = [
     BOMB,
     "ispkit-camera: 1\nname: " + "[" * 5000 + "]" * 5000 + "\n",

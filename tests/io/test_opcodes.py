@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiffmaker import gain_map_params, opcode, opcode_list, vignette_params
 
 from ispkit.errors import RawFormatError
 from ispkit.io import parse_dng
 from ispkit.io.opcodes import GainMap, Opcode, VignetteRadial, parse_opcode_list
-from tiffmaker import gain_map_params, opcode, opcode_list, vignette_params
 
 GPR = Path(__file__).parents[1] / "data" / "real" / "gopro_hero6_GOPR0024.GPR"
 
@@ -19,10 +19,19 @@ GPR = Path(__file__).parents[1] / "data" / "real" / "gopro_hero6_GOPR0024.GPR"
 class TestList:
     def test_opcodes_in_order_with_their_header(self):
         gains = np.arange(6, dtype=np.float32).reshape(2, 3, 1) / 4 + 1
-        data = opcode_list(opcode(9, gain_map_params(gains)), opcode(3, vignette_params(), flags=0), opcode(42, b"\x01\x02", flags=3, version=b"\x01\x06\x00\x00"))
+        data = opcode_list(
+            opcode(9, gain_map_params(gains)), opcode(3, vignette_params(), flags=0), opcode(42, b"\x01\x02", flags=3, version=b"\x01\x06\x00\x00")
+        )
         first, second, third = parse_opcode_list(data, 2, "x.dng")
         assert (first.list, first.id, first.name, first.version, first.optional) == (2, 9, "GainMap", (1, 3, 0, 0), True)
-        assert (second.name, second.optional, third.name, third.flags, third.data, third.version) == ("FixVignetteRadial", False, "opcode 42", 3, b"\x01\x02", (1, 6, 0, 0))
+        assert (second.name, second.optional, third.name, third.flags, third.data, third.version) == (
+            "FixVignetteRadial",
+            False,
+            "opcode 42",
+            3,
+            b"\x01\x02",
+            (1, 6, 0, 0),
+        )
         assert parse_opcode_list(struct.pack(">I", 0), 3) == ()
 
     @pytest.mark.parametrize(

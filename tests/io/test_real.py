@@ -83,6 +83,7 @@ def test_refused_files_still_give_their_tags():
 
 # -- LibRaw live -----------------------------------------------------------------------------
 
+
 def _libraw():
     return pytest.importorskip("rawpy", reason="rawpy (LibRaw) is a test extra: pip install -e .[test]")
 

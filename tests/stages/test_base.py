@@ -180,12 +180,16 @@ class TestShapeContract:
 
     def test_a_pointwise_rgb_stage_rejects_one_channel(self):
         stage, values = _gains()  # gains (3,) broadcast a (2, 1, 4, 4) batch to (2, 3, 4, 4) before
-        with pytest.raises(InputError, match=r"^stage white_balance=gains \(rgb → rgb\) input: expected a channel-first RGB view \(N, 3, H, W\), got shape \(2, 1, 4, 4\)$"):
+        with pytest.raises(
+            InputError, match=r"^stage white_balance=gains \(rgb → rgb\) input: expected a channel-first RGB view \(N, 3, H, W\), got shape \(2, 1, 4, 4\)$"
+        ):
             StageModule(stage, values, "RGGB")(torch.rand(2, 1, 4, 4))
         with pytest.raises(InputError, match=r"expected a channel-first RGB view \(3, H, W\), got shape \(1, 4, 4\)"):
             stage.run_numpy(np.ones((1, 4, 4)), values, "RGGB")
 
-    @pytest.mark.parametrize(("shape", "message"), [((2, 3, 4, 4), r"expected a raw mosaic \(N, H, W\), got a 4-d tensor"), ((2, 3, 4), "height and width must be even")])
+    @pytest.mark.parametrize(
+        ("shape", "message"), [((2, 3, 4, 4), r"expected a raw mosaic \(N, H, W\), got a 4-d tensor"), ((2, 3, 4), "height and width must be even")]
+    )
     def test_a_raw_stage_rejects_views_and_odd_mosaics(self, shape, message):
         with pytest.raises(InputError, match=f"^stage lens=darken \\(raw → raw\\) input: .*{message}"):
             StageModule(Darken, {}, "RGGB")(torch.rand(shape))
@@ -215,7 +219,10 @@ class TestShapeContract:
     @pytest.mark.parametrize("out", [np.ones((3, 4, 5)), [[0.0]], np.ones((4, 4))], ids=["other width", "a list", "no channels"])
     def test_a_numpy_backend_returning_the_wrong_thing_is_an_input_error(self, out):
         stage = type("Bad", (DropsBatch,), {"method": "bad", "numpy": staticmethod(lambda raw: out)})
-        with pytest.raises(InputError, match=r"^stage demosaic=bad: its numpy backend returned (shape \(\d+, \d+(, \d+)?\)|a list) for an input of shape \(4, 4\); a raw → rgb stage must return an array of shape \(3, 4, 4\)$"):
+        with pytest.raises(
+            InputError,
+            match=r"^stage demosaic=bad: its numpy backend returned (shape \(\d+, \d+(, \d+)?\)|a list) for an input of shape \(4, 4\); a raw → rgb stage must return an array of shape \(3, 4, 4\)$",
+        ):
             stage.run_numpy(np.ones((4, 4)), {}, "RGGB")
 
     @pytest.mark.parametrize(("stage", "channels"), [(Darken, 1), (DropsBatch, 3)])

@@ -14,6 +14,19 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from support import (
+    TOLERANCE,
+    assert_backends_agree,
+    assert_backends_agree_on_values,
+    default_values,
+    dn_raw_batches,
+    float32_values,
+    mosaic,
+    natural_crop,
+    natural_raw_batches,
+    raw_batches,
+    run_torch,
+)
 
 from ispkit.cfa import BAYER_PATTERNS, masks_torch, site_selectors
 from ispkit.errors import InputError, ParameterError
@@ -31,24 +44,10 @@ from ispkit.stages.demosaic import (
     demosaic_menon2007_numpy,
 )
 from ispkit.stages.demosaic.menon2007 import _classifier, _green_estimates
-from support import (
-    TOLERANCE,
-    assert_backends_agree,
-    assert_backends_agree_on_values,
-    default_values,
-    dn_raw_batches,
-    float32_values,
-    mosaic,
-    natural_crop,
-    natural_raw_batches,
-    raw_batches,
-    run_torch,
-)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # colour's note that matplotlib is missing
     from colour_demosaicing import demosaicing_CFA_Bayer_bilinear
-
 
 
 STAGES = [pytest.param(s, id=s.method) for s in (Bilinear, Malvar2004, Menon2007)]
@@ -93,7 +92,12 @@ DOCSTRING_EXAMPLES = {
     ],
     ("malvar2004", "BGGR"): [
         [[0.35539217, 0.37058825, 0.3764706], [0.34264707, 0.36078432, 0.37450981], [0.36568628, 0.39607844, 0.40784314], [0.36568629, 0.3764706, 0.3882353]],
-        [[0.34411765, 0.35686275, 0.36200981], [0.30980393, 0.32990197, 0.34975491], [0.33039216, 0.36078432, 0.38063726], [0.29803923, 0.30441178, 0.31740197]],
+        [
+            [0.34411765, 0.35686275, 0.36200981],
+            [0.30980393, 0.32990197, 0.34975491],
+            [0.33039216, 0.36078432, 0.38063726],
+            [0.29803923, 0.30441178, 0.31740197],
+        ],
     ],
     ("menon2007", "RGGB"): [
         [[0.30980393, 0.35686275, 0.39215687], [0.30980393, 0.36078432, 0.39607844], [0.30588236, 0.36078432, 0.39019608], [0.32156864, 0.3764706, 0.40000001]],
@@ -212,7 +216,9 @@ class TestDemosaic:
         """Crops at odd offsets of four photographs, 8-bit and on the 12-bit grid: full of exact ties."""
         values = configured(stage, values)
         for top, left, bits in ((101, 57, 8), (33, 211, 12)):
-            batch = np.stack([mosaic(natural_crop(name, top, left, 24, 32, bits), pattern) for name in ("astronaut", "coffee", "chelsea", "immunohistochemistry")])
+            batch = np.stack(
+                [mosaic(natural_crop(name, top, left, 24, 32, bits), pattern) for name in ("astronaut", "coffee", "chelsea", "immunohistochemistry")]
+            )
             assert_backends_agree_on_values(stage, batch, values, pattern)
 
     @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
@@ -248,10 +254,7 @@ class TestDemosaic:
         assert np.abs(stage.run_numpy(rolled, values, pattern)[INTERIOR] - np.roll(stage.run_numpy(raw, values, pattern), 1, axis)[INTERIOR]).max() > 0.05
 
     def test_import_silences_colour_without_touching_global_filters(self):
-        code = (
-            "import warnings, numpy, scipy.ndimage, torch; before = list(warnings.filters); "
-            "import ispkit.stages.demosaic; assert warnings.filters == before"
-        )
+        code = "import warnings, numpy, scipy.ndimage, torch; before = list(warnings.filters); import ispkit.stages.demosaic; assert warnings.filters == before"
         result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
 

@@ -54,9 +54,7 @@ class TestGaussianKernel2d:
     def test_equals_gaussian_filter(self, sigma, truncate, size):
         kernel = gaussian_kernel2d(sigma, truncate)
         assert kernel.shape == (size, size)
-        np.testing.assert_allclose(
-            ndi.convolve(FIXED, kernel, mode="reflect"), ndi.gaussian_filter(FIXED, sigma, truncate=truncate), atol=1e-12
-        )
+        np.testing.assert_allclose(ndi.convolve(FIXED, kernel, mode="reflect"), ndi.gaussian_filter(FIXED, sigma, truncate=truncate), atol=1e-12)
 
 
 class TestGaussianDenoise:

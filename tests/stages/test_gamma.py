@@ -10,15 +10,13 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import assert_backends_agree, assert_backends_agree_on_values, default_values, natural_rgb_batches, rgb_batches
 from torch import nn
 
 from ispkit.cfa import BAYER_PATTERNS
 from ispkit.errors import ParameterError
 from ispkit.stages.base import StageModule
 from ispkit.stages.gamma import Gamma, gamma, gamma_numpy, propagated_difference
-from support import assert_backends_agree, assert_backends_agree_on_values, default_values, natural_rgb_batches, rgb_batches
-
-
 
 SETTINGS = settings(max_examples=25, deadline=None)
 WHERE = "gamma.gamma"

@@ -10,6 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import assert_backends_agree, raw_batches
 
 from ispkit import Pipeline
 from ispkit.camera import SHADING_POINTS, Camera
@@ -17,7 +18,6 @@ from ispkit.errors import ConfigError
 from ispkit.stages.base import FromCamera
 from ispkit.stages.lens_shading import GainMapShading, RadialShading, gain_map, gain_map_numpy, radial, radial_numpy
 from ispkit.testing import check_stage
-from support import assert_backends_agree, raw_batches
 
 RNG = np.random.default_rng(5)
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -97,7 +97,12 @@ class TestConformance:
 class TestGainMapIsTheDngInterpolation:
     @pytest.mark.parametrize(
         ("points", "origin", "spacing"),
-        [((23, 23), (0.0, 0.0), (1 / 22, 1 / 22)), ((13, 17), (0.0, 0.0), (1 / 12, 1 / 16)), ((5, 9), (0.1, -0.05), (0.2, 0.13)), ((1, 4), (0.0, 0.3), (1.0, 0.1))],
+        [
+            ((23, 23), (0.0, 0.0), (1 / 22, 1 / 22)),
+            ((13, 17), (0.0, 0.0), (1 / 12, 1 / 16)),
+            ((5, 9), (0.1, -0.05), (0.2, 0.13)),
+            ((1, 4), (0.0, 0.3), (1.0, 0.1)),
+        ],
     )
     def test_a_smaller_map_padded_with_its_edges_is_exact(self, points, origin, spacing):
         """A DNG map of fewer points, padded to 33×33 with its last row and column, gives every pixel the SDK's gain."""
@@ -107,7 +112,9 @@ class TestGainMapIsTheDngInterpolation:
         raw = RNG.uniform(0.0, 1.0, (h, w))
         expected = np.array([[raw[r, c] * sdk_gain(maps[2 * (r % 2) + c % 2], origin, spacing, r, c, h, w) for c in range(w)] for r in range(h)])
         np.testing.assert_allclose(gain_map_numpy(raw, grids, np.array(origin), np.array(spacing)), expected, rtol=1e-12)
-        out = gain_map(torch.as_tensor(raw)[None], torch.as_tensor(grids), torch.tensor(origin, dtype=torch.float64), torch.tensor(spacing, dtype=torch.float64))
+        out = gain_map(
+            torch.as_tensor(raw)[None], torch.as_tensor(grids), torch.tensor(origin, dtype=torch.float64), torch.tensor(spacing, dtype=torch.float64)
+        )
         np.testing.assert_allclose(out[0].numpy(), expected, rtol=1e-12)
 
     def test_each_site_reads_its_own_map(self):
@@ -135,7 +142,9 @@ class TestGainMapIsTheDngInterpolation:
 
     def test_gradient_reaches_the_points_that_weigh_on_pixels(self):
         gains = torch.ones(4, SHADING_POINTS, SHADING_POINTS, dtype=torch.float64, requires_grad=True)
-        gain_map(torch.ones(1, 4, 4, dtype=torch.float64), gains, torch.zeros(2, dtype=torch.float64), torch.full((2,), 1 / 32, dtype=torch.float64)).sum().backward()
+        gain_map(
+            torch.ones(1, 4, 4, dtype=torch.float64), gains, torch.zeros(2, dtype=torch.float64), torch.full((2,), 1 / 32, dtype=torch.float64)
+        ).sum().backward()
         # Four pixels of each site, all weights summing to 1 per pixel: each site's gradient sums to 4.
         np.testing.assert_allclose(gains.grad.sum(dim=(1, 2)).numpy(), [4.0] * 4)
         # The last pixel centre, 3.5 / 4 = 28 / 32, lies on point 28: the points after it carry nothing.
@@ -163,11 +172,20 @@ class TestRadialIsFixVignetteRadial:
 class TestInPipelines:
     def test_after_black_level_and_from_the_camera(self):
         camera = shaded_camera(black_level=(0.05, 0.06, 0.05, 0.06))
-        stages = [{"kind": "black_level"}, {"kind": "lens_shading", "method": "gain_map"}, {"kind": "lens_shading", "method": "radial", "name": "vignette"}, {"kind": "demosaic", "method": "bilinear"}]
+        stages = [
+            {"kind": "black_level"},
+            {"kind": "lens_shading", "method": "gain_map"},
+            {"kind": "lens_shading", "method": "radial", "name": "vignette"},
+            {"kind": "demosaic", "method": "bilinear"},
+        ]
         pipeline = Pipeline(stages, camera)
         raw = RNG.uniform(0.1, 0.9, (8, 12))
         black = raw - np.tile(np.array(camera.black_level).reshape(2, 2), (4, 6))
-        shaded = radial_numpy(gain_map_numpy(black, np.asarray(camera.shading_map), np.array(camera.shading_origin), np.array(camera.shading_spacing)), np.array(camera.vignette), np.array(camera.vignette_center))
+        shaded = radial_numpy(
+            gain_map_numpy(black, np.asarray(camera.shading_map), np.array(camera.shading_origin), np.array(camera.shading_spacing)),
+            np.array(camera.vignette),
+            np.array(camera.vignette_center),
+        )
         expected = Pipeline([{"kind": "demosaic", "method": "bilinear"}], camera)(shaded)
         np.testing.assert_allclose(pipeline(raw), expected, atol=1e-12)
         module = pipeline.to_torch(trainable="lens_shading", dtype=torch.float64)

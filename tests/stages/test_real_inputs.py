@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import assert_backends_agree_on_values, dn_raw_batches, natural_raw_batches, natural_rgb_batches
 
 from ispkit import Camera
 from ispkit.cfa import BAYER_PATTERNS
 from ispkit.color import rgb_to_yuv_numpy
 from ispkit.stages import all_stages
 from ispkit.stages.base import Stage
-from support import assert_backends_agree_on_values, dn_raw_batches, natural_raw_batches, natural_rgb_batches
 
 CAMERAS = ["microscopy", "drone"]
 #: Each stage with every layout that can change its result (only CFA-aware stages read it).

@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import assert_backends_agree, default_values, rgb_batches
 from torch import nn
 
 from ispkit.camera import Camera
@@ -16,9 +17,6 @@ from ispkit.cfa import BAYER_PATTERNS
 from ispkit.errors import ParameterError
 from ispkit.stages.base import FromCamera, StageModule
 from ispkit.stages.white_balance import WhiteBalance, white_balance, white_balance_numpy
-from support import assert_backends_agree, default_values, rgb_batches
-
-
 
 SETTINGS = settings(max_examples=25, deadline=None)
 CAMERAS = Path(__file__).resolve().parents[2] / "ispkit" / "cameras"

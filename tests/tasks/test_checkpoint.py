@@ -101,7 +101,6 @@ class TestFourChannels:
             assert torch.equal(loaded(x), network(x))
 
 
-
 class TestErrors:
     def test_missing_file(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="task-model checkpoint .*missing.pt not found"):

@@ -69,8 +69,15 @@ class TestClassification:
     def test_learns_brightness(self):
         network = _classifier()
         epochs = []
-        history = fit(network, source, LABELS, torch.arange(12), CONFIG, validation_index=torch.arange(12, 16),
-                      on_epoch=lambda epoch, loss, scores: epochs.append((epoch, loss, scores)))
+        history = fit(
+            network,
+            source,
+            LABELS,
+            torch.arange(12),
+            CONFIG,
+            validation_index=torch.arange(12, 16),
+            on_epoch=lambda epoch, loss, scores: epochs.append((epoch, loss, scores)),
+        )
         assert isinstance(history, History) and len(history.loss) == 4
         assert history.loss[-1] < history.loss[0]
         assert evaluate(network, source, LABELS, torch.arange(16))["accuracy"] >= 0.9
@@ -105,13 +112,15 @@ class TestClassification:
         expected = fit(full, source, LABELS, torch.arange(16), CONFIG, validation_index=torch.arange(4))
         state = tmp_path / "resume" / "state.pt"
         first = _classifier()
-        h1 = fit(first, source, LABELS, torch.arange(16), TrainConfig(epochs=2, batch_size=4, lr=1e-2, seed=0),
-                 validation_index=torch.arange(4), state_path=state)
+        h1 = fit(
+            first, source, LABELS, torch.arange(16), TrainConfig(epochs=2, batch_size=4, lr=1e-2, seed=0), validation_index=torch.arange(4), state_path=state
+        )
         assert state.is_file() and h1.loss == expected.loss[:2]
         epochs = []
         fresh = _classifier(seed=123)  # different initial weights: everything must come from the state file
-        h2 = fit(fresh, source, LABELS, torch.arange(16), CONFIG, validation_index=torch.arange(4), state_path=state,
-                 on_epoch=lambda epoch, *_: epochs.append(epoch))
+        h2 = fit(
+            fresh, source, LABELS, torch.arange(16), CONFIG, validation_index=torch.arange(4), state_path=state, on_epoch=lambda epoch, *_: epochs.append(epoch)
+        )
         assert epochs == [3, 4]
         assert h2.loss == expected.loss
         assert h2.validation == expected.validation
@@ -129,8 +138,15 @@ class TestClassification:
             return VIEWS[index] * gain
 
         steps = []
-        fit(network, gained, LABELS, torch.arange(16), TrainConfig(epochs=2, batch_size=4, lr=1e-2, seed=0),
-            parameters=[*network.parameters(), gain], after_step=lambda: steps.append(gain.item()))
+        fit(
+            network,
+            gained,
+            LABELS,
+            torch.arange(16),
+            TrainConfig(epochs=2, batch_size=4, lr=1e-2, seed=0),
+            parameters=[*network.parameters(), gain],
+            after_step=lambda: steps.append(gain.item()),
+        )
         assert gain.item() != 1.0
         assert not torch.equal(network.net[0].weight, before["net.0.weight"])
         assert len(steps) == 8  # 16 samples / batch 4 x 2 epochs: one call per optimiser step
@@ -142,9 +158,15 @@ class TestClassification:
         def run(epochs, state=None, seed=0):
             gain = torch.nn.Parameter(torch.tensor(1.0))
             network = _classifier(seed)
-            history = fit(network, lambda index: VIEWS[index] * gain, LABELS, torch.arange(16),
-                          TrainConfig(epochs=epochs, batch_size=4, lr=1e-2, seed=0),
-                          parameters=[*network.parameters(), gain], state_path=state)
+            history = fit(
+                network,
+                lambda index: VIEWS[index] * gain,
+                LABELS,
+                torch.arange(16),
+                TrainConfig(epochs=epochs, batch_size=4, lr=1e-2, seed=0),
+                parameters=[*network.parameters(), gain],
+                state_path=state,
+            )
             return history, network, gain
 
         expected, full, full_gain = run(4)

@@ -112,8 +112,6 @@ class Bilinear(Stage):
     takes = "raw"
     gives = "rgb"
     cfa_aware = True
-    params = (
-        Param("kernels", (3, 3, 3), BILINEAR_KERNELS, "3×3 interpolation kernels of the R, G and B planes (paper Eq. 26)"),
-    )
+    params = (Param("kernels", (3, 3, 3), BILINEAR_KERNELS, "3×3 interpolation kernels of the R, G and B planes (paper Eq. 26)"),)
     numpy = staticmethod(demosaic_bilinear_numpy)
     torch = staticmethod(demosaic_bilinear)

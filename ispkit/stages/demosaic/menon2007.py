@@ -40,7 +40,6 @@ doi:10.1109/TIP.2006.884928
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from colour_demosaicing import demosaicing_CFA_Bayer_Menon2007

@@ -124,7 +124,12 @@ def test_gradcheck_params(stage):
     if stage is TVChambolleDenoise:
         base["max_num_iter"], base["eps"] = 20, torch.tensor(0.0, dtype=torch.float64)
     if stage is NLMeansDenoise:
-        base["h"], base["sigma"], base["patch_size"], base["patch_distance"] = torch.tensor(0.5, dtype=torch.float64), torch.tensor(0.05, dtype=torch.float64), 3, 1
+        base["h"], base["sigma"], base["patch_size"], base["patch_distance"] = (
+            torch.tensor(0.5, dtype=torch.float64),
+            torch.tensor(0.05, dtype=torch.float64),
+            3,
+            1,
+        )
     names = GRAD[stage]
 
     def f(*params):
@@ -136,7 +141,9 @@ def test_gradcheck_params(stage):
 
 @pytest.mark.parametrize("stage", [TVChambolleDenoise, NLMeansDenoise], ids=lambda s: s.method)
 def test_gradcheck_image(stage):
-    vals = values(stage) | ({"max_num_iter": 10, "eps": np.array(0.0)} if stage is TVChambolleDenoise else {"h": np.array(0.5), "patch_size": 3, "patch_distance": 1})
+    vals = values(stage) | (
+        {"max_num_iter": 10, "eps": np.array(0.0)} if stage is TVChambolleDenoise else {"h": np.array(0.5), "patch_size": 3, "patch_distance": 1}
+    )
     t = {k: torch.tensor(v, dtype=torch.float64) if isinstance(v, np.ndarray) else v for k, v in vals.items()}
     x = torch.rand(1, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
     assert torch.autograd.gradcheck(lambda y: stage.torch(y, **t), (x,))
@@ -209,7 +216,11 @@ def test_registry_lists_methods():
 @pytest.mark.parametrize("method", ["bilateral", "tv_chambolle", "nl_means"])
 def test_yaml_pipeline_backends_agree(method):
     reset_registry()
-    params = {"bilateral": "{sigma_color: 0.2, sigma_spatial: 1.0}", "tv_chambolle": "{weight: 0.05, eps: 0.0, max_num_iter: 20}", "nl_means": "{h: 0.2, patch_size: 3, patch_distance: 2}"}
+    params = {
+        "bilateral": "{sigma_color: 0.2, sigma_spatial: 1.0}",
+        "tv_chambolle": "{weight: 0.05, eps: 0.0, max_num_iter: 20}",
+        "nl_means": "{h: 0.2, patch_size: 3, patch_distance: 2}",
+    }
     text = YAML.replace("method: bilateral", f"method: {method}").replace("{sigma_color: 0.2, sigma_spatial: 1.0}", params[method])
     pipeline = ispkit.Pipeline.from_yaml(text)
     assert any(s.stage.method == method for s in pipeline.stages)

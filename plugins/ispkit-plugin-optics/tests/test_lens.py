@@ -84,7 +84,17 @@ def test_gradcheck_in_na_and_defocus(stage):
 @pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize(
     "name, value",
-    [("na", 0.0), ("na", 2.0), ("magnification", -1.0), ("pixel_pitch_um", 0.0), ("defocus_um", 5000.0), ("wavelengths_nm", (620.0, 525.0)), ("wavelengths_nm", (620.0, 525.0, 50.0)), ("radius", 0), ("radius", 2.5)],
+    [
+        ("na", 0.0),
+        ("na", 2.0),
+        ("magnification", -1.0),
+        ("pixel_pitch_um", 0.0),
+        ("defocus_um", 5000.0),
+        ("wavelengths_nm", (620.0, 525.0)),
+        ("wavelengths_nm", (620.0, 525.0, 50.0)),
+        ("radius", 0),
+        ("radius", 2.5),
+    ],
 )
 def test_bad_parameters_raise_parameter_error(stage, name, value):
     with pytest.raises(ParameterError):

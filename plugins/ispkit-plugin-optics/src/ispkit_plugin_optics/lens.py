@@ -78,7 +78,13 @@ def lens_blur(raw: torch.Tensor, kernels: torch.Tensor, pattern: str) -> torch.T
 _COMMON = (
     Param("na", (), 0.95, "numerical aperture of the objective, object side (microscopy: 0.95, published)", bounds=(1e-3, 1.7)),
     Param("magnification", (), 40.0, "lateral magnification object → sensor (microscopy: 40, published; 1 for a camera in image space)", bounds=(1e-3, 1e4)),
-    Param("pixel_pitch_um", (), MICROSCOPY_PIXEL_PITCH_UM, "sensor pixel pitch in µm (microscopy: 6.5, PCO edge 5.5 datasheet; drone: 2.4, published)", bounds=(0.1, 100.0)),
+    Param(
+        "pixel_pitch_um",
+        (),
+        MICROSCOPY_PIXEL_PITCH_UM,
+        "sensor pixel pitch in µm (microscopy: 6.5, PCO edge 5.5 datasheet; drone: 2.4, published)",
+        bounds=(0.1, 100.0),
+    ),
     Param("defocus_um", (), 0.0, "object-side focus error Δz in µm (blur circle radius NA·|Δz|, Gaussian approximation)", bounds=(-1000.0, 1000.0)),
     Param("wavelengths_nm", (3,), WAVELENGTHS_NM, "R, G, B wavelengths in nm (Raw-Microscopy filters 620/525/450, published)", bounds=(200.0, 2000.0)),
     Param("radius", (), 4, "PSF kernel half-width in pixels: the kernel is (2·radius + 1)²", bounds=(1, 32), differentiable=False, dtype=int),
@@ -114,7 +120,9 @@ class AiryLens(Stage):
     gives = "raw"
     cfa_aware = True
     params = _COMMON + (
-        Param("supersample", (), 5, "point evaluations per pixel and axis when integrating the PSF over a pixel", bounds=(1, 15), differentiable=False, dtype=int),
+        Param(
+            "supersample", (), 5, "point evaluations per pixel and axis when integrating the PSF over a pixel", bounds=(1, 15), differentiable=False, dtype=int
+        ),
     )
     numpy = staticmethod(_airy_numpy)
     torch = staticmethod(_airy_torch)

@@ -91,10 +91,16 @@ def _check(radius: int, supersample: int) -> None:
 
 def _check_optics(na, magnification, pixel_pitch_um, wavelength_nm) -> None:
     """Raise :class:`ParameterError` unless the optics are physical (positive, finite, NA < 1.7)."""
+
     def values(v):
         return np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64)
 
-    for name, value, high in (("na", na, 1.7), ("magnification", magnification, np.inf), ("pixel_pitch_um", pixel_pitch_um, np.inf), ("wavelength_nm", wavelength_nm, np.inf)):
+    for name, value, high in (
+        ("na", na, 1.7),
+        ("magnification", magnification, np.inf),
+        ("pixel_pitch_um", pixel_pitch_um, np.inf),
+        ("wavelength_nm", wavelength_nm, np.inf),
+    ):
         v = values(value)
         if not (np.all(np.isfinite(v)) and np.all(v > 0) and np.all(v <= high)):
             raise ParameterError(f"{name} must be positive and finite{' and at most 1.7' if name == 'na' else ''}, got {v.tolist()}")
