@@ -14,6 +14,7 @@ The modules read top-down: each imports only modules listed before it.
   :mod:`~ispkit.drift.units` (a study's units, the clock, seeds), :mod:`~ispkit.drift.run_lock`;
 - :mod:`~ispkit.drift.grid` (the units as Dask tasks), :mod:`~ispkit.drift.execution` (run, resume);
 - :mod:`~ispkit.drift.runs` (run folder, data, device, folds, views, seeded networks);
+- :mod:`~ispkit.drift.statistics` (confidence intervals over folds and images);
 - :mod:`~ispkit.drift.results` (every results class);
 - :mod:`~ispkit.drift.html_report` (report scaffolding), then :mod:`~ispkit.drift.report`,
   :mod:`~ispkit.drift.forensics_report`, :mod:`~ispkit.drift.adjustment_report`;
