@@ -42,7 +42,11 @@ __all__ = ["RawSet", "load_raw_set", "ViewBank", "resolve_device", "open_run", "
 
 @dataclass
 class RawSet:
-    """A dataset held in memory: raw mosaics ``(N, 1, H, W)`` in [0, 1] and targets."""
+    """A dataset held in memory: raw mosaics ``(N, 1, H, W)`` in [0, 1] and targets.
+
+    ``synthetic``: the data were made by ispkit's generators (the dataset config asks for
+    them, or the loader found their ``SYNTHETIC.txt`` marker), which the reports say.
+    """
 
     raws: torch.Tensor
     targets: torch.Tensor
@@ -51,6 +55,7 @@ class RawSet:
     classes: list[str] | None
     camera: Camera
     task: str
+    synthetic: bool = False
 
 
 def load_raw_set(config: DatasetConfig, progress: Progress | None = None, *, write_synthetic: bool = True) -> RawSet:
@@ -76,7 +81,8 @@ def load_raw_set(config: DatasetConfig, progress: Progress | None = None, *, wri
     else:
         targets = torch.stack([t for _, t in items])
         labels, classes = None, None
-    return RawSet(raws, targets, list(data.groups), labels, classes, data.camera, config.task)
+    synthetic = config.synthetic is not None or bool(getattr(data, "synthetic", False))
+    return RawSet(raws, targets, list(data.groups), labels, classes, data.camera, config.task, synthetic)
 
 
 class ViewBank:

@@ -27,7 +27,7 @@ from .base import TaskNetwork
 from .metrics import task_loss, task_metrics
 from .state import load_state, save_state
 
-__all__ = ["TrainConfig", "History", "fit", "evaluate", "recalibrate_batchnorm", "ViewSource"]
+__all__ = ["TrainConfig", "History", "fit", "evaluate", "Evaluation", "evaluate_detailed", "recalibrate_batchnorm", "ViewSource"]
 
 ViewSource = Callable[[torch.Tensor], torch.Tensor]
 """``source(index)`` returns the prepared views ``(len(index), 3, h, w)`` of those samples."""
@@ -70,7 +70,7 @@ class History:
 def _augment(views: torch.Tensor, targets: torch.Tensor, task: str, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Random horizontal and vertical flips per sample (masks flipped alike)."""
     flips = torch.rand(2, len(views), generator=generator) < 0.5
-    for dim, flip in zip((-1, -2), flips):
+    for dim, flip in zip((-1, -2), flips, strict=True):
         pick = flip.to(views.device)[:, None, None, None]
         views = torch.where(pick, views.flip(dim), views)
         if task == "segmentation":
@@ -151,7 +151,7 @@ def fit(
         network.load_state_dict(state["network"])
         optimiser.load_state_dict(state["optimiser"])
         with torch.no_grad():
-            for p, value in zip([p for group in optimiser.param_groups for p in group["params"]], state["parameters"]):
+            for p, value in zip([p for group in optimiser.param_groups for p in group["params"]], state["parameters"], strict=True):
                 p.copy_(value)
         generator.set_state(state["generator"])
         history = History(list(state["loss"]), list(state["validation"]))
@@ -210,7 +210,7 @@ def recalibrate_batchnorm(network: nn.Module, source: ViewSource, index: Sequenc
     with torch.no_grad():
         for batch in index.split(batch_size):
             network(source(batch))
-    for m, momentum in zip(layers, momenta):
+    for m, momentum in zip(layers, momenta, strict=True):
         m.momentum = momentum
     network.train(was_training)
     return len(layers)
@@ -218,15 +218,53 @@ def recalibrate_batchnorm(network: nn.Module, source: ViewSource, index: Sequenc
 
 def evaluate(network: TaskNetwork, source: ViewSource, targets: torch.Tensor, index: Sequence[int] | torch.Tensor, *, batch_size: int = 64) -> dict[str, float]:
     """Mean per-image metrics of ``network`` on ``source`` views of ``index`` (eval mode, no grad)."""
+    return evaluate_detailed(network, source, targets, index, batch_size=batch_size).metrics
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate_detailed` measured on a split.
+
+    ``metrics``: the mean per-image metrics (as :func:`evaluate`). ``confusion``: for
+    classification, the ``(classes, classes)`` int64 counts of true class (row) against
+    predicted class (column, ``argmax`` of the logits), summing to the split's size;
+    ``None`` for segmentation.
+    """
+
+    metrics: dict[str, float]
+    confusion: torch.Tensor | None = None
+
+
+def evaluate_detailed(
+    network: TaskNetwork, source: ViewSource, targets: torch.Tensor, index: Sequence[int] | torch.Tensor, *, batch_size: int = 64
+) -> Evaluation:
+    """:func:`evaluate`, and for classification the confusion matrix of the same predictions (one pass)."""
     index = torch.as_tensor(index, dtype=torch.long)
     if len(index) == 0:
         raise InputError("evaluate: the split is empty")
     network.eval()
     device = next(network.parameters()).device
     sums: dict[str, float] = {}
+    confusion: torch.Tensor | None = None
     with torch.no_grad():
         for batch in index.split(batch_size):
-            scores = task_metrics(network.task, network(source(batch)), targets[batch].to(device))
+            logits, target = network(source(batch)), targets[batch].to(device)
+            scores = task_metrics(network.task, logits, target)
             for name, values in scores.items():
                 sums[name] = sums.get(name, 0.0) + values.sum().item()
-    return {name: value / len(index) for name, value in sums.items()}
+            if network.task == "classification":
+                counts = _confusion(logits, target)
+                confusion = counts if confusion is None else confusion + counts
+    return Evaluation({name: value / len(index) for name, value in sums.items()}, confusion)
+
+
+def _confusion(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``(C, C)`` counts of (label, argmax) pairs on the CPU, ``C`` = the number of logits."""
+    classes = logits.shape[1]
+    labels = labels.long().cpu()
+    if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
+        raise InputError(
+            f"evaluate: class labels must lie in [0, {classes - 1}] for a network with {classes} outputs; got {int(labels.min())} … {int(labels.max())}"
+        )
+    pairs = labels * classes + logits.argmax(dim=1).cpu()
+    return torch.bincount(pairs, minlength=classes * classes).reshape(classes, classes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -34,7 +35,7 @@ def test_saved_folds_are_written_once_and_a_changed_dataset_is_refused(tmp_path,
     assert len(folds) == 2 and sorted(np.concatenate([test for _, test in folds]).tolist()) == list(range(len(data.raws)))
     assert json.loads((run_dir / "folds.json").read_text()) == [[train.tolist(), test.tolist()] for train, test in folds]
     again = saved_folds(run_dir, data, config)
-    assert all(np.array_equal(a, b) for pair, other in zip(folds, again) for a, b in zip(pair, other))
+    assert all(np.array_equal(a, b) for pair, other in zip(folds, again, strict=True) for a, b in zip(pair, other, strict=True))
     data.groups = data.groups[::-1]  # the same images grouped otherwise: other folds
     with pytest.raises(InputError, match="the dataset changed since this run started"):
         saved_folds(run_dir, data, config)
@@ -74,3 +75,10 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_raw_set_says_whether_the_data_are_synthetic(tmp_path, tiny, microscopy_root):
+    assert load_raw_set(tiny.config("synthesis").dataset).synthetic  # the generator's SYNTHETIC.txt marker
+    real = shutil.copytree(microscopy_root, tmp_path / "copy")
+    (real / "microscopy" / "SYNTHETIC.txt").unlink()
+    assert not load_raw_set(tiny.config("synthesis", dataset={"root": real}).dataset).synthetic

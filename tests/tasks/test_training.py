@@ -7,7 +7,7 @@ import torch
 
 from ispkit.errors import InputError
 from ispkit.tasks.registry import build_network
-from ispkit.tasks.training import History, TrainConfig, _augment, evaluate, fit
+from ispkit.tasks.training import History, TrainConfig, _augment, evaluate, evaluate_detailed, fit
 
 WIDTHS = (8, 16)
 
@@ -235,7 +235,7 @@ class TestSegmentation:
         assert torch.equal(out_views, out_masks.expand(16, 3, 16, 16))
         # some samples flipped, and each one is one of the four flips of its input
         assert not torch.equal(out_masks, masks)
-        for before, after in zip(masks, out_masks):
+        for before, after in zip(masks, out_masks, strict=True):
             candidates = [before, before.flip(-1), before.flip(-2), before.flip(-1).flip(-2)]
             assert any(torch.equal(after, c) for c in candidates)
 
@@ -292,3 +292,21 @@ class TestRecalibrateBatchnorm:
         recalibrate_batchnorm(calibrated, source, index, batch_size=4)  # what fit left is the recalibration itself
         assert all(torch.allclose(again[k], v) for k, v in calibrated.state_dict().items() if "running" in k)
         assert b.validation[-1] == evaluate(calibrated, source, LABELS, validation, batch_size=4)
+
+
+def test_evaluate_detailed_counts_true_against_predicted_classes():
+    network = _classifier()
+    network.fit_normalization(VIEWS)
+    index = torch.arange(len(VIEWS))
+    found = evaluate_detailed(network, source, LABELS, index, batch_size=5)
+    with torch.no_grad():
+        network.eval()
+        predicted = network(VIEWS).argmax(1)
+    expected = torch.zeros(2, 2, dtype=torch.long)
+    for label, guess in zip(LABELS.tolist(), predicted.tolist(), strict=True):
+        expected[label, guess] += 1
+    assert torch.equal(found.confusion, expected) and int(found.confusion.sum()) == len(VIEWS)
+    assert found.metrics == evaluate(network, source, LABELS, index, batch_size=5)
+    assert found.metrics["accuracy"] == pytest.approx(float(expected.trace()) / len(VIEWS))
+    with pytest.raises(InputError, match=r"labels must lie in \[0, 1\] for a network with 2 outputs; got 0 … 2"):
+        evaluate_detailed(network, source, torch.tensor([0] + [2] * (len(LABELS) - 1)), index)
