@@ -32,7 +32,7 @@ TRAIN = ["bi,s,me", "me,u,ga", "ma,s,ga", "bi,u,me"]
 
 def _warm() -> None:
     """Import torch and the study code on a worker, as a long-lived cluster would have done."""
-    import ispkit.drift.grid  # noqa: F401
+    import ispkit.drift.grid
     import ispkit.drift.synthesis  # noqa: F401
 
 

@@ -231,9 +231,9 @@ def peak_memory(raw: np.ndarray, camera: Camera, presets: tuple[str, ...]) -> di
         with torch.inference_mode():
             module(batch)
             out[preset] = {
-                "chain_MiB": numpy_peak(lambda: [static_pipeline(x, preset, camera) for x in raw]) / 2**20,
-                "numpy_MiB": numpy_peak(lambda: pipeline(raw)) / 2**20,
-                "torch_MiB": torch_peak(lambda: module(batch)) / 2**20,
+                "chain_MiB": numpy_peak(lambda preset=preset: [static_pipeline(x, preset, camera) for x in raw]) / 2**20,
+                "numpy_MiB": numpy_peak(lambda pipeline=pipeline: pipeline(raw)) / 2**20,
+                "torch_MiB": torch_peak(lambda module=module: module(batch)) / 2**20,
                 "input_float32_MiB": batch.numel() * 4 / 2**20,
             }
     return out
@@ -312,7 +312,7 @@ def compiled_cpu(raw: np.ndarray, camera: Camera, reps: int) -> dict[str, dict[s
             start = time.perf_counter()
             compiled(batch)
             compile_seconds = time.perf_counter() - start
-            seconds = medians({"eager": lambda: module(batch), "compiled": lambda: compiled(batch)}, reps)
+            seconds = medians({"eager": lambda module=module: module(batch), "compiled": lambda compiled=compiled: compiled(batch)}, reps)
         n = raw.shape[0]
         out[preset] = {
             "eager": n / seconds["eager"],
@@ -335,9 +335,9 @@ def cuda_throughput(frame: np.ndarray, camera: Camera, reps: int, size: int = 25
         rows = {}
         for preset in ispkit.PRESETS:
             module = Pipeline.preset(preset, camera=camera).to_torch().to(device).eval()
-            fns = {"eager": lambda: module(batch, check=False)}
+            fns = {"eager": lambda module=module, batch=batch: module(batch, check=False)}
             compiled = torch.compile(module)
-            fns["compiled"] = lambda: compiled(batch, check=False)
+            fns["compiled"] = lambda compiled=compiled, batch=batch: compiled(batch, check=False)
             with torch.no_grad():
                 seconds = medians(fns, reps, torch.cuda.synchronize)
             pixels = batch.shape[0] * batch.shape[-1] * batch.shape[-2]

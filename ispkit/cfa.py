@@ -108,7 +108,7 @@ def site_selectors(
     """
     masks = masks_torch(shape, pattern, dtype=dtype, device=device)
     complements = cached(("cfa.complements", *masks.shape, check_pattern(pattern), dtype, masks.device), lambda: 1 - masks)
-    return tuple(zip(masks.unbind(0), complements.unbind(0)))  # type: ignore[return-value]
+    return tuple(zip(masks.unbind(0), complements.unbind(0), strict=True))  # type: ignore[return-value]
 
 
 def row_mask(shape: tuple[int, int], pattern: str, channel: int, *, device: torch.device | str | None = None) -> torch.Tensor:

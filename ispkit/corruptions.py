@@ -290,7 +290,7 @@ def _clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
     ch, cw = math.ceil(h / zoom), math.ceil(w / zoom)
     top, left = (h - ch) // 2, (w - cw) // 2
     crop = x[..., top : top + ch, left : left + cw]
-    oh, ow = int(round(ch * zoom)), int(round(cw * zoom))
+    oh, ow = round(ch * zoom), round(cw * zoom)
     if (oh, ow) != (ch, cw):
         crop = F.interpolate(crop, size=(oh, ow), mode="bilinear", align_corners=True)
     th, tw = (oh - h) // 2, (ow - w) // 2

@@ -348,7 +348,7 @@ class ColorCalibration:
     def xyz_to_camera(self, xy: Sequence[float] | np.ndarray) -> np.ndarray:
         """``AB · CC · CM`` at white ``xy``: each of CC and CM interpolated with :meth:`weight`."""
         g = self.weight(xy)
-        matrices = tuple(cc @ cm for cc, cm in zip(self.camera_calibrations, self.color_matrices))
+        matrices = tuple(cc @ cm for cc, cm in zip(self.camera_calibrations, self.color_matrices, strict=True))
         return np.diag(self.analog_balance) @ self._mix(matrices, g)
 
     def forward_matrix(self, xy: Sequence[float] | np.ndarray) -> np.ndarray | None:

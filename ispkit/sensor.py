@@ -290,7 +290,7 @@ def scale_exposure(
     images = raw if batched else raw[None]
     black = _black_dn(cam, images.shape[-2:])
     out = np.empty(images.shape, dtype=np.float64)
-    for image, rng, dst in zip(images, _generators(seed, len(images) if batched else None), out):
+    for image, rng, dst in zip(images, _generators(seed, len(images) if batched else None), out, strict=True):
         signal = image.astype(np.float64) * cam.white_level - black
         electrons = np.rint(np.maximum(signal, 0.0) / g)
         remainder = signal - electrons * g
@@ -381,15 +381,12 @@ def acquire(
     g, sigma = _noise_model(cam, gain, read_noise, where)
     _check_seed(seed, where)
     black = _black_dn(cam, (h, w))
-    if full_scale_electrons is None:
-        full_scale = (_max_dn(cam) - black) / g
-    else:
-        full_scale = _positive(full_scale_electrons, "full_scale_electrons (e⁻)", where)
+    full_scale = (_max_dn(cam) - black) / g if full_scale_electrons is None else _positive(full_scale_electrons, "full_scale_electrons (e⁻)", where)
     masks = masks_numpy((h, w), cam.pattern)
 
     scenes = scene if batched else scene[None]
     out = np.empty((len(scenes), h, w), dtype=np.float64)
-    for image, rng, dst in zip(scenes, _generators(seed, len(scenes) if batched else None), out):
+    for image, rng, dst in zip(scenes, _generators(seed, len(scenes) if batched else None), out, strict=True):
         radiance = np.where(masks, image, 0.0).sum(axis=0, dtype=np.float64)
         electrons = rng.poisson(radiance * full_scale).astype(np.float64)
         if sigma > 0:

@@ -191,7 +191,7 @@ def check_stage(
         if name in _NEED_SHAPES and "shapes" in subject.failed:
             not_run.append(name)
             continue
-        found = _run_check(name, lambda check=check: check(subject))
+        found = _run_check(name, lambda check=check, subject=subject: check(subject))
         if found:
             failures += found
             subject = dataclasses.replace(subject, failed=subject.failed | {name})
@@ -305,8 +305,8 @@ def _disagreements(
         expected = numpy_outputs(stage, held, values, pattern)
         batches = [held] if batched else [image[None] for image in held]
         got = np.concatenate([torch_outputs(stage, b, values, pattern, dtype, device).cpu().double().numpy() for b in batches])
-        differences = [max_difference(e, g) for e, g in zip(expected, got)]
-        over = [(d, label) for d, label in zip(differences, labels) if not d <= tolerance]
+        differences = [max_difference(e, g) for e, g in zip(expected, got, strict=True)]
+        over = [(d, label) for d, label in zip(differences, labels, strict=True) if not d <= tolerance]
         if over:
             worst, where = max(over)
             others = "; ".join(label for _, label in sorted(over, reverse=True) if label != where)
@@ -368,8 +368,8 @@ def _check_input_checks(s: _Subject) -> list[str]:
     problems = []
     for name, (numpy_shape, torch_shape) in _wrong_inputs(s.stage.takes, h, w).items():
         x = np.full(numpy_shape, 0.5)
-        problems.append(_expect_input_error(lambda: s.stage.run_numpy(x, s.values, s.camera.pattern), f"numpy backend given {name} {numpy_shape}"))
-        problems.append(_expect_input_error(lambda: s.torch(np.full(torch_shape, 0.5)), f"torch module given {name} {torch_shape}"))
+        problems.append(_expect_input_error(lambda x=x: s.stage.run_numpy(x, s.values, s.camera.pattern), f"numpy backend given {name} {numpy_shape}"))
+        problems.append(_expect_input_error(lambda shape=torch_shape: s.torch(np.full(shape, 0.5)), f"torch module given {name} {torch_shape}"))
     return [p for p in problems if p is not None]
 
 
@@ -379,7 +379,7 @@ def _check_batch(s: _Subject) -> list[str]:
     images = np.stack([s.image(name) for name in names])
     batched = s.torch(images).cpu().numpy()  # raises InputError naming the stage on a wrong shape
     problems = []
-    for name, image, got in zip(names, images, batched):
+    for name, image, got in zip(names, images, batched, strict=True):
         difference = max_difference(got, s.torch(image[None])[0].cpu().numpy())
         if not difference <= FLOAT64_TOLERANCE:
             problems.append(

@@ -25,14 +25,14 @@ import colour
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from ispkit import Camera, Pipeline  # noqa: E402
-from ispkit.dng_color import D65_XY, SRGB_FROM_XYZ, bradford, render  # noqa: E402
-from ispkit.flatfield import estimate  # noqa: E402
-from ispkit.io import read_raw  # noqa: E402
-from ispkit.io.dng import dng_calibration  # noqa: E402
+from ispkit import Camera, Pipeline
+from ispkit.dng_color import D65_XY, SRGB_FROM_XYZ, bradford, render
+from ispkit.flatfield import estimate
+from ispkit.io import read_raw
+from ispkit.io.dng import dng_calibration
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "real"
@@ -60,7 +60,7 @@ def _swatches(grid: dict, exposure_like: np.ndarray) -> np.ndarray:
     linear = xyz @ SRGB_FROM_XYZ.T
     canvas = np.full_like(exposure_like, 0.01)
     half = 40
-    for (r, c), value in zip([(r, c) for r in grid["rows"] for c in grid["cols"]], linear):
+    for (r, c), value in zip([(r, c) for r in grid["rows"] for c in grid["cols"]], linear, strict=True):
         canvas[:, r - half - CROP[0].start : r + half - CROP[0].start, c - half - CROP[1].start : c + half - CROP[1].start] = value[:, None, None]
     return canvas
 
@@ -87,7 +87,7 @@ def colours_figure() -> Path:
         ("X-Rite's published colours", _display(_swatches(grid, ours[(slice(None), *CROP)]), 1.0)),
     ]
     fig, axes = plt.subplots(1, 4, figsize=(13, 2.6), dpi=80)
-    for ax, (title, view) in zip(axes, panels):
+    for ax, (title, view) in zip(axes, panels, strict=True):
         ax.imshow(view)
         ax.set_title(title, fontsize=9)
         ax.axis("off")

@@ -59,7 +59,7 @@ class TestCheckFloat:
             check_float(x, "where")
 
     def test_input_error_is_value_error(self):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="x: expected floating-point data"):
             check_float(np.zeros(2, dtype=int), "x")
 
 
@@ -173,13 +173,13 @@ class TestCheckFinite:
 
 
 class TestCheckRawData:
-    @pytest.mark.parametrize("shape, batched", [((4, 6), False), ((2, 4, 6), True)])
+    @pytest.mark.parametrize(("shape", "batched"), [((4, 6), False), ((2, 4, 6), True)])
     @pytest.mark.parametrize("make", [np.zeros, torch.zeros])
     def test_accepts_single_and_batch(self, make, shape, batched):
         assert check_raw_data(make(shape), "x") is batched
 
     @pytest.mark.parametrize(
-        "x, kwargs, message",
+        ("x", "kwargs", "message"),
         [
             (np.zeros((2, 2, 4, 4)), {}, r"x: expected a raw mosaic \(H, W\) or a batch \(N, H, W\), got shape \(2, 2, 4, 4\)"),
             (np.zeros((2, 4, 4)), {"batched": False}, r"expected a raw mosaic \(H, W\)"),

@@ -61,7 +61,7 @@ class TestAtomicWrite:
         path = tmp_path / "out.txt"
         path.write_text("keep me", encoding="utf-8")
         calls = []
-        with pytest.raises(FileExistsError, match="out.txt exists"):
+        with pytest.raises(FileExistsError, match=r"out\.txt exists"):
             atomic_write(path, calls.append, overwrite=False)
         assert calls == []
         assert path.read_text(encoding="utf-8") == "keep me"

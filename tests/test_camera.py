@@ -92,7 +92,7 @@ class TestPublishedValues:
 
 
 class TestDerived:
-    @pytest.mark.parametrize("bits, container, white, just", [(16, 16, 65535, 1), (12, 16, 65535, 16), (10, 12, 4095, 4), (8, 8, 255, 1)])
+    @pytest.mark.parametrize(("bits", "container", "white", "just"), [(16, 16, 65535, 1), (12, 16, 65535, 16), (10, 12, 4095, 4), (8, 8, 255, 1)])
     def test_white_level_and_justification(self, bits, container, white, just):
         c = Camera(name="c", bit_depth=bits, container_bits=container, gain=2.0)
         assert c.white_level == white
@@ -251,13 +251,13 @@ class TestFromDictErrors:
         assert info.value.source == "<string>" and info.value.line is not None
         assert "gain: expected a positive number or null, got -0.528" in info.value.message
 
-    @pytest.mark.parametrize("bits, container", [(0, 16), (17, 16), (16, 33)])
+    @pytest.mark.parametrize(("bits", "container"), [(0, 16), (17, 16), (16, 33)])
     def test_bit_depths(self, bits, container):
         with pytest.raises(ConfigError, match="need 1 <= bit_depth <= container_bits <= 32"):
             Camera.from_dict({"name": "cam", "bit_depth": bits, "container_bits": container})
 
     @pytest.mark.parametrize(
-        "field, value",
+        ("field", "value"),
         [
             ("black_level", ["a", "b", "c", "d"]),
             ("white_balance", "abc"),

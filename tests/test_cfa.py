@@ -62,7 +62,7 @@ class TestMasks:
 
 class TestSiteChannels:
     @pytest.mark.parametrize(
-        "pattern, expected",
+        ("pattern", "expected"),
         [("RGGB", (0, 1, 1, 2)), ("BGGR", (2, 1, 1, 0)), ("GRBG", (1, 0, 2, 1)), ("GBRG", (1, 2, 0, 1))],
     )
     def test_values(self, pattern, expected):
@@ -103,7 +103,7 @@ class TestCheckPattern:
             check_pattern(bad)
 
     def test_is_a_value_error(self):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="unknown CFA pattern 'RGBG'"):
             site_channels("RGBG")
 
 
@@ -204,7 +204,7 @@ class TestPackBayer:
             pack_bayer(torch.zeros(1, 3, 4, 4))
 
     def test_rejects_non_tensor(self):
-        with pytest.raises(InputError, match="expected a torch.Tensor mosaic, got ndarray"):
+        with pytest.raises(InputError, match=r"expected a torch\.Tensor mosaic, got ndarray"):
             pack_bayer(np.zeros((1, 1, 4, 4)))
 
     @pytest.mark.parametrize("shape", [(1, 3, 2, 2), (4, 2, 2), (1, 1, 4, 2, 2)])
@@ -241,7 +241,7 @@ class TestSelect:
             assert torch.equal(got, expected)
             ga = torch.autograd.grad(got.sum(), (a, b))
             gb = torch.autograd.grad(expected.sum(), (a, b))
-            assert all(torch.equal(x, y) for x, y in zip(ga, gb))
+            assert all(torch.equal(x, y) for x, y in zip(ga, gb, strict=True))
 
     def test_selectors_are_cached_and_complementary(self):
         from ispkit.cfa import site_selectors

@@ -62,7 +62,7 @@ def test_demo_views_resemble_the_scene():
 
 
 @pytest.mark.parametrize(
-    "argv, message",
+    ("argv", "message"),
     [
         (["views", "--camera", "microscope"], "unknown camera 'microscope'"),
         (["views", "--size", "33"], "must be positive and even"),

@@ -173,7 +173,7 @@ def test_speckle_noise_std_is_x_sigma(severity):
     assert float(y.mean()) == pytest.approx(x, abs=3e-3)
 
 
-@pytest.mark.parametrize("severity,scale", [(1, 1.0), (3, 1.0), (5, 1.0), (5, 0.5)])
+@pytest.mark.parametrize(("severity", "scale"), [(1, 1.0), (3, 1.0), (5, 1.0), (5, 0.5)])
 def test_gaussian_blur_equals_skimage(severity, scale):
     x = rand_images(2, 40, 36, seed=4)
     y = C.gaussian_blur(x, severity, scale=scale)
@@ -207,7 +207,7 @@ def test_zoom_blur_equals_scipy_zoom_reference(severity):
     np.testing.assert_allclose(hwc(y[0]), _zoom_blur_reference(hwc(x[0]), severity), atol=1e-6)
 
 
-@pytest.mark.parametrize("mode,scipy_mode", [("reflect", "reflect"), ("mirror", "mirror")])
+@pytest.mark.parametrize(("mode", "scipy_mode"), [("reflect", "reflect"), ("mirror", "mirror")])
 def test_bilinear_sampling_equals_map_coordinates(mode, scipy_mode):
     x = rand_images(1, 9, 7, seed=6)
     rng = np.random.default_rng(1)
@@ -367,10 +367,10 @@ def test_corrupt_seed_selects_the_random_stream(name):
     x = natural()
     seeds = (0, 1, 2, 12345, C.SEED_LIMIT - 1)
     outs = [corrupt(x, name, 3, seed=s) for s in seeds]
-    for s, y in zip(seeds, outs):
+    for s, y in zip(seeds, outs, strict=True):
         assert torch.equal(y, CORRUPTIONS[name](x, 3, generator=gen(s))), s
         assert torch.equal(y, corrupt(x, name, 3, seed=s)), s
-    for (s, a), (t, b) in itertools.combinations(zip(seeds, outs), 2):
+    for (s, a), (t, b) in itertools.combinations(zip(seeds, outs, strict=True), 2):
         assert not torch.equal(a, b), (s, t)
 
 
@@ -385,7 +385,7 @@ def test_deterministic_corruptions_ignore_the_seed(name):
 def test_effect_grows_with_severity(name):
     x = natural()
     change = [float((corrupt(x, name, s, seed=0) - x).abs().mean()) for s in C.SEVERITIES]
-    assert all(b > 1.02 * a for a, b in zip(change, change[1:])), change
+    assert all(b > 1.02 * a for a, b in itertools.pairwise(change)), change
 
 
 def _clipped_normal(sigma: float, low: float, high: float) -> tuple[float, float, float, float]:

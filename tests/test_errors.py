@@ -84,12 +84,12 @@ class TestUnknownStageError:
     def test_caught_as_key_error(self):
         with pytest.raises(KeyError):
             raise UnknownStageError("nope")
-        with pytest.raises(ConfigError, match="^nope$"):
+        with pytest.raises(ConfigError, match=r"^nope$"):
             raise UnknownStageError("nope")
 
 
 @pytest.mark.parametrize(
-    "cls, bases",
+    ("cls", "bases"),
     [
         (InputError, (ISPKitError, ValueError)),
         (ParameterError, (ISPKitError, ValueError)),

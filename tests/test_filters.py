@@ -67,7 +67,7 @@ def _assert_close(got: torch.Tensor, expected: np.ndarray, dtype: torch.dtype, w
 
 class TestPadIndices:
     @pytest.mark.parametrize(
-        "mode, expected",
+        ("mode", "expected"),
         [
             ("reflect", [1, 0, 0, 1, 2, 3, 3, 2]),
             ("mirror", [2, 1, 0, 1, 2, 3, 2, 1]),
@@ -79,7 +79,7 @@ class TestPadIndices:
         assert pad_indices(4, 2, 2, mode).tolist() == expected
 
     @pytest.mark.parametrize(
-        "mode, expected",
+        ("mode", "expected"),
         [
             # pads wider than the image: periodic extension
             ("reflect", [0, 1, 1, 0, 0, 1, 1, 0, 0, 1]),
@@ -302,7 +302,7 @@ class TestCorrelate1d:
         x = torch.tensor(rng.random((2, 3, 3)), requires_grad=True)
         w = torch.tensor(rng.normal(size=5), requires_grad=True)
         for axis in (-1, -2):
-            assert torch.autograd.gradcheck(lambda a, b: correlate1d(a, b, axis, mode), (x, w))
+            assert torch.autograd.gradcheck(lambda a, b, axis=axis: correlate1d(a, b, axis, mode), (x, w))
 
 
 class TestCorrelate1dErrors:

@@ -150,5 +150,5 @@ class TestCroppedShading:
         with pytest.raises(InputError, match=r"the box \(2, 2, 14, 10\) lies outside the 12×12 image"):
             cropped_shading(camera, (2, 2, 14, 10), (12, 12))
         shaded = Camera(name="v", vignette=(0.1, 0, 0, 0, 0), vignette_center=(0.05, 0.5))
-        with pytest.raises(InputError, match="optical centre .* lies outside the crop"):
+        with pytest.raises(InputError, match=r"optical centre .* lies outside the crop"):
             cropped_shading(shaded, (4, 0, 12, 12), (12, 12))

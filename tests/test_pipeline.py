@@ -76,7 +76,7 @@ class TestNumpyBackend:
         assert out.dtype == np.float64
 
     @pytest.mark.parametrize(
-        "raw, message",
+        ("raw", "message"),
         [
             (np.zeros((7, 8)), "must be even; got 7×8"),
             (np.zeros((8, 9)), "must be even; got 8×9"),
@@ -118,7 +118,7 @@ class TestTorchModule:
         ]  # fmt: skip
 
     @pytest.mark.parametrize(
-        "trainable, message",
+        ("trainable", "message"),
         [
             ("denoize", "no stage named 'denoize'.*did you mean 'denoise'"),
             ("demosaic.refining_step", "refining_step is not a differentiable parameter"),
@@ -137,7 +137,7 @@ class TestTorchModule:
         assert out.shape == ((3, 8, 12) if len(shape) == 2 else (2, 3, 8, 12))
 
     @pytest.mark.parametrize(
-        "raw, message",
+        ("raw", "message"),
         [
             (torch.zeros(2, 7, 8), "must be even"),
             (torch.zeros(2, 3, 8, 8), r"expected \(H, W\), \(N, H, W\) or \(N, 1, H, W\)"),
@@ -178,7 +178,7 @@ class TestTorchModule:
         names = [n for n, _ in module.named_parameters()]
 
         def run(*values):
-            return torch.func.functional_call(module, dict(zip(names, values)), (raw,))
+            return torch.func.functional_call(module, dict(zip(names, values, strict=True)), (raw,))
 
         assert torch.autograd.gradcheck(run, tuple(p.detach().clone().requires_grad_() for p in module.parameters()))
 
@@ -255,7 +255,7 @@ class TestConfigErrors:
     def test_unknown_top_level_key_and_camera(self):
         with pytest.raises(ConfigError, match="unknown pipeline key 'stage'"):
             Pipeline.from_yaml("stage:\n  - kind: gamma\n")
-        with pytest.raises(ConfigError, match="unknown camera 'microscope'.*'microscopy'"):
+        with pytest.raises(ConfigError, match=r"unknown camera 'microscope'.*'microscopy'"):
             Pipeline.from_yaml("camera: microscope\nstages:\n  - kind: demosaic\n    method: bilinear\n")
 
     def test_out_of_bounds_parameter(self):
@@ -279,7 +279,7 @@ class TestStageEquality:
 
     def test_equal_when_kind_method_and_values_agree(self):
         a, b = Pipeline.preset("ma,s,me", camera="drone"), Pipeline.preset("ma,s,me", camera="drone")
-        assert a == b and all(s == t and hash(s) == hash(t) for s, t in zip(a.stages, b.stages))
+        assert a == b and all(s == t and hash(s) == hash(t) for s, t in zip(a.stages, b.stages, strict=True))
         assert len(set(a.stages) | set(b.stages)) == len(a.stages)
         explicit = a.with_params({"gamma.gamma": 2.2})  # the default, given explicitly: same function
         assert explicit["gamma"].overrides == {"gamma"} and explicit == a
@@ -332,7 +332,7 @@ class TestValuesCheckedAtLoad:
         assert Pipeline.from_yaml(self.HEAD + "  - kind: denoise\n    method: median\n    params: {size: 5}\n")["denoise"].values["size"] == 5
 
     def test_median_size_4_through_with_params(self):
-        with pytest.raises(ParameterError, match="denoise.size: expected an odd integer"):
+        with pytest.raises(ParameterError, match=r"denoise\.size: expected an odd integer"):
             Pipeline.preset("bi,s,me").with_params({"denoise.size": 4})
 
     @pytest.mark.parametrize(
@@ -423,7 +423,7 @@ class TestAfter:
 
     def test_bad_kinds(self):
         full = Pipeline.preset("bi,s,ga")
-        with pytest.raises(UnknownStageError, match="no stage of kind 'demosiac'.*did you mean 'demosaic'"):
+        with pytest.raises(UnknownStageError, match=r"no stage of kind 'demosiac'.*did you mean 'demosaic'"):
             full.after("demosiac")
         with pytest.raises(
             ConfigError, match=r"after\('black_level'\): the stages after it must start on an RGB view, but 'demosaic', which takes a raw mosaic"
@@ -517,7 +517,7 @@ class TestDeviceCleanModule:
 
     @pytest.mark.parametrize("camera", ["microscopy", "drone"])
     @pytest.mark.parametrize("preset", ONE_PER_DEMOSAIC)
-    @pytest.mark.parametrize("dtype, before_gamma, mean_after, max_after", [(torch.float16, 4e-3, 1e-3, 0.1), (torch.bfloat16, 3e-2, 5e-3, 0.35)])
+    @pytest.mark.parametrize(("dtype", "before_gamma", "mean_after", "max_after"), [(torch.float16, 4e-3, 1e-3, 0.1), (torch.bfloat16, 3e-2, 5e-3, 0.35)])
     def test_half_precision_is_close_to_float32(self, preset, camera, dtype, before_gamma, mean_after, max_after):
         """On the same input numbers: before gamma within ``before_gamma`` × the largest value
         (about 4 and 8 units in the last place), after it within ``mean_after`` on average

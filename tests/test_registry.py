@@ -137,7 +137,7 @@ class TestRuntimePlugins:
     def test_duplicate_stage_names_both_providers(self, registry):
         registry.register(LensPlugin(), name="first-lens")
         registry.register(LensPlugin(), name="second-lens")
-        with pytest.raises(PluginError, match="lens=vignette.*'first-lens'.*'second-lens'"):
+        with pytest.raises(PluginError, match=r"lens=vignette.*'first-lens'.*'second-lens'"):
             registry.stages()
 
     def test_duplicate_camera_from_two_plugins_names_both(self, registry):
@@ -160,7 +160,7 @@ class TestRuntimePlugins:
     def test_strict_mode_raises(self):
         strict = Registry(entry_points=False, strict=True)
         strict.register(BrokenHookPlugin(), name="broken")
-        with pytest.raises(PluginError, match="broken.*boom"):
+        with pytest.raises(PluginError, match=r"broken.*boom"):
             strict.stages()
 
     def test_unregister(self, registry):
@@ -522,7 +522,7 @@ class TestEntryPoints:
     def test_strict_env_raises_on_broken_import(self, installed_plugins, monkeypatch):
         monkeypatch.delenv("ISPKIT_DISABLE_PLUGINS", raising=False)
         monkeypatch.setenv("ISPKIT_STRICT_PLUGINS", "1")
-        with pytest.raises(PluginError, match="ispkit-plugin-broken.*missing optional dependency"):
+        with pytest.raises(PluginError, match=r"ispkit-plugin-broken.*missing optional dependency"):
             Registry()
 
     def test_cli_lists_providers_and_failures(self, installed_plugins, monkeypatch, capsys):

@@ -401,7 +401,7 @@ class TestErrors:
             scale_exposure(np.zeros((4, 4)), 0.5, drone)
 
     @pytest.mark.parametrize(
-        "kw, match",
+        ("kw", "match"),
         [
             ({"gain": 0.0, "read_noise": 1.0}, "gain"),
             ({"gain": -1.0, "read_noise": 1.0}, "gain"),

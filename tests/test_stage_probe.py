@@ -49,14 +49,14 @@ class TestInputs:
 
 
 class TestConformanceInputs:
-    NAMES = ["ramp", "uniform random", "astronaut", "coffee", "12-bit counts", "14-bit counts, dark", "16-bit counts of a 10-bit sensor"]
+    NAMES = ("ramp", "uniform random", "astronaut", "coffee", "12-bit counts", "14-bit counts, dark", "16-bit counts of a 10-bit sensor")
 
     @pytest.mark.parametrize(
         ("takes", "shape", "low", "high"), [("raw", (24, 32), 0.0, 1.0), ("rgb", (3, 24, 32), -0.25, 1.25), ("luma", (24, 32), -0.25, 1.25)]
     )
     def test_names_shapes_ranges_and_determinism(self, takes, shape, low, high):
         inputs = conformance_inputs(takes)
-        assert list(inputs) == self.NAMES
+        assert tuple(inputs) == self.NAMES
         for name, image in inputs.items():
             assert image.shape == shape and image.dtype == np.float64, name
             assert low <= image.min() and image.max() <= high and image.std() > (0.005 if "dark" in name else 0.05), name

@@ -154,7 +154,7 @@ def tiles(image: np.ndarray, size: tuple[int, int]) -> list[np.ndarray]:
     """The tiles of ``image`` in row-major order, zero-padded at the right and bottom edges."""
     th, tw = size
     h, w = image.shape[:2]
-    padded = np.zeros((-(-h // th) * th, -(-w // tw) * tw) + image.shape[2:], image.dtype)
+    padded = np.zeros((-(-h // th) * th, -(-w // tw) * tw, *image.shape[2:]), image.dtype)
     padded[:h, :w] = image
     return [padded[r : r + th, c : c + tw] for r in range(0, padded.shape[0], th) for c in range(0, padded.shape[1], tw)]
 

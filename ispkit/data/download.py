@@ -160,7 +160,7 @@ _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, TimeoutErro
 def _open(url: str, timeout: float, record: str, headers: dict[str, str] | None = None):
     request = urllib.request.Request(url, headers={"User-Agent": "ispkit", **(headers or {})})
     try:
-        return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (http(s) URLs only, checked below)
+        return urllib.request.urlopen(request, timeout=timeout)  # http(s) URLs only, checked below
     except urllib.error.HTTPError as exc:
         if exc.code == 416:
             raise
@@ -407,7 +407,7 @@ def _zip_members(archive: Path, stack: contextlib.ExitStack) -> list[_Member]:
 
 
 def _tar_members(archive: Path, stack: contextlib.ExitStack) -> list[_Member]:
-    tf = stack.enter_context(tarfile.open(archive))
+    tf = stack.enter_context(tarfile.open(archive))  # noqa: SIM115 - the caller's ExitStack closes it
     out = []
     for member in tf.getmembers():
         name = _safe_key(member.name, f"archive {archive.name}", "member")

@@ -208,7 +208,7 @@ def synthesize_drone(
             _expose(scene, camera, paths, intensities, exposure_seed, read_noise=DRONE_READ_NOISE)
             if not mask_path.exists():
                 png = Image.fromarray(mask.astype(np.uint8) * 255)
-                atomic_write(mask_path, lambda tmp: png.save(tmp, format="PNG"))
+                atomic_write(mask_path, lambda tmp, png=png: png.save(tmp, format="PNG"))
         if progress is not None:
             progress(i + 1, n_frames)
     return root

@@ -92,7 +92,7 @@ def plot_curves(results: AdjustmentResults) -> Figure:
     n = len(keys)
     fig = new_figure(1.0 + 4.2 * n, 4.0)
     axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
-    for ax, key in zip(axes, keys):
+    for ax, key in zip(axes, keys, strict=True):
         for arm in _arms(results, key):
             curve = np.asarray(results.curves[key][arm], dtype=float)
             if curve.ndim != 2 or 0 in curve.shape:

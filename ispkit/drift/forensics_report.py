@@ -93,7 +93,7 @@ def plot_signature(results: ForensicsResults) -> Figure:
     fig = new_figure(12.0, 4.8)
     left, right = fig.subplots(1, 2, sharey=True)
     colours = [f"C{i % 10}" for i in range(len(results.subsets))]
-    for subset, row, colour in zip(results.subsets, metric, colours):
+    for subset, row, colour in zip(results.subsets, metric, colours, strict=True):
         left.plot(x, row, marker="o", color=colour, label=subset)
     left.axhline(results.baseline, color="black", linestyle="--", linewidth=1, label="baseline")
     left.axhline(results.baseline - results.tolerance, color="black", linestyle=":", linewidth=1, label=f"baseline − {results.tolerance:g}")
@@ -102,7 +102,7 @@ def plot_signature(results: ForensicsResults) -> Figure:
     left.set_xticks(x, labels=[_lam(lam) for lam in lambdas])
     left.minorticks_off()
     if any(math.isinf(lam) for lam in lambdas) and len(lambdas) > 1:
-        finite = [p for p, lam in zip(x, lambdas) if not math.isinf(lam)]
+        finite = [p for p, lam in zip(x, lambdas, strict=True) if not math.isinf(lam)]
         if finite:  # a light break between the finite λ and the reference
             left.axvline(math.sqrt(max(finite) * x[-1]) if max(finite) > 0 else x[-1] / 2, color="#bbb", linewidth=0.8)
     left.set_xlabel("λ (weight of the view distance; ∞ = reference)")
@@ -110,9 +110,9 @@ def plot_signature(results: ForensicsResults) -> Figure:
     left.set_title(f"{results.metric} against λ", fontsize=10)
     left.legend(fontsize=8)
 
-    for subset, drow, mrow, colour in zip(results.subsets, distance, metric, colours):
+    for subset, drow, mrow, colour in zip(results.subsets, distance, metric, colours, strict=True):
         right.plot(drow, mrow, marker="o", linestyle="none", color=colour, label=subset)
-        for lam, d, m in zip(lambdas, drow, mrow):
+        for lam, d, m in zip(lambdas, drow, mrow, strict=True):
             if np.isfinite(d) and np.isfinite(m):
                 right.annotate(f"λ={_lam(lam)}", (d, m), textcoords="offset points", xytext=(4, 4), fontsize=7, color=colour)
     right.axhline(results.baseline, color="black", linestyle="--", linewidth=1)
@@ -173,7 +173,7 @@ def plot_views(
     panel = 2.2
     fig = new_figure(panel * cols + 0.4, panel * h / w * rows + 1.0)
     axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
-    for col, (lam, v) in enumerate(zip(lambdas, views)):
+    for col, (lam, v) in enumerate(zip(lambdas, views, strict=True)):
         for row in range(rows):
             ax = axes[row, col]
             ax.imshow(v[row].transpose(1, 2, 0), interpolation="nearest")

@@ -169,7 +169,7 @@ def plot_worst_pair(view_a: np.ndarray, view_b: np.ndarray, train: str, test: st
     for ax, view, name, label in ((axes[0], a, train, "A"), (axes[1], b, test, "B")):
         ax.imshow(np.clip(view.transpose(1, 2, 0), 0.0, 1.0), interpolation="nearest")
         ax.set_title(f"{label}: through {name}", fontsize=9)
-    for ax, channel, values in zip(axes[2:], "RGB", diff):
+    for ax, channel, values in zip(axes[2:], "RGB", diff, strict=True):
         image = ax.imshow(values, cmap=DIFF_CMAP, vmin=0.0, vmax=vmax, interpolation="nearest")
         ax.set_title(f"|A − B|, {channel} (max {values.max():.3f})", fontsize=9)
         fig.colorbar(image, ax=ax, shrink=0.8)
@@ -370,7 +370,7 @@ def _corruption_table(results: SynthesisResults) -> str:
         return "<p>No corruptions were evaluated.</p>"
     table = _corruption_values(results, results.metric).mean(axis=(0, 3))  # (C, S)
     head = "".join(f"<th>severity {escape(str(s))}</th>" for s in results.severities)
-    body = "".join(f"<tr><td>{escape(name)}</td>{''.join(_number_cell(v) for v in row)}</tr>" for name, row in zip(results.corruptions, table))
+    body = "".join(f"<tr><td>{escape(name)}</td>{''.join(_number_cell(v) for v in row)}</tr>" for name, row in zip(results.corruptions, table, strict=True))
     return (
         f"<table><caption>{escape(results.metric)} under corruptions, mean over train pipelines and folds</caption>"
         f"<thead><tr><th>corruption</th>{head}</tr></thead><tbody>{body}</tbody></table>"

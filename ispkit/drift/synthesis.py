@@ -39,7 +39,7 @@ from ..corruptions import CORRUPTIONS
 from ..tasks.checkpoint import save_checkpoint
 from ..tasks.metrics import PRIMARY_METRIC
 from ..tasks.state import load_state
-from ..tasks.training import evaluate, fit
+from ..tasks.training import Evaluation, evaluate_detailed, fit
 from .config import SynthesisConfig
 from .execution import execute
 from .report import write_report
@@ -58,11 +58,11 @@ def _evaluate_unit(
     network: torch.nn.Module, bank: ViewBank, data: RawSet, config: SynthesisConfig, test: np.ndarray, train_label: str, seed: int
 ) -> dict[str, Any]:
     batch = config.training.batch_size
-    scores = {q: evaluate(network, bank.source(q), data.targets, test, batch_size=batch) for q in config.test_pipelines}
+    evaluations = {q: evaluate_detailed(network, bank.source(q), data.targets, test, batch_size=batch) for q in config.test_pipelines}
     source = bank.source(train_label)
     width = source(torch.as_tensor(test[:1])).shape[-1]
     scale = config.corruptions.scale or width / 224
-    corrupted: dict[str, dict[str, dict[str, float]]] = {}
+    corrupted: dict[str, dict[str, Evaluation]] = {}
     for c, name in enumerate(config.corruptions.names):
         corrupted[name] = {}
         for severity in config.corruptions.severities:
@@ -71,8 +71,22 @@ def _evaluate_unit(
             def corrupt(index: torch.Tensor, name: str = name, severity: int = severity, generator: torch.Generator = generator) -> torch.Tensor:
                 return CORRUPTIONS[name](source(index), severity, generator=generator, scale=scale)
 
-            corrupted[name][str(severity)] = evaluate(network, corrupt, data.targets, test, batch_size=batch)
-    return {"pipelines": scores, "corruptions": corrupted}
+            corrupted[name][str(severity)] = evaluate_detailed(network, corrupt, data.targets, test, batch_size=batch)
+    result: dict[str, Any] = {
+        "pipelines": {q: e.metrics for q, e in evaluations.items()},
+        "corruptions": {name: {s: e.metrics for s, e in by_severity.items()} for name, by_severity in corrupted.items()},
+    }
+    if data.task == "classification":  # the confusion matrices (true × predicted class) of the same predictions
+        result["confusion"] = {
+            "pipelines": {q: _counts(e) for q, e in evaluations.items()},
+            "corruptions": {name: {s: _counts(e) for s, e in by_severity.items()} for name, by_severity in corrupted.items()},
+        }
+    return result
+
+
+def _counts(evaluation: Evaluation) -> list[list[int]]:
+    assert evaluation.confusion is not None  # classification
+    return evaluation.confusion.tolist()
 
 
 class SynthesisStudy(Study):

@@ -147,7 +147,9 @@ def epoch_metrics(history: dict[str, list]) -> Metrics:
     [({'loss': 0.9}, 1)]
     """
     validation = history.get("validation") or [{}] * len(history["loss"])
-    return [({"loss": loss, **{f"val_{k}": v for k, v in scores.items()}}, e) for e, (loss, scores) in enumerate(zip(history["loss"], validation), 1)]
+    return [
+        ({"loss": loss, **{f"val_{k}": v for k, v in scores.items()}}, e) for e, (loss, scores) in enumerate(zip(history["loss"], validation, strict=True), 1)
+    ]
 
 
 def duration(seconds: float) -> str:

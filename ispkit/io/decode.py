@@ -271,7 +271,7 @@ def _check_ranges(structure: TiffStructure, layout: ImageLayout, bad) -> None:
     for index, count in enumerate(layout.counts.tolist()):
         allowed = _allowed_bytes(layout, index)
         if count not in allowed:
-            plane, _, _, rows, columns = layout.segment(index)
+            _, _, _, rows, columns = layout.segment(index)
             raise bad(
                 f"its uncompressed {kind} {index} holds {count} bytes, but {rows}×{columns} pixels of "
                 f"{layout.bits}-bit samples need {allowed[0]} (a corrupt header: wrong size, BitsPerSample or Compression?)"
@@ -296,7 +296,7 @@ def decode_image(data, structure: TiffStructure, layout: ImageLayout, *, what: s
     """
     out = np.empty((layout.height, layout.width, layout.samples), layout.dtype)
     per_segment = 1 if layout.planar else layout.samples
-    for index, (offset, count) in enumerate(zip(layout.offsets.tolist(), layout.counts.tolist())):
+    for index, (offset, count) in enumerate(zip(layout.offsets.tolist(), layout.counts.tolist(), strict=True)):
         plane, top, left, rows, columns = layout.segment(index)
         where = f"{'tile' if layout.tiled else 'strip'} {index}"
         try:

@@ -799,7 +799,9 @@ def _shading_fields(per_site: list[list[tuple[GainMap, int]]], height: int, widt
     nodes = np.arange(SHADING_POINTS) * spacing[0]
     grids = [_product_at(site, nodes, nodes) for site in per_site]
     probe = (np.arange(257) + 0.5) / 257
-    worst = max(float(np.abs(_product_at(site, probe, probe) - _bilinear(grid, probe * (SHADING_POINTS - 1))).max()) for site, grid in zip(per_site, grids))
+    worst = max(
+        float(np.abs(_product_at(site, probe, probe) - _bilinear(grid, probe * (SHADING_POINTS - 1))).max()) for site, grid in zip(per_site, grids, strict=True)
+    )
     notes.append(f"GainMap ({described} points) resampled onto a {SHADING_POINTS}×{SHADING_POINTS} grid per site: largest difference {worst:.2g}")
     return {"shading_map": np.stack(grids), "shading_origin": (0.0, 0.0), "shading_spacing": spacing}
 

@@ -104,18 +104,18 @@ class RawImage:
         if self.crop is None:
             return self
         top, left, bottom, right = self.crop
-        t, l, b, r = top - top % 2, left - left % 2, bottom + bottom % 2, right + right % 2
+        r0, c0, r1, c1 = top - top % 2, left - left % 2, bottom + bottom % 2, right + right % 2
         levels = self.levels
         if levels is not None:
             rows, cols = levels.black.shape[:2]
             levels = replace(
                 levels,
-                black=np.roll(levels.black, (-t % rows, -l % cols), axis=(0, 1)),
-                delta_rows=None if levels.delta_rows is None else levels.delta_rows[t:b],
-                delta_cols=None if levels.delta_cols is None else levels.delta_cols[l:r],
+                black=np.roll(levels.black, (-r0 % rows, -c0 % cols), axis=(0, 1)),
+                delta_rows=None if levels.delta_rows is None else levels.delta_rows[r0:r1],
+                delta_cols=None if levels.delta_cols is None else levels.delta_cols[c0:c1],
             )
-        camera = cropped_shading(self.camera, (t, l, b, r), self.mosaic.shape)
-        return RawImage(self.mosaic[t:b, l:r], camera, self.path, self.dng, (top - t, left - l, bottom - t, right - l), levels)
+        camera = cropped_shading(self.camera, (r0, c0, r1, c1), self.mosaic.shape)
+        return RawImage(self.mosaic[r0:r1, c0:c1], camera, self.path, self.dng, (top - r0, left - c0, bottom - r0, right - c0), levels)
 
 
 @dataclass(frozen=True, eq=False)

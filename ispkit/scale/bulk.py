@@ -352,7 +352,7 @@ def _camera_mismatch(stored: Any, camera_yaml: str) -> str | None:
         return "has no record of its raw files' camera (attrs['camera'])"
     try:
         old = Camera.from_yaml(stored)
-    except Exception:  # noqa: BLE001 - an unreadable record is a mismatch
+    except Exception:  # an unreadable record is a mismatch
         return "has an unreadable camera record (attrs['camera'])"
     new = Camera.from_yaml(camera_yaml)
     if old != new:
@@ -364,7 +364,7 @@ def _camera_mismatch(stored: Any, camera_yaml: str) -> str | None:
 def _digests_mismatch(stored: Any, digests: list[str], sources: list[str]) -> str | None:
     if not isinstance(stored, list) or len(stored) != len(digests):
         return "has no record of its source files' contents (attrs['digests']; made by an older ispkit?)"
-    for path, old, new in zip(sources, stored, digests):
+    for path, old, new in zip(sources, stored, digests, strict=True):
         if old != new:
             return f"was made from other file contents: {Path(path).name} has changed since (stored {str(old)[:19]}..., now {new[:19]}...)"
     return None
@@ -373,7 +373,7 @@ def _digests_mismatch(stored: Any, digests: list[str], sources: list[str]) -> st
 def _pipeline_mismatch(stored: Any, pipeline: Pipeline) -> str | None:
     try:
         same = isinstance(stored, str) and Pipeline.from_yaml(stored) == pipeline
-    except Exception:  # noqa: BLE001 - an unreadable record is a mismatch
+    except Exception:  # an unreadable record is a mismatch
         same = False
     return None if same else "was made by another pipeline (attrs['pipeline'] differs)"
 

@@ -57,9 +57,11 @@ def connect(scheduler: Any, workers: int = 1) -> Iterator[Any]:
         return
     if scheduler in (None, "local"):
         distributed = need("distributed")
-        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
-            with distributed.Client(cluster) as client:
-                yield client
+        with (
+            distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            yield client
         return
     if workers != 1:
         raise InputError(f"workers={workers} applies to scheduler 'local' only; a cluster at {scheduler} has the workers started there")

@@ -15,6 +15,7 @@ then loaded the same way.
 
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 from pathlib import Path
@@ -102,5 +103,5 @@ def _unpickler_reason(exc: Exception) -> tuple[bool, str]:
     refused = [line for line in lines if "GLOBAL" in line]
     if refused:
         return True, refused[0]
-    after = [b for a, b in zip(lines, lines[1:]) if a.endswith("WeightsUnpickler error:")]
+    after = [b for a, b in itertools.pairwise(lines) if a.endswith("WeightsUnpickler error:")]
     return False, (after or [f"{type(exc).__name__}: corrupt pickle data"])[0]

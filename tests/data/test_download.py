@@ -173,7 +173,7 @@ def test_resume_restarts_when_the_server_ignores_ranges(record, tmp_path):
 
 def test_checksum_mismatch_raises_and_leaves_no_file(record, tmp_path):
     record.checksums["README.txt"] = "md5:" + "0" * 32
-    with pytest.raises(DownloadError, match="README.txt: checksum mismatch"):
+    with pytest.raises(DownloadError, match=r"README\.txt: checksum mismatch"):
         download_record(tmp_path, base_url=record.url)
     assert not (tmp_path / "README.txt").exists()
     assert not (tmp_path / "README.txt.part").exists()
@@ -263,7 +263,7 @@ def _evil_tar() -> bytes:
 
 
 @pytest.mark.parametrize(
-    "key, make, why",
+    ("key", "make", "why"),
     [
         ("evil.zip", _evil_zip, "it leaves the dataset folder"),
         ("evil.tar.gz", _evil_tar, "absolute or empty"),
@@ -541,7 +541,7 @@ def test_an_archive_declaring_too_much_in_total_is_refused(server, tmp_path):
 
 def test_a_member_yielding_more_than_its_header_declares_is_cut_off(tmp_path):
     member = dl._Member("m.raw", False, 10, None, lambda: io.BytesIO(b"x" * (5 << 20)))
-    with pytest.raises(DownloadError, match="refusing member 'm.raw': it holds more than the 10 bytes its header declares"):
+    with pytest.raises(DownloadError, match=r"refusing member 'm\.raw': it holds more than the 10 bytes its header declares"):
         dl._copy(member, tmp_path / "m.raw", tmp_path / "a.zip")
     assert (tmp_path / "m.raw").stat().st_size <= 10
 

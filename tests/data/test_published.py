@@ -27,7 +27,7 @@ def test_layout_is_the_published_one(root):
     assert (base / "SYNTHETIC.txt").read_text().startswith("Synthetic data written by ispkit")
     lines = (base / "labels" / "Ma190c_annotations.dat").read_text().splitlines()
     assert len(lines) == 30 and all(len(line.split()) == 2 for line in lines)
-    stem, label = lines[0].split()
+    stem, _ = lines[0].split()
     assert stem.startswith("Synth_lame1_zone1_composite_Mcropped_")
     for folder in ("raw_scale100", "raw_scale010"):
         page = tifffile.imread(base / "images" / folder / f"{stem}.tiff")
@@ -63,7 +63,7 @@ def test_drone_tiles(root):
     cls = RawDroneClassification(root, intensity=0.01)
     assert set(cls.labels.tolist()) == {0, 1} and cls.classes == ["no car", "car"]
     fractions = [float(RawDroneSegmentation(root)._masks[f][r : r + 256, c : c + 256].mean()) for f, r, c in cls.index]
-    assert all((f > 0.01) == bool(label) and (f > 0.01 or f == 0) for f, label in zip(fractions, cls.labels))
+    assert all((f > 0.01) == bool(label) and (f > 0.01 or f == 0) for f, label in zip(fractions, cls.labels, strict=True))
 
 
 def test_resume_keeps_existing_files(root):
@@ -101,7 +101,7 @@ def test_intensities():
     assert [intensity_folder(i) for i in INTENSITIES] == [
         "raw_scale100", "raw_scale075", "raw_scale050", "raw_scale025", "raw_scale010", "raw_scale005", "raw_scale001",
     ]  # fmt: skip
-    with pytest.raises(InputError, match="intensity 0.001 was not published.*scale_exposure"):
+    with pytest.raises(InputError, match=r"intensity 0\.001 was not published.*scale_exposure"):
         intensity_folder(0.001)
 
 
@@ -135,7 +135,7 @@ def test_a_daemonic_process_writes_in_process(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "call, message",
+    ("call", "message"),
     [
         (lambda out: synthesize_microscopy(out, n=0), "n must be at least 1, got 0"),
         (lambda out: synthesize_drone(out, n_frames=0), "n_frames must be at least 1, got 0"),

@@ -39,7 +39,7 @@ def test_folds_are_balanced_in_size_and_class():
 def test_deterministic_by_seed():
     a = grouped_stratified_kfold(ZONES, LABELS, seed=3)
     b = grouped_stratified_kfold(ZONES, LABELS, seed=3)
-    assert all(np.array_equal(x[1], y[1]) for x, y in zip(a, b))
+    assert all(np.array_equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
 
 
 def test_unlabelled_groups_balance_sizes():
@@ -51,7 +51,7 @@ def test_unlabelled_groups_balance_sizes():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    ("kwargs", "message"),
     [
         ({"groups": ["a", "b"], "n_splits": 3}, "3 folds need at least 3 groups, got 2"),
         ({"groups": ["a", "b", "c"], "n_splits": 1}, "n_splits must be an integer >= 2"),

@@ -50,7 +50,7 @@ def test_car_tiles_are_the_tiles_with_cars(frame):
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    ("kwargs", "message"),
     [({"height": 100, "width": 256}, "at least 128"), ({"height": 255, "width": 256}, "even"), ({"n_cars": -1}, "n_cars")],
 )
 def test_errors(kwargs, message):

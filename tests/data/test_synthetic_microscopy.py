@@ -51,7 +51,7 @@ def test_classes_are_learnable_from_simple_features():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    ("kwargs", "message"),
     [({"label": "XYZ"}, "unknown Raw-Microscopy class 'XYZ'"), ({"label": "LYT", "size": 33}, "even and at least 32")],
 )
 def test_errors(kwargs, message):

@@ -54,7 +54,7 @@ def install() -> None:
         import sqlalchemy.event
 
         @sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "before_cursor_execute")
-        def _statement(conn, cursor, statement, *args):  # noqa: ARG001
+        def _statement(conn, cursor, statement, *args):  # SQLAlchemy's listener signature
             if "_alembic_tmp" in statement:
                 hit()
 

@@ -56,18 +56,18 @@ def test_curves_lines_and_bands_are_fold_mean_and_std():
     results = _results()
     fig = plot_curves(results)
     assert len(fig.axes) == 2
-    for ax, key in zip(fig.axes, KEYS):
+    for ax, key in zip(fig.axes, KEYS, strict=True):
         assert ax.get_title() == f"intensity {key}"
         assert [line.get_label() for line in ax.lines] == ARMS
         assert len(ax.collections) == 3
-        for arm, line, band in zip(ARMS, ax.lines, ax.collections):
+        for arm, line, band in zip(ARMS, ax.lines, ax.collections, strict=True):
             curve = results.curves[key][arm]
             mean, std = curve.mean(0), curve.std(0)
             np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3])
             np.testing.assert_allclose(line.get_ydata(), mean)
             assert line.get_color() == ARM_COLOURS[arm]
             vertices = band.get_paths()[0].vertices
-            for x, low, high in zip([1, 2, 3], mean - std, mean + std):
+            for x, low, high in zip([1, 2, 3], mean - std, mean + std, strict=True):
                 ys = vertices[np.isclose(vertices[:, 0], x), 1]
                 assert np.isclose(ys.min(), low) and np.isclose(ys.max(), high)
     assert fig.axes[0].get_ylabel() == "validation accuracy"

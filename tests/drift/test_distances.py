@@ -41,7 +41,7 @@ def _batch(images: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tens
 
 def _skimage_ssim(reference: np.ndarray, view: np.ndarray) -> float:
     """Mean over images of scikit-image's SSIM (every image has the same cropped area, so this is the pixel mean)."""
-    return float(np.mean([structural_similarity(a, b, **SKIMAGE_SETTINGS) for a, b in zip(reference, view)]))
+    return float(np.mean([structural_similarity(a, b, **SKIMAGE_SETTINGS) for a, b in zip(reference, view, strict=True)]))
 
 
 @pytest.mark.parametrize("kind", ["noise", "blur", "gamma", "shift"])

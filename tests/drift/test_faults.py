@@ -155,7 +155,7 @@ def test_full_disk_is_one_clear_error_and_the_run_resumes_after_space_is_freed(e
     assert full.returncode == 2, full.stderr
     assert "Traceback" not in full.stderr
     (line,) = [line for line in full.stderr.splitlines() if line.strip()]
-    assert line.startswith("ispkit: error: cannot write ") and "No space left on device" in line or "disk is full" in line
+    assert line.startswith("ispkit: error: cannot write ") and ("No space left on device" in line or "disk is full" in line)
     assert line.endswith(f"what finished is kept in {out}: free space (or make it writable) and run the same command to resume")
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     final = run(experiment, out)

@@ -37,9 +37,11 @@ def worker_threads():
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
+    with (
+        distributed.LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
 
 
 def test_synthesis_grid_equals_one_process_and_is_tracked(tmp_path, client, tiny):
@@ -112,7 +114,7 @@ def test_a_worker_killed_mid_unit_loses_nothing(tmp_path, client, tiny):
     def drive() -> None:
         try:
             outcome["results"] = run_synthesis(config, run, tracking=False, scheduler=client, progress=progress)
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as error:  # reported by the assertion below
             outcome["error"] = error
 
     driver = threading.Thread(target=drive)

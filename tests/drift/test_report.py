@@ -171,7 +171,7 @@ def test_segmentation_plots_the_requested_metric() -> None:
     fig = plot_corruptions(results, "dice")
     np.testing.assert_allclose(fig.axes[0].images[0].get_array(), results.corruption_mean("dice").mean(axis=2))
     assert fig.axes[1].get_ylabel() == "dice"
-    with pytest.raises(InputError, match="unknown metric 'dic'.*did you mean 'dice'"):
+    with pytest.raises(InputError, match=r"unknown metric 'dic'.*did you mean 'dice'"):
         plot_matrix(results, "dic")
 
 

@@ -61,7 +61,8 @@ def test_json_and_csv_round_trip(tmp_path):
     r = _results()
     loaded = SynthesisResults.load(r.save(tmp_path / "r.json"))
     assert loaded.to_dict() == r.to_dict()
-    rows = list(csv.DictReader(open(r.to_csv(tmp_path / "r.csv"))))
+    with open(r.to_csv(tmp_path / "r.csv"), newline="") as table:
+        rows = list(csv.DictReader(table))
     assert len(rows) == 2 * 3 * 2 + 2 * 1 * 2 * 2
     first = rows[0]
     assert (first["kind"], first["train"], first["test"], first["fold"]) == ("pipeline", "a", "a", "0")

@@ -182,7 +182,7 @@ def _mutants(content: bytes, rng: np.random.Generator) -> list[bytes]:
         mutant = bytearray(content)
         at = int(rng.choice(entries))
         field = int(rng.integers(0, 3))
-        value = int(rng.choice(EXTREMES + [size, size - 1, int(rng.integers(0, 2**32))]))
+        value = int(rng.choice([*EXTREMES, size, size - 1, int(rng.integers(0, 2**32))]))
         if field == 0:
             struct.pack_into(order + "H", mutant, at + 2, value & 0xFFFF)
         else:
@@ -248,7 +248,9 @@ def _huge(content: bytes, order: str, entries: list[int]) -> list[bytes]:
     return out
 
 
-BOMB = "ispkit-camera: 1\nname: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(f"{k}: &{k} [{', '.join(['*' + p] * 9)}]\n" for p, k in zip("abcdefg", "bcdefgh"))
+BOMB = "ispkit-camera: 1\nname: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{k}: &{k} [{', '.join(['*' + p] * 9)}]\n" for p, k in zip("abcdefg", "bcdefgh", strict=True)
+)
 HOSTILE_YAML = [
     BOMB,
     "ispkit-camera: 1\nname: " + "[" * 5000 + "]" * 5000 + "\n",

@@ -148,7 +148,7 @@ class TestLibRawLive:
         assert correlated_color_temperature(D65_XY) > 6500  # beyond the D65 calibration: weight 0 on the A matrix
 
         def rationals(values):
-            return [v for x in values for v in (int(round(x * 1e6)), 1_000_000)]
+            return [v for x in values for v in (round(x * 1e6), 1_000_000)]
 
         stored = np.round(chart.mosaic[560:1000, 640:1320] * 16383).astype(np.uint16)
         main = {50721: (tm.SRATIONAL, rationals(cm_a)), 50722: (tm.SRATIONAL, rationals(cm_d65)), 50778: (tm.SHORT, [17]), 50779: (tm.SHORT, [21]),

@@ -12,15 +12,15 @@ import pytest
 pytest.importorskip("dask")
 pytest.importorskip("zarr")
 
-import zarr  # noqa: E402
+import zarr
 
-from ispkit.camera import Camera  # noqa: E402
-from ispkit.data.synthesize import synthesize_microscopy  # noqa: E402
-from ispkit.errors import InputError  # noqa: E402
-from ispkit.io import read_raw, write_raw  # noqa: E402
-from ispkit.pipeline import Pipeline  # noqa: E402
-from ispkit.scale import bulk  # noqa: E402
-from ispkit.scale.bulk import open_bulk, raw_archive, synthesize_bulk  # noqa: E402
+from ispkit.camera import Camera
+from ispkit.data.synthesize import synthesize_microscopy
+from ispkit.errors import InputError
+from ispkit.io import read_raw, write_raw
+from ispkit.pipeline import Pipeline
+from ispkit.scale import bulk
+from ispkit.scale.bulk import open_bulk, raw_archive, synthesize_bulk
 
 PRESETS = ["ma,s,me", "bi,u,ga"]
 
@@ -128,7 +128,7 @@ def test_bad_arguments(archive, tmp_path):
         synthesize_bulk(archive, PRESETS, tmp_path / "s.zarr", backend="jax")
     with pytest.raises(InputError, match="single pipeline"):
         synthesize_bulk(archive, "ma,s,me", tmp_path / "s.zarr")
-    with pytest.raises(InputError, match="no .* files"):
+    with pytest.raises(InputError, match=r"no .* files"):
         raw_archive(tmp_path)
 
 
@@ -163,7 +163,7 @@ def test_same_label_with_another_gamma_refused(archive, tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"array 'drift' exists and was made by another pipeline.*overwrite=True"):
         synthesize_bulk(archive, {"drift": steeper}, store)
     assert calls == []
-    assert all(np.array_equal(a, b) for a, b in zip(_store_state(store, "drift"), (views, done)))
+    assert all(np.array_equal(a, b) for a, b in zip(_store_state(store, "drift"), (views, done), strict=True))
     out = synthesize_bulk(archive, {"drift": steeper}, store, overwrite=True)
     expected = np.stack([steeper(read_raw(f).mosaic) for f in archive.paths]).astype(np.float32)
     assert np.array_equal(out["drift"][:], expected) and not np.array_equal(expected, views)
@@ -187,7 +187,7 @@ def test_source_file_with_changed_content_refused(folder, tmp_path, monkeypatch)
     archive = raw_archive(src)  # same names, shape and camera: only the bytes tell
     with pytest.raises(InputError, match=rf"other file contents: {victim.name} has changed since \(stored sha256:"):
         synthesize_bulk(archive, ["ma,s,me"], store)
-    assert calls == [] and all(np.array_equal(a, b) for a, b in zip(_store_state(store, "ma,s,me"), (views, done)))
+    assert calls == [] and all(np.array_equal(a, b) for a, b in zip(_store_state(store, "ma,s,me"), (views, done), strict=True))
     out = synthesize_bulk(archive, ["ma,s,me"], store, overwrite=True)
     assert np.array_equal(out["ma,s,me"][:], reference(archive, "ma,s,me"))
     assert out["ma,s,me"].attrs["digests"][2] == "sha256:" + hashlib.sha256(victim.read_bytes()).hexdigest()
@@ -221,7 +221,7 @@ def test_resume_over_raws_of_another_camera_refused(folder, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "attr, value, message",
+    ("attr", "value", "message"),
     [
         ("digests", None, r"has no record of its source files' contents"),
         ("digests", "sha256:0", r"has no record of its source files' contents"),
@@ -250,9 +250,11 @@ def test_store_whose_records_are_missing_or_damaged_refused(archive, tmp_path, a
 def test_local_cluster_matches_threads(archive, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     threaded = synthesize_bulk(archive, PRESETS, tmp_path / "threads.zarr")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
-        with distributed.Client(cluster) as client:
-            clustered = synthesize_bulk(archive, PRESETS, tmp_path / "cluster.zarr", scheduler=client)
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        clustered = synthesize_bulk(archive, PRESETS, tmp_path / "cluster.zarr", scheduler=client)
     for name in PRESETS:
         assert np.array_equal(clustered[name][:], threaded[name][:])
 
@@ -268,23 +270,25 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path_factory, tmp_path):
     root = synthesize_microscopy(tmp_path_factory.mktemp("bulk-kill"), n=24, seed=1, size=256, intensities=(1.0,), workers=1)
     archive = raw_archive(root / "microscopy" / "images" / "raw_scale100")
     store = tmp_path / "s.zarr"
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
-        with distributed.Client(cluster) as client:
-            pids = client.run(os.getpid)
-            outcome: dict[str, object] = {}
-            driver = threading.Thread(target=lambda: outcome.update(written=synthesize_bulk(archive, PRESETS, store, scheduler=client)))
-            driver.start()
-            flags = None
-            for _ in range(2000):  # wait until a few images are written, then kill a busy worker
-                with contextlib.suppress(KeyError, FileNotFoundError):  # the store is still being laid out
-                    flags = zarr.open_group(store, mode="r")[bulk.DONE_GROUP]
-                    if sum(int(np.sum(flags[p][:])) for p in PRESETS) >= 4:
-                        break
-                driver.join(0.01)
-            busy = [address for address, keys in client.processing().items() if keys]
-            assert flags is not None and busy and driver.is_alive(), "the run ended before a worker could be killed"
-            os.kill(pids[busy[0]], signal.SIGKILL)
-            driver.join(300)
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        pids = client.run(os.getpid)
+        outcome: dict[str, object] = {}
+        driver = threading.Thread(target=lambda: outcome.update(written=synthesize_bulk(archive, PRESETS, store, scheduler=client)))
+        driver.start()
+        flags = None
+        for _ in range(2000):  # wait until a few images are written, then kill a busy worker
+            with contextlib.suppress(KeyError, FileNotFoundError):  # the store is still being laid out
+                flags = zarr.open_group(store, mode="r")[bulk.DONE_GROUP]
+                if sum(int(np.sum(flags[p][:])) for p in PRESETS) >= 4:
+                    break
+            driver.join(0.01)
+        busy = [address for address, keys in client.processing().items() if keys]
+        assert flags is not None and busy and driver.is_alive(), "the run ended before a worker could be killed"
+        os.kill(pids[busy[0]], signal.SIGKILL)
+        driver.join(300)
     assert not driver.is_alive() and "written" in outcome
     done = zarr.open_group(store, mode="r")[bulk.DONE_GROUP]
     for name in PRESETS:

@@ -6,22 +6,19 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from ispkit.errors import InputError  # noqa: E402
-from ispkit.scale.cluster import connect, cores, in_process  # noqa: E402
+from ispkit.errors import InputError
+from ispkit.scale.cluster import connect, cores, in_process
 
 
 def test_connect_checks_its_arguments():
     with connect("local") as client:
         assert client is None
-    with pytest.raises(InputError, match="applies to scheduler 'local' only"):
-        with connect("tcp://127.0.0.1:1", workers=2):
-            pass
-    with pytest.raises(InputError, match="expected 'local', an address"):
-        with connect("somewhere"):
-            pass
-    with pytest.raises(InputError, match="at least 1"):
-        with connect("local", workers=0):
-            pass
+    with pytest.raises(InputError, match="applies to scheduler 'local' only"), connect("tcp://127.0.0.1:1", workers=2):
+        pass
+    with pytest.raises(InputError, match="expected 'local', an address"), connect("somewhere"):
+        pass
+    with pytest.raises(InputError, match="at least 1"), connect("local", workers=0):
+        pass
 
 
 @pytest.mark.slow  # ~5 s: starts two worker processes

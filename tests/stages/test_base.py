@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
@@ -73,7 +75,7 @@ class TestIntParam:
 
 
 class TestBoolParam:
-    @pytest.mark.parametrize("value, expected", [(True, True), (False, False), (np.array(True), True)])
+    @pytest.mark.parametrize(("value", "expected"), [(True, True), (False, False), (np.array(True), True)])
     def test_accepts_bools(self, value, expected):
         assert FLAG.validate(value, "demosaic.refining_step") is expected
 
@@ -111,7 +113,7 @@ class TestStage:
 
 
 class TestStageModule:
-    values = {"factor": Scale.param("factor").validate(2.0, "scale.factor"), "size": 3, "flag": True}
+    values: ClassVar[dict[str, object]] = {"factor": Scale.param("factor").validate(2.0, "scale.factor"), "size": 3, "flag": True}
 
     def test_scalars_parameters_and_buffers(self):
         m = StageModule(Scale, self.values, "RGGB", frozenset({"factor"}))
@@ -127,7 +129,7 @@ class TestStageModule:
         values = m.values(torch.zeros(1, dtype=dtype))
         assert values["factor"].dtype == dtype and values["size"] == 3 and values["flag"] is True
 
-    @pytest.mark.parametrize("pattern, offset", [("RGGB", 113.0), ("GRBG", 103.0)])
+    @pytest.mark.parametrize(("pattern", "offset"), [("RGGB", 113.0), ("GRBG", 103.0)])
     def test_forward_passes_pattern_and_scalars(self, pattern, offset):
         m = StageModule(Scale, self.values, pattern, frozenset({"factor"}))
         out = m(torch.full((1, 3, 1, 1), 0.5))

@@ -134,7 +134,7 @@ class TestParamValidate:
     def test_bounds_inclusive(self):
         np.testing.assert_array_equal(self.param.validate([-1.0, 1.0, 0.0, 0.0], WHERE), [-1.0, 1.0, 0.0, 0.0])
 
-    @pytest.mark.parametrize("value, got", [([0.1, 0.2, 0.3], "(3,)"), (0.1, "()"), ([[0.1, 0.2], [0.3, 0.4]], "(2, 2)")])
+    @pytest.mark.parametrize(("value", "got"), [([0.1, 0.2, 0.3], "(3,)"), (0.1, "()"), ([[0.1, 0.2], [0.3, 0.4]], "(2, 2)")])
     def test_wrong_shape(self, value, got):
         with pytest.raises(ParameterError) as info:
             self.param.validate(value, WHERE)

@@ -119,7 +119,7 @@ class TestParamValidate:
         out = self.param.validate([[1, 0, 0], [0, 1, 0], [0, 0, 1]], WHERE)
         assert out.dtype == np.float64 and out.shape == (3, 3) and not out.flags.writeable
 
-    @pytest.mark.parametrize("value, got", [(np.eye(2), "(2, 2)"), (np.ones(9), "(9,)"), (np.ones((1, 3, 3)), "(1, 3, 3)")])
+    @pytest.mark.parametrize(("value", "got"), [(np.eye(2), "(2, 2)"), (np.ones(9), "(9,)"), (np.ones((1, 3, 3)), "(1, 3, 3)")])
     def test_wrong_shape(self, value, got):
         with pytest.raises(ParameterError) as info:
             self.param.validate(value, WHERE)

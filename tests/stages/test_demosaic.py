@@ -198,7 +198,7 @@ class TestDemosaic:
         values = torch_values(default_values(stage))
         batch = torch.from_numpy(FIXED)
         whole = stage.torch(batch, **values, pattern=pattern)
-        for image, out in zip(batch, whole):
+        for image, out in zip(batch, whole, strict=True):
             np.testing.assert_allclose(stage.torch(image[None], **values, pattern=pattern)[0], out, rtol=0, atol=1e-14)
 
     @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
@@ -275,7 +275,7 @@ class TestGolden:
     @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
     @pytest.mark.parametrize(
         ("stage", "values", "name"),
-        [pytest.param(*p.values, n, id=p.id) for p, n in zip(CONFIGURED, ("Bilinear", "Malvar2004", "Menon2007", "Menon2007_NR"))],
+        [pytest.param(*p.values, n, id=p.id) for p, n in zip(CONFIGURED, ("Bilinear", "Malvar2004", "Menon2007", "Menon2007_NR"), strict=True)],
     )
     def test_equals_the_reference_image(self, lighthouse, stage, values, name, pattern):
         values = configured(stage, values)
@@ -383,7 +383,7 @@ class TestMenon2007:
     def test_declaration(self):
         (p,) = Menon2007.params
         assert (p.name, p.shape, p.default, p.differentiable, p.dtype) == ("refining_step", (), True, False, bool)
-        with pytest.raises(ParameterError, match="demosaic.refining_step: expected a bool"):
+        with pytest.raises(ParameterError, match=r"demosaic\.refining_step: expected a bool"):
             p.validate(1, "demosaic.refining_step")
 
     @pytest.mark.parametrize("pattern", BAYER_PATTERNS)

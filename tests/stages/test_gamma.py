@@ -215,7 +215,7 @@ class TestParamValidate:
     def test_integer_value_accepted_as_float(self):
         assert float(self.param.validate(2, WHERE)) == 2.0
 
-    @pytest.mark.parametrize("value, got", [([2.2], "(1,)"), ([[2.2]], "(1, 1)"), (np.ones(3), "(3,)")])
+    @pytest.mark.parametrize(("value", "got"), [([2.2], "(1,)"), ([[2.2]], "(1, 1)"), (np.ones(3), "(3,)")])
     def test_wrong_shape(self, value, got):
         with pytest.raises(ParameterError) as info:
             self.param.validate(value, WHERE)
@@ -269,7 +269,7 @@ class TestStageModule:
         expected = -3 * 0.25 ** (1 / 2.2) * math.log(0.25) / 2.2**2
         assert m.gamma.grad.item() == pytest.approx(expected, rel=1e-5)
 
-    @pytest.mark.parametrize("value, clamped", [(0.01, 0.1), (-5.0, 0.1), (12.0, 10.0), (3.0, 3.0)])
+    @pytest.mark.parametrize(("value", "clamped"), [(0.01, 0.1), (-5.0, 0.1), (12.0, 10.0), (3.0, 3.0)])
     def test_project_clamps_into_bounds(self, value, clamped):
         m = self.module(True)
         with torch.no_grad():

@@ -110,7 +110,7 @@ class TestParamValidate:
         assert out.dtype == np.float64 and out.shape == (3,) and not out.flags.writeable
         assert out.tolist() == [2.0, 1.0, 0.5]
 
-    @pytest.mark.parametrize("value, got", [([1.0, 1.0], "(2,)"), ([1.0] * 4, "(4,)"), (1.0, "()")])
+    @pytest.mark.parametrize(("value", "got"), [([1.0, 1.0], "(2,)"), ([1.0] * 4, "(4,)"), (1.0, "()")])
     def test_wrong_shape(self, value, got):
         with pytest.raises(ParameterError) as info:
             self.param.validate(value, WHERE)

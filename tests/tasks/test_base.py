@@ -219,7 +219,7 @@ class TestLoadWeights:
         target = _Backbone(3)
         before = {k: v.clone() for k, v in target.state_dict().items()}
         torch.save({"conv.weight": torch.zeros(2, 2), "head.weight": torch.zeros(7, 5)}, tmp_path / "other.pt")
-        with pytest.raises(InputError, match="no tensor in .* matches the model"):
+        with pytest.raises(InputError, match=r"no tensor in .* matches the model"):
             load_weights(target, tmp_path / "other.pt", what="test")
         for key, value in before.items():
             assert torch.equal(target.state_dict()[key], value)

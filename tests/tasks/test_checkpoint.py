@@ -103,7 +103,7 @@ class TestFourChannels:
 
 class TestErrors:
     def test_missing_file(self, tmp_path):
-        with pytest.raises(FileNotFoundError, match="task-model checkpoint .*missing.pt not found"):
+        with pytest.raises(FileNotFoundError, match=r"task-model checkpoint .*missing\.pt not found"):
             load_checkpoint(tmp_path / "missing.pt")
 
     def test_folder_is_not_a_file(self, tmp_path):

@@ -78,7 +78,7 @@ def demosaic_bilinear_numpy(raw: np.ndarray, kernels: np.ndarray, *, pattern: st
     """
     check_mosaic(raw, "demosaic_bilinear_numpy", batched=False)
     masks = masks_numpy(raw.shape, check_pattern(pattern))
-    return np.stack([ndimage.convolve(raw * m, k, mode="reflect") for m, k in zip(masks, kernels)])
+    return np.stack([ndimage.convolve(raw * m, k, mode="reflect") for m, k in zip(masks, kernels, strict=True)])
 
 
 def demosaic_bilinear(raw: torch.Tensor, kernels: torch.Tensor, *, pattern: str) -> torch.Tensor:

@@ -133,7 +133,7 @@ def test_gradcheck_params(stage):
     names = GRAD[stage]
 
     def f(*params):
-        return stage.torch(x, **(base | dict(zip(names, params))))
+        return stage.torch(x, **(base | dict(zip(names, params, strict=True))))
 
     inputs = tuple(base[n].clone().requires_grad_(True) for n in names)
     assert torch.autograd.gradcheck(f, inputs)

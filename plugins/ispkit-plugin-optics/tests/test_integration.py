@@ -99,7 +99,7 @@ def test_bad_parameters(fresh_registry):
         pipeline.with_params({"lens.na": 3.0})
     with pytest.raises(ParameterError):
         pipeline.with_params({"lens.defocus_um": float("inf")})
-    with pytest.raises(ConfigError, match="lens.na"):  # YAML errors carry the position
+    with pytest.raises(ConfigError, match=r"lens\.na"):  # YAML errors carry the position
         Pipeline.from_yaml(YAML.format(method="airy").replace("na: 0.75", "na: -0.75"))
 
 

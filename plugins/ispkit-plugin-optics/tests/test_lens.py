@@ -83,7 +83,7 @@ def test_gradcheck_in_na_and_defocus(stage):
 
 @pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize(
-    "name, value",
+    ("name", "value"),
     [
         ("na", 0.0),
         ("na", 2.0),

@@ -118,7 +118,7 @@ def test_gradcheck_na_scale_and_defocus(twin):
 
 @pytest.mark.parametrize("psf", [airy_psf_numpy, gaussian_psf_numpy, airy_psf, gaussian_psf])
 @pytest.mark.parametrize(
-    "args, kwargs",
+    ("args", "kwargs"),
     [
         ((0.0, 40.0, 6.5, 525.0), {}),
         ((2.5, 40.0, 6.5, 525.0), {}),

@@ -57,7 +57,7 @@ def libraw_reference(path: Path) -> dict:
         "min": int(mosaic.min()),
         "max": int(mosaic.max()),
         "mean": float(mosaic.mean()),
-        "pixels": [[int(r), int(c), int(mosaic[r, c])] for r, c in zip(rows, cols)],
+        "pixels": [[int(r), int(c), int(mosaic[r, c])] for r, c in zip(rows, cols, strict=True)],
         "black_per_site": black,
         "white_level": white,
         "pattern": pattern,

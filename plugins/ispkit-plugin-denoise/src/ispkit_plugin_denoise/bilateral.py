@@ -74,7 +74,7 @@ def window_size(win_size: int, sigma_spatial: float) -> int:
     >>> window_size(0, 1.0), window_size(0, 0.5), window_size(9, 1.0)
     (7, 5, 9)
     """
-    return win_size if win_size else max(5, 2 * int(math.ceil(3 * sigma_spatial)) + 1)
+    return win_size if win_size else max(5, 2 * math.ceil(3 * sigma_spatial) + 1)
 
 
 def _check(win_size: int, bins: int, where: str) -> None:

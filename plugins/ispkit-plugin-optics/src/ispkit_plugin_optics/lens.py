@@ -119,7 +119,8 @@ class AiryLens(Stage):
     takes = "raw"
     gives = "raw"
     cfa_aware = True
-    params = _COMMON + (
+    params = (
+        *_COMMON,
         Param(
             "supersample", (), 5, "point evaluations per pixel and axis when integrating the PSF over a pixel", bounds=(1, 15), differentiable=False, dtype=int
         ),
