@@ -48,7 +48,8 @@ def check_mosaic(x: Any, where: str, *, batched: bool) -> None:
     expected = "(N, H, W)" if batched else "(H, W)"
     if x.ndim != (3 if batched else 2):
         raise InputError(f"{where}: expected a raw mosaic {expected}, got a {x.ndim}-d {_kind(x)} of shape {tuple(x.shape)}")
-    _check_even(*x.shape[-2:], where)
+    h, w = x.shape[-2:]
+    _check_even(h, w, where)
 
 
 def check_rgb(x: Any, where: str, *, batched: bool) -> None:

@@ -26,7 +26,7 @@ __all__ = ["atomic_write", "atomic_write_text"]
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EMLINK})
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None], *, overwrite: bool = True) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object], *, overwrite: bool = True) -> Path:
     """Call ``write(tmp_path)`` and move the complete result to ``path`` in one step.
 
     Parameters

@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from .cfa import check_pattern
-from .config import Locator, check_int, check_number, check_string, holds_text_or_bool, load_yaml
+from .config import KeyPath, Locator, check_int, check_number, check_string, holds_text_or_bool, load_yaml
 from .errors import ConfigError, InputError
 
 __all__ = ["Camera", "CameraLookup", "FromCamera", "SHADING_POINTS", "use_camera_lookup"]
@@ -32,12 +32,16 @@ SHADING_POINTS = 33
 """Points per axis of a camera's lens-shading map (``Camera.shading_map`` is ``(4, 33, 33)``)."""
 
 _UNIFORM_SHADING = tuple(tuple(tuple(1.0 for _ in range(SHADING_POINTS)) for _ in range(SHADING_POINTS)) for _ in range(4))
-_SHADING_DEFAULTS = {
+_SHADING_ORIGIN: tuple[float, float] = (0.0, 0.0)
+_SHADING_SPACING: tuple[float, float] = (1.0 / (SHADING_POINTS - 1),) * 2
+_NO_VIGNETTE: tuple[float, float, float, float, float] = (0.0,) * 5
+_VIGNETTE_CENTER: tuple[float, float] = (0.5, 0.5)
+_SHADING_DEFAULTS: dict[str, object] = {
     "shading_map": _UNIFORM_SHADING,
-    "shading_origin": (0.0, 0.0),
-    "shading_spacing": (1.0 / (SHADING_POINTS - 1),) * 2,
-    "vignette": (0.0,) * 5,
-    "vignette_center": (0.5, 0.5),
+    "shading_origin": _SHADING_ORIGIN,
+    "shading_spacing": _SHADING_SPACING,
+    "vignette": _NO_VIGNETTE,
+    "vignette_center": _VIGNETTE_CENTER,
 }
 
 CameraLookup = Callable[[str], "Camera"]
@@ -133,10 +137,10 @@ class Camera:
     description: str = ""
     optics: Mapping[str, float] = field(default_factory=dict)
     shading_map: tuple[tuple[tuple[float, ...], ...], ...] = _UNIFORM_SHADING
-    shading_origin: tuple[float, float] = _SHADING_DEFAULTS["shading_origin"]
-    shading_spacing: tuple[float, float] = _SHADING_DEFAULTS["shading_spacing"]
-    vignette: tuple[float, float, float, float, float] = _SHADING_DEFAULTS["vignette"]
-    vignette_center: tuple[float, float] = (0.5, 0.5)
+    shading_origin: tuple[float, float] = _SHADING_ORIGIN
+    shading_spacing: tuple[float, float] = _SHADING_SPACING
+    vignette: tuple[float, float, float, float, float] = _NO_VIGNETTE
+    vignette_center: tuple[float, float] = _VIGNETTE_CENTER
 
     def __post_init__(self) -> None:
         """Check every field (type, shape, finiteness, range) and store it in canonical form.
@@ -172,7 +176,7 @@ class Camera:
         if not all(0.0 <= c <= 1.0 for c in self.vignette_center):
             raise _FieldError(self, "vignette_center", f"need relative coordinates in [0, 1], got {list(self.vignette_center)}")
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[type[Camera], tuple[Any, ...]]:
         # The read-only optics view cannot be pickled; rebuild from a plain dict (DataLoader workers, process pools).
         return (type(self), tuple(dict(self.optics) if f == "optics" else getattr(self, f) for f in self.__dataclass_fields__))
 
@@ -182,12 +186,12 @@ class Camera:
     @property
     def white_level(self) -> int:
         """Largest stored number, ``2**container_bits - 1``; raw data are divided by it."""
-        return 2**self.container_bits - 1
+        return int(2**self.container_bits) - 1
 
     @property
     def justification(self) -> int:
         """Factor ``2**(container_bits - bit_depth)`` of the left-justification."""
-        return 2 ** (self.container_bits - self.bit_depth)
+        return int(2 ** (self.container_bits - self.bit_depth))
 
     @property
     def stored_gain(self) -> float | None:
@@ -204,7 +208,8 @@ class Camera:
         """
         forward = np.asarray(self.color_matrix) @ np.diag(self.white_balance)
         inverse = np.linalg.inv(forward)
-        return (inverse @ np.asarray(rgb, dtype=float).reshape(3, -1)).reshape(np.shape(rgb))
+        sensor: np.ndarray = (inverse @ np.asarray(rgb, dtype=float).reshape(3, -1)).reshape(np.shape(rgb))
+        return sensor
 
     def resolve(self, default: Any) -> Any:
         """Return ``default``, reading it from this camera when it is a :class:`FromCamera`."""
@@ -268,7 +273,7 @@ class Camera:
         return cls.from_dict(data, locator=locator)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, locator: Locator | None = None, path: tuple = ()) -> Camera:
+    def from_dict(cls, data: Mapping[str, Any], *, locator: Locator | None = None, path: KeyPath = ()) -> Camera:
         """Build a camera from a mapping, reporting unknown keys and bad values with their position."""
         locator = locator or Locator("<dict>")
         if not isinstance(data, Mapping):
@@ -295,7 +300,8 @@ class Camera:
 
     def to_yaml(self) -> str:
         """YAML text that :meth:`from_yaml` reads back to an equal camera."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        text: str = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return text
 
 
 def _plain(value: Any) -> Any:
@@ -339,7 +345,7 @@ def _matrix(values: Any) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(float(v) for v in row) for row in _numbers(values, (3, 3)))
 
 
-def _positive_grid(values: Any, shape: tuple[int, ...]) -> tuple:
+def _positive_grid(values: Any, shape: tuple[int, ...]) -> tuple[Any, ...]:
     """A nested tuple of the finite, positive numbers ``values`` of exactly ``shape``."""
     try:
         array = None if holds_text_or_bool(values) else np.asarray(values, dtype=float)
@@ -356,7 +362,7 @@ def _positive_grid(values: Any, shape: tuple[int, ...]) -> tuple:
     return _plain_tuple(array)
 
 
-def _plain_tuple(array: np.ndarray) -> tuple:
+def _plain_tuple(array: np.ndarray) -> tuple[Any, ...]:
     return tuple(_plain_tuple(a) for a in array) if array.ndim > 1 else tuple(float(v) for v in array)
 
 
@@ -366,7 +372,7 @@ def _text(value: Any) -> str:
     return value
 
 
-def _optics(value: Any) -> MappingProxyType:
+def _optics(value: Any) -> MappingProxyType[str, float]:
     """Optical facts: a read-only mapping of names to finite numbers."""
     if not isinstance(value, Mapping):
         raise ConfigError(f"expected a mapping of names to numbers, got {value!r}")

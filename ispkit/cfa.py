@@ -12,6 +12,7 @@ for task models trained directly on raw data (Oala et al., TMLR 2023, §5.3);
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -61,7 +62,7 @@ def site_channels(pattern: str) -> tuple[int, int, int, int]:
     return tuple(_CHANNEL[c] for c in check_pattern(pattern))  # type: ignore[return-value]
 
 
-def masks_numpy(shape: tuple[int, int], pattern: str) -> np.ndarray:
+def masks_numpy(shape: Sequence[int], pattern: str) -> np.ndarray:
     """Boolean masks ``(3, H, W)`` that are true where the CFA samples R, G and B.
 
     Equal to ``colour_demosaicing.masks_CFA_Bayer(shape, pattern)`` stacked on axis 0.
@@ -76,7 +77,7 @@ def masks_numpy(shape: tuple[int, int], pattern: str) -> np.ndarray:
     return masks
 
 
-def masks_torch(shape: tuple[int, int], pattern: str, *, dtype: torch.dtype, device: torch.device | str | None = None) -> torch.Tensor:
+def masks_torch(shape: Sequence[int], pattern: str, *, dtype: torch.dtype, device: torch.device | str | None = None) -> torch.Tensor:
     """The masks of :func:`masks_numpy` as a ``(3, H, W)`` tensor of ``dtype`` (1 or 0).
 
     Built on ``device`` with torch operations (no host copy) and, in eager mode, once per
@@ -100,7 +101,7 @@ def _build_masks(h: int, w: int, pattern: str, dtype: torch.dtype, device: torch
 
 
 def site_selectors(
-    shape: tuple[int, int], pattern: str, *, dtype: torch.dtype, device: torch.device | str | None = None
+    shape: Sequence[int], pattern: str, *, dtype: torch.dtype, device: torch.device | str | None = None
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
     """For R, G and B: the mask of :func:`masks_torch` as 0/1 floats and its complement, ready for :func:`select`.
 
@@ -108,10 +109,10 @@ def site_selectors(
     """
     masks = masks_torch(shape, pattern, dtype=dtype, device=device)
     complements = cached(("cfa.complements", *masks.shape, check_pattern(pattern), dtype, masks.device), lambda: 1 - masks)
-    return tuple(zip(masks.unbind(0), complements.unbind(0), strict=True))  # type: ignore[return-value]
+    return tuple(zip(masks.unbind(0), complements.unbind(0), strict=True))
 
 
-def row_mask(shape: tuple[int, int], pattern: str, channel: int, *, device: torch.device | str | None = None) -> torch.Tensor:
+def row_mask(shape: Sequence[int], pattern: str, channel: int, *, device: torch.device | str | None = None) -> torch.Tensor:
     """``(H, 1)`` booleans: the rows of the mosaic that hold samples of ``channel`` (0 = R, 2 = B)."""
     masks = masks_torch(shape, pattern, dtype=torch.bool, device=device)
     return cached(("cfa.rows", *masks.shape, check_pattern(pattern), channel, masks.device), lambda: masks[channel].any(-1, keepdim=True))
@@ -133,13 +134,13 @@ def select(selector: tuple[torch.Tensor, torch.Tensor], a: torch.Tensor, b: torc
     return torch.addcmul(a * mask, b, complement)
 
 
-def site_map_numpy(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def site_map_numpy(values: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """Tile four per-site ``values`` (row-major 2×2 order) over an ``(H, W)`` mosaic."""
     h, w = shape
     return np.tile(np.asarray(values, dtype=float).reshape(2, 2), (h // 2, w // 2))
 
 
-def site_map_torch(values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+def site_map_torch(values: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     """Differentiable twin of :func:`site_map_numpy` for a ``(4,)`` tensor."""
     h, w = shape
     return values.reshape(2, 2).repeat(h // 2, w // 2)

@@ -38,17 +38,22 @@ RGB_FROM_YUV = linalg.inv(YUV_FROM_RGB)
 
 def rgb_to_yuv_numpy(rgb: np.ndarray) -> np.ndarray:
     """``skimage.color.rgb2yuv`` on a channel-first ``(3, H, W)`` image."""
-    return rgb2yuv(rgb, channel_axis=0)
+    yuv: np.ndarray = rgb2yuv(rgb, channel_axis=0)
+    return yuv
 
 
 def yuv_to_rgb_numpy(yuv: np.ndarray) -> np.ndarray:
     """``skimage.color.yuv2rgb`` on a channel-first ``(3, H, W)`` image."""
-    return yuv2rgb(yuv, channel_axis=0)
+    rgb: np.ndarray = yuv2rgb(yuv, channel_axis=0)
+    return rgb
 
 
 def _constant(matrix: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     """``matrix`` as a tensor of ``like``'s dtype and device, built once (shared: never modify it)."""
-    build = lambda: torch.as_tensor(matrix, dtype=like.dtype, device=like.device)  # noqa: E731
+
+    def build() -> torch.Tensor:
+        return torch.as_tensor(matrix, dtype=like.dtype, device=like.device)
+
     if torch.compiler.is_compiling():  # no key: tobytes() cannot be traced
         return build()
     return cached(("color", matrix.tobytes(), matrix.shape, like.dtype, like.device), build)
@@ -56,7 +61,8 @@ def _constant(matrix: np.ndarray, like: torch.Tensor) -> torch.Tensor:
 
 def _apply(matrix: np.ndarray, x: torch.Tensor) -> torch.Tensor:
     m = _constant(matrix, x)
-    return (m @ x.flatten(-2)).unflatten(-1, x.shape[-2:])
+    mixed: torch.Tensor = (m @ x.flatten(-2)).unflatten(-1, x.shape[-2:])
+    return mixed
 
 
 def rgb_to_yuv(rgb: torch.Tensor) -> torch.Tensor:

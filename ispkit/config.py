@@ -38,7 +38,7 @@ import os
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import numpy as np
 import yaml
@@ -162,16 +162,16 @@ def check_int(
     what: str | None = None,
 ) -> int:
     """``value`` as an ``int`` if it is an integer (not a boolean, not a float) within the bounds and parity."""
+    number = int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else None
     if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or (minimum is not None and value < minimum)
-        or (maximum is not None and value > maximum)
-        or (even and value % 2)
-        or (odd and not value % 2)
+        number is None
+        or (minimum is not None and number < minimum)
+        or (maximum is not None and number > maximum)
+        or (even and number % 2)
+        or (odd and not number % 2)
     ):
         raise ConfigError(f"expected {what or _describe_int(minimum, maximum, even, odd)}, got {value!r}")
-    return int(value)
+    return number
 
 
 def _describe_int(minimum: int | None, maximum: int | None, even: bool, odd: bool) -> str:
@@ -298,7 +298,14 @@ def parse_yaml(text: str, source: str = "<string>") -> tuple[Any, Locator]:
     return data, locator
 
 
-def _at(mark: yaml.Mark | None, message: str, source: str) -> ConfigError:
+class _Mark(Protocol):
+    """A position in YAML text, 0-based (PyYAML's ``Mark``, pure-Python or LibYAML's)."""
+
+    line: int
+    column: int
+
+
+def _at(mark: _Mark | None, message: str, source: str) -> ConfigError:
     """A :class:`ConfigError` at a PyYAML ``mark`` (0-based) of ``source``."""
     return ConfigError(message, source=source, line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None)
 
@@ -331,8 +338,8 @@ class _Loader(yaml.SafeLoader):
         self.nodes = 0
         self.depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        event = self.peek_event()
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # types-PyYAML leaves Parser.peek_event unannotated
         if isinstance(event, yaml.AliasEvent):
             raise _at(
                 event.start_mark,
@@ -368,6 +375,7 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             self.expect_tag(node, _TAG + "seq", "list")
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, yaml.MappingNode), f"a YAML node is a scalar, a sequence or a mapping, got {node!r}"
         self.expect_tag(node, _TAG + "map", "mapping")
         return self.mapping(node, path)
 

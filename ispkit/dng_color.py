@@ -190,7 +190,8 @@ def correlated_color_temperature(xy: Sequence[float] | np.ndarray) -> float:
     i = int(past[0]) + 1 if past.size else len(mired) - 1  # (u, v) lies between lines i - 1 and i
     beyond = -min(float(distance[i]), 0.0)
     f = 0.0 if i == 1 else beyond / (float(distance[i - 1]) + beyond)  # weight of line i - 1
-    return 1.0e6 / (mired[i - 1] * f + mired[i] * (1.0 - f))
+    kelvin: float = 1.0e6 / (mired[i - 1] * f + mired[i] * (1.0 - f))
+    return kelvin
 
 
 def bradford(source_xy: Sequence[float] | np.ndarray, target_xy: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -206,7 +207,8 @@ def bradford(source_xy: Sequence[float] | np.ndarray, target_xy: Sequence[float]
     source, target = BRADFORD @ xy_to_xyz(source_xy), BRADFORD @ xy_to_xyz(target_xy)
     if np.any(source <= 0) or np.any(target <= 0):
         raise InputError(f"no Bradford adaptation between whites {np.round(source_xy, 4).tolist()} and {np.round(target_xy, 4).tolist()}")
-    return np.linalg.inv(BRADFORD) @ np.diag(target / source) @ BRADFORD
+    adaptation: np.ndarray = np.linalg.inv(BRADFORD) @ np.diag(target / source) @ BRADFORD
+    return adaptation
 
 
 ILLUMINANT_TEMPERATURES: dict[int, float] = {
@@ -247,7 +249,7 @@ def illuminant_temperature(code: int | None) -> float | None:
     return None if code is None else ILLUMINANT_TEMPERATURES.get(int(code))
 
 
-def _matrix(value: np.ndarray | Sequence, what: str) -> np.ndarray:
+def _matrix(value: np.ndarray | Sequence[Sequence[float]], what: str) -> np.ndarray:
     array = np.asarray(value, dtype=np.float64)
     if array.shape != (3, 3) or not np.all(np.isfinite(array)):
         raise InputError(f"{what}: expected a finite 3×3 matrix, got {array.tolist()}")
@@ -265,7 +267,8 @@ def _normalised_forward(matrix: np.ndarray) -> np.ndarray:
     rows = matrix.sum(axis=1)
     if np.any(rows == 0):
         raise InputError(f"ForwardMatrix {np.round(matrix, 6).tolist()} maps (1, 1, 1) to a zero XYZ component")
-    return (xy_to_xyz(D50_XY) / rows)[:, None] * matrix
+    normalised: np.ndarray = (xy_to_xyz(D50_XY) / rows)[:, None] * matrix
+    return normalised
 
 
 @dataclass(frozen=True)
@@ -315,8 +318,8 @@ class ColorCalibration:
         balance = np.asarray(self.analog_balance, dtype=np.float64)
         if balance.shape != (3,) or not np.all(np.isfinite(balance)) or np.any(balance <= 0):
             raise InputError(f"AnalogBalance: expected 3 finite positive numbers, got {balance.tolist()}")
-        temperatures = [illuminant_temperature(c) for c in illuminants[:n]]
-        dual = n == 2 and None not in temperatures and temperatures[0] != temperatures[1]
+        temperatures = [t for t in (illuminant_temperature(c) for c in illuminants[:n]) if t is not None]
+        dual = n == 2 and len(temperatures) == 2 and temperatures[0] != temperatures[1]
         order = [0, 1] if not dual or temperatures[0] < temperatures[1] else [1, 0]
         keep = order if dual else [0]
         object.__setattr__(self, "color_matrices", tuple(matrices[i] for i in keep))
@@ -349,7 +352,8 @@ class ColorCalibration:
         """``AB · CC · CM`` at white ``xy``: each of CC and CM interpolated with :meth:`weight`."""
         g = self.weight(xy)
         matrices = tuple(cc @ cm for cc, cm in zip(self.camera_calibrations, self.color_matrices, strict=True))
-        return np.diag(self.analog_balance) @ self._mix(matrices, g)
+        to_camera: np.ndarray = np.diag(self.analog_balance) @ self._mix(matrices, g)
+        return to_camera
 
     def forward_matrix(self, xy: Sequence[float] | np.ndarray) -> np.ndarray | None:
         """ForwardMatrix at white ``xy`` (interpolated when both exist, else the one given), or ``None``."""
@@ -358,7 +362,7 @@ class ColorCalibration:
             return None
         if len(present) < len(self.forward_matrices):
             return present[0]
-        return self._mix(self.forward_matrices, self.weight(xy))
+        return self._mix(tuple(present), self.weight(xy))
 
     def neutral_to_xy(self, neutral: Sequence[float] | np.ndarray, *, passes: int = 30) -> np.ndarray:
         """The white ``xy`` whose camera response is ``neutral`` (AsShotNeutral), iterating from D50 as the spec says.
@@ -385,7 +389,8 @@ class ColorCalibration:
         largest = float(white.max())
         if largest <= 0:
             raise InputError(f"the camera's response to white {np.round(xy, 5).tolist()} has no positive channel: {white.tolist()}")
-        return np.clip(white / largest, 0.001, 1.0)
+        white_rgb: np.ndarray = np.clip(white / largest, 0.001, 1.0)
+        return white_rgb
 
     def camera_to_xyz_d50(self, xy: Sequence[float] | np.ndarray) -> np.ndarray:
         """Camera RGB → XYZ (D50) for white ``xy`` (DNG specification, chapter 6, "Camera to XYZ (D50) Transform").
@@ -402,7 +407,8 @@ class ColorCalibration:
             individual = np.diag(self.analog_balance) @ self._mix(self.camera_calibrations, g)
             to_reference = _invert(individual, "AnalogBalance · CameraCalibration")
             reference_white = to_reference @ self.camera_white(xy)
-            return forward @ np.diag(1.0 / reference_white) @ to_reference
+            to_xyz: np.ndarray = forward @ np.diag(1.0 / reference_white) @ to_reference
+            return to_xyz
         pcs_to_camera = self.xyz_to_camera(xy) @ bradford(D50_XY, xy)
         scale = float((pcs_to_camera @ xy_to_xyz(D50_XY)).max())
         if scale <= 0:
@@ -411,7 +417,8 @@ class ColorCalibration:
 
     def camera_to_srgb(self, xy: Sequence[float] | np.ndarray) -> np.ndarray:
         """Camera RGB → linear sRGB for white ``xy``: :data:`SRGB_FROM_XYZ` · Bradford(D50 → D65) · :meth:`camera_to_xyz_d50`."""
-        return SRGB_FROM_XYZ @ bradford(D50_XY, D65_XY) @ self.camera_to_xyz_d50(xy)
+        to_srgb: np.ndarray = SRGB_FROM_XYZ @ bradford(D50_XY, D65_XY) @ self.camera_to_xyz_d50(xy)
+        return to_srgb
 
 
 def _positive_vector(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:

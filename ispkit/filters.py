@@ -41,7 +41,7 @@ __all__ = [
 BORDER_MODES = ("reflect", "mirror", "nearest", "wrap", "constant")
 
 
-def pad_indices(n: int, before: int, after: int, mode: str, device=None) -> torch.Tensor:
+def pad_indices(n: int, before: int, after: int, mode: str, device: torch.device | str | None = None) -> torch.Tensor:
     """Source indices along one axis of length ``n`` for a scipy-style extension.
 
     >>> pad_indices(4, 2, 2, "reflect").tolist()
@@ -176,7 +176,14 @@ def gaussian_radius(sigma: float, truncate: float = 4.0) -> int:
     return int(truncate * float(sigma) + 0.5)
 
 
-def gaussian_kernel1d(sigma: torch.Tensor | float, truncate: float = 4.0, *, dtype=torch.float64, device=None, radius: int | None = None) -> torch.Tensor:
+def gaussian_kernel1d(
+    sigma: torch.Tensor | float,
+    truncate: float = 4.0,
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+    radius: int | None = None,
+) -> torch.Tensor:
     """Normalised 1-D Gaussian weights as ``scipy.ndimage.gaussian_filter`` builds them.
 
     The weights ``exp(-x² / 2σ²) / Σ`` are differentiable in ``sigma``. Their half-width

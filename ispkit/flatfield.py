@@ -179,7 +179,8 @@ def _mean_frame(frames: Any, where: str) -> np.ndarray:
 
 def with_gain_map(camera: Camera, gains: np.ndarray) -> Camera:
     """``camera`` with ``gains`` (from :func:`estimate`) as its lens-shading map spanning the image (origin 0, spacing 1/32)."""
-    return dataclasses.replace(camera, shading_map=gains, shading_origin=(0.0, 0.0), shading_spacing=(SPACING, SPACING))
+    shading_map = tuple(tuple(tuple(float(g) for g in row) for row in site) for site in np.asarray(gains, dtype=np.float64))
+    return dataclasses.replace(camera, shading_map=shading_map, shading_origin=(0.0, 0.0), shading_spacing=(SPACING, SPACING))
 
 
 def cropped_shading(camera: Camera, box: tuple[int, int, int, int], shape: tuple[int, int]) -> Camera:

@@ -37,8 +37,9 @@ kind) names the stage in the torch module's parameters, ``<stage>.<param>``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from importlib import resources
 from typing import Any
 
@@ -50,7 +51,7 @@ from torch import nn
 from .arrays import check_finite, check_mosaic, check_raw_data, check_rgb
 from .camera import Camera
 from .color import RGB_FROM_YUV, YUV_FROM_RGB, with_luma
-from .config import Locator, check_string, load_yaml
+from .config import KeyPath, Locator, check_string, load_yaml
 from .errors import InputError, ParameterError, UnknownStageError, close_matches
 from .memory import cached
 from .registry import get_registry
@@ -112,12 +113,15 @@ class PipelineStage:
         return out
 
 
-@dataclass(frozen=True, eq=False)
-class _Step:
-    """One step of the execution plan: a stage, or a colour conversion around luma stages."""
+class _Convert(Enum):
+    """A colour conversion of the execution plan, around a run of luma stages."""
 
-    op: str  # "stage", "to_yuv" or "to_rgb"
-    stage: PipelineStage | None = None
+    TO_YUV = "to_yuv"
+    TO_RGB = "to_rgb"
+
+
+_Step = PipelineStage | _Convert
+"""One step of the execution plan: a stage, or a colour conversion around luma stages."""
 
 
 class Pipeline:
@@ -208,7 +212,7 @@ class Pipeline:
 
     def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
         """YAML text that :meth:`from_yaml` reads back to an equal pipeline; written to ``path`` if given."""
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        text: str = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
         if path is not None:
             from .atomic import atomic_write_text
 
@@ -320,18 +324,19 @@ class Pipeline:
 
     def _run_numpy(self, x: np.ndarray) -> np.ndarray:
         pattern = self.camera.pattern
-        y = None  # the luma plane while luma stages run; x holds the YUV image then
+        y: np.ndarray | None = None  # the luma plane while luma stages run; x holds the YUV image then
         for step in self._plan:
-            if step.op == "to_yuv":
+            if step is _Convert.TO_YUV:
                 x = _convert_numpy(YUV_FROM_RGB, x)
                 y = x[0]
-            elif step.op == "to_rgb":
+            elif step is _Convert.TO_RGB:
                 x[0] = y  # x is this call's own YUV array
                 x, y = _convert_numpy(RGB_FROM_YUV, x), None
-            elif step.stage.stage.takes == "luma":
-                y = step.stage.stage.run_numpy(y, step.stage.values, pattern)
+            elif step.stage.takes == "luma":
+                assert y is not None, "the plan converts to YUV before a luma stage"
+                y = step.stage.run_numpy(y, step.values, pattern)
             else:
-                x = step.stage.stage.run_numpy(x, step.stage.values, pattern)
+                x = step.stage.run_numpy(x, step.values, pattern)
         return x
 
     # -- torch backend ------------------------------------------------------------------
@@ -488,14 +493,14 @@ class PipelineModule(nn.Module):
         x, y_before, y = raw.to(torch.float64) if exact else raw, None, None  # y: the luma plane while luma stages run
         pending: torch.Tensor | None = None  # a 3×3 pixel matrix not yet applied to x
         for step in self._plan:
-            if step.op == "to_yuv":
+            if step is _Convert.TO_YUV:
                 x, y = _mix(x, pending, luma=True)
                 y_before, pending = y, None
-            elif step.op == "to_rgb":
-                x = with_luma(x, y_before, y)
+            elif step is _Convert.TO_RGB:
+                x = with_luma(x, *_luma_planes(y_before, y))
             else:
-                stage = step.stage.stage
-                module = getattr(self, step.stage.name)
+                stage = step.stage
+                module = getattr(self, step.name)
                 if stage.takes == "luma":
                     y = module(y)
                 elif stage.pixel_matrix is not None and not track:
@@ -509,7 +514,7 @@ class PipelineModule(nn.Module):
                     if exact and stage.gives != "raw":
                         x, exact = x.to(raw.dtype), False
                 if track:
-                    views[step.stage.name] = with_luma(x, y_before, y) if stage.takes == "luma" else x.to(raw.dtype)
+                    views[step.name] = with_luma(x, *_luma_planes(y_before, y)) if stage.takes == "luma" else x.to(raw.dtype)
         if pending is not None:
             x, _ = _mix(x, pending, luma=False)
         return x, views
@@ -533,7 +538,7 @@ class PipelineModule(nn.Module):
         [('black_level.level', 2e-05), ('gamma.gamma', 0.022)]
         """
         groups = []
-        for name, module in self.named_children():
+        for name, module in self._stage_modules():
             for p in module.stage.params:
                 value = getattr(module, p.name, None)
                 if isinstance(value, nn.Parameter):
@@ -545,7 +550,7 @@ class PipelineModule(nn.Module):
     @torch.no_grad()
     def project_(self) -> None:
         """Clamp every trainable parameter into its declared physical bounds."""
-        for module in self.children():
+        for _, module in self._stage_modules():
             module.project_()
 
     def to_pipeline(self) -> Pipeline:
@@ -556,10 +561,16 @@ class PipelineModule(nn.Module):
         float32 module gives back its pipeline unchanged.
         """
         stages = []
-        for name, module in self.named_children():
+        for name, module in self._stage_modules():
             values = {p.name: module.current_value(p.name, f"{name}.{p.name}") for p in module.stage.params}
             stages.append(PipelineStage(name, module.stage, values, self._overrides[name]))
         return Pipeline(stages, self.camera, self.pipeline_name)
+
+    def _stage_modules(self) -> Iterator[tuple[str, StageModule]]:
+        """``(name, module)`` of each stage in pipeline order: the module's children, all :class:`StageModule`."""
+        for name, module in self.named_children():
+            assert isinstance(module, StageModule), f"{name!r} is not a stage module"
+            yield name, module
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -582,12 +593,19 @@ def _mix(x: torch.Tensor, matrix: torch.Tensor | None, *, luma: bool) -> tuple[t
     return out[:, :3], (out[:, 3] if luma else None)
 
 
+def _luma_planes(before: torch.Tensor | None, after: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Y plane before and after a run of luma stages, which the plan's ``TO_YUV`` step sets before either is used."""
+    assert before is not None and after is not None, "the plan converts to YUV before a luma stage"
+    return before, after
+
+
 def _convert_numpy(matrix: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``matrix`` applied to every pixel of ``(3, H, W)``: ``skimage.color.rgb2yuv`` / ``yuv2rgb`` for
     :data:`~ispkit.color.YUV_FROM_RGB` / :data:`~ispkit.color.RGB_FROM_YUV` (their matrices), to float
     rounding, without a BLAS call (``einsum`` without ``optimize`` loops in C), so no BLAS thread pool
     wakes up (see :mod:`ispkit.threads`)."""
-    return np.einsum("ij,jhw->ihw", matrix, x, optimize=False)
+    out: np.ndarray = np.einsum("ij,jhw->ihw", matrix, x, optimize=False)
+    return out
 
 
 def _plain(value: Any) -> Any:
@@ -600,7 +618,7 @@ def _unknown_param(s: PipelineStage, param: str) -> None:
     )
 
 
-def _build_stage(spec: Any, camera: Camera, locator: Locator, path: tuple) -> PipelineStage:
+def _build_stage(spec: Any, camera: Camera, locator: Locator, path: KeyPath) -> PipelineStage:
     if not isinstance(spec, Mapping):
         locator.error(path, f"a stage must be a mapping with 'kind', got {spec!r}")
     locator.check_keys(spec, _STAGE_KEYS, path, "unknown stage key")
@@ -637,7 +655,8 @@ def _plan(stages: Sequence[PipelineStage], locator: Locator) -> tuple[_Step, ...
     for i, n in enumerate(names):
         if names.index(n) != i:
             locator.error(("stages", i, "name"), f"two stages are named {n!r}; give one a distinct 'name'")
-    domain, steps = "raw" if not stages or stages[0].stage.takes == "raw" else "rgb", []  # an RGB pipeline starts after demosaicking
+    steps: list[_Step] = []
+    domain = "raw" if not stages or stages[0].stage.takes == "raw" else "rgb"  # an RGB pipeline starts after demosaicking
     for i, s in enumerate(stages):
         takes = s.stage.takes
         if (takes == "raw") != (domain == "raw"):
@@ -647,16 +666,16 @@ def _plan(stages: Sequence[PipelineStage], locator: Locator) -> tuple[_Step, ...
                 f"but the stages before it give {'a raw mosaic (add a demosaic stage first)' if domain == 'raw' else 'an RGB view'}",
             )
         if takes == "luma" and domain != "yuv":
-            steps.append(_Step("to_yuv"))
+            steps.append(_Convert.TO_YUV)
             domain = "yuv"
         elif takes != "luma" and domain == "yuv":
-            steps.append(_Step("to_rgb"))
+            steps.append(_Convert.TO_RGB)
             domain = "rgb"
-        steps.append(_Step("stage", s))
+        steps.append(s)
         if takes != "luma":
             domain = s.stage.gives
     if domain == "yuv":
-        steps.append(_Step("to_rgb"))
+        steps.append(_Convert.TO_RGB)
         domain = "rgb"
     if domain != "rgb":
         locator.error(("stages",), "the pipeline ends on a raw mosaic; it needs a demosaic stage to give an RGB view")

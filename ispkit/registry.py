@@ -420,7 +420,7 @@ class Registry:
         try:
             result = backend_difference(stage, self.cameras()[PROBE_CAMERA])
         except _PLUGIN_FAULTS as exc:
-            problem = f"{name} could not be checked: at its default parameters on a {PROBE_SIZE}×{PROBE_SIZE} probe it raised {_describe(exc)}"
+            problem: str | None = f"{name} could not be checked: at its default parameters on a {PROBE_SIZE}×{PROBE_SIZE} probe it raised {_describe(exc)}"
         else:
             problem = (
                 None
@@ -451,28 +451,33 @@ class Registry:
 
     # -- deprecated typed lookups of other layers' kinds ----------------------------------
 
-    def task_models(self) -> dict[str, Any]:
+    def task_models(self) -> dict[Hashable, Any]:
         """Deprecated: use :func:`ispkit.tasks.task_models` (or ``items("ispkit_task_models")``)."""
-        return self._deprecated("ispkit_task_models", "ispkit.tasks.task_models()")
+        _deprecated("ispkit.tasks.task_models()")
+        return self.items("ispkit_task_models")
 
     def task_model(self, name: str) -> Any:
         """Deprecated: use :func:`ispkit.tasks.task_model` (or ``get("ispkit_task_models", name)``)."""
-        return self._deprecated("ispkit_task_models", "ispkit.tasks.task_model(name)", name)
+        _deprecated("ispkit.tasks.task_model(name)")
+        return self.get("ispkit_task_models", name)
 
-    def distances(self) -> dict[str, Any]:
+    def distances(self) -> dict[Hashable, Any]:
         """Deprecated: use :func:`ispkit.drift.distances.distances` (or ``items("ispkit_distances")``)."""
-        return self._deprecated("ispkit_distances", "ispkit.drift.distances.distances()")
+        _deprecated("ispkit.drift.distances.distances()")
+        return self.items("ispkit_distances")
 
     def distance(self, name: str) -> Any:
         """Deprecated: use :func:`ispkit.drift.distances.distance` (or ``get("ispkit_distances", name)``)."""
-        return self._deprecated("ispkit_distances", "ispkit.drift.distances.distance(name)", name)
-
-    def _deprecated(self, hook: str, instead: str, *key: Hashable) -> Any:
-        warnings.warn(f"Registry lookups by type are deprecated: use {instead}", DeprecationWarning, stacklevel=3)
-        return self.get(hook, *key) if key else self.items(hook)
+        _deprecated("ispkit.drift.distances.distance(name)")
+        return self.get("ispkit_distances", name)
 
 
-def named_kind(hook: str, what: str, cls: type, *, specs: Any, builtins: Any = None) -> HookKind:
+def _deprecated(instead: str) -> None:
+    """Warn the caller of a deprecated typed lookup (two frames up) to use ``instead``."""
+    warnings.warn(f"Registry lookups by type are deprecated: use {instead}", DeprecationWarning, stacklevel=3)
+
+
+def named_kind(hook: str, what: str, cls: type[Any], *, specs: Any, builtins: Any = None) -> HookKind:
     """The :class:`HookKind` of a hook whose items are ``cls`` instances registered by their non-empty string ``name``."""
 
     def problem(item: Any) -> str | None:

@@ -119,15 +119,18 @@ def _natural_rgb(name: str = "astronaut", top_left: tuple[int, int] = _CROP, sha
 def _counts(rgb: np.ndarray, bits: int, exposure: float, shift: int) -> np.ndarray:
     """``rgb`` as integer counts of a ``bits``-bit sensor at ``exposure``, left-shifted by ``shift`` bits, over the white level."""
     counts = np.round(rgb * exposure * (2**bits - 1)) * 2**shift
-    return counts / (2 ** (bits + shift) - 1)
+    scaled: np.ndarray = counts / (2 ** (bits + shift) - 1)
+    return scaled
 
 
 def _as_domain(rgb: np.ndarray, takes: Domain, pattern: str) -> np.ndarray:
     """``rgb`` as the input of a stage that takes ``takes``: a Bayer mosaic, the RGB image or its luma."""
     if takes == "raw":
-        return np.sum(masks_numpy(rgb.shape[1:], pattern) * rgb, axis=0)
+        mosaic: np.ndarray = np.sum(masks_numpy(rgb.shape[1:], pattern) * rgb, axis=0)
+        return mosaic
     if takes == "luma":
-        return rgb_to_yuv_numpy(rgb)[0]
+        luma: np.ndarray = rgb_to_yuv_numpy(rgb)[0]
+        return luma
     return rgb.copy()
 
 
@@ -198,7 +201,8 @@ def torch_outputs(
     """
     module = StageModule(stage, values, pattern).to(device)
     with torch.no_grad():
-        return module(torch.as_tensor(images, dtype=dtype, device=device)).detach()
+        outputs: torch.Tensor = module(torch.as_tensor(images, dtype=dtype, device=device)).detach()
+        return outputs
 
 
 def max_difference(a: np.ndarray, b: np.ndarray) -> float:

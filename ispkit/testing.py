@@ -55,6 +55,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -191,7 +192,7 @@ def check_stage(
         if name in _NEED_SHAPES and "shapes" in subject.failed:
             not_run.append(name)
             continue
-        found = _run_check(name, lambda check=check, subject=subject: check(subject))
+        found = _run_check(name, functools.partial(check, subject))
         if found:
             failures += found
             subject = dataclasses.replace(subject, failed=subject.failed | {name})
@@ -356,7 +357,7 @@ def _wrong_inputs(takes: str, h: int, w: int) -> dict[str, tuple[tuple[int, ...]
     """Wrong inputs for a stage taking ``takes``, by description: ``(numpy shape, torch shape)``."""
     if takes == "rgb":
         return {"one channel": ((1, h, w), (2, 1, h, w)), "no channel axis": ((h, w), (2, h, w))}
-    wrong = {"three channels": ((3, h, w), (2, 3, h, w))}
+    wrong: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {"three channels": ((3, h, w), (2, 3, h, w))}
     if takes == "raw":
         wrong["odd height"] = ((h - 1, w), (2, h - 1, w))
     return wrong
@@ -367,9 +368,9 @@ def _check_input_checks(s: _Subject) -> list[str]:
     h, w = CONFORMANCE_SHAPE
     problems = []
     for name, (numpy_shape, torch_shape) in _wrong_inputs(s.stage.takes, h, w).items():
-        x = np.full(numpy_shape, 0.5)
-        problems.append(_expect_input_error(lambda x=x: s.stage.run_numpy(x, s.values, s.camera.pattern), f"numpy backend given {name} {numpy_shape}"))
-        problems.append(_expect_input_error(lambda shape=torch_shape: s.torch(np.full(shape, 0.5)), f"torch module given {name} {torch_shape}"))
+        numpy_call = functools.partial(s.stage.run_numpy, np.full(numpy_shape, 0.5), s.values, s.camera.pattern)
+        problems.append(_expect_input_error(numpy_call, f"numpy backend given {name} {numpy_shape}"))
+        problems.append(_expect_input_error(functools.partial(s.torch, np.full(torch_shape, 0.5)), f"torch module given {name} {torch_shape}"))
     return [p for p in problems if p is not None]
 
 
@@ -448,7 +449,8 @@ def _check_gradients(s: _Subject) -> list[str]:
         theta = base[p.name].clone().requires_grad_(True)
 
         def f(value: torch.Tensor, name: str = p.name) -> torch.Tensor:
-            return s.stage.run_torch(x, {**base, name: value}, s.camera.pattern)
+            out: torch.Tensor = s.stage.run_torch(x, {**base, name: value}, s.camera.pattern)
+            return out
 
         if not f(theta).requires_grad:
             problems.append(
@@ -500,11 +502,10 @@ def _check_bounds(s: _Subject) -> list[str]:
 
 def _projection_problems(s: _Subject) -> list[str]:
     """Whether ``StageModule.project_`` puts trainable parameters set outside their bounds back onto them."""
-    bounded = [p for p in s.stage.params if p.differentiable and p.dtype is float and p.bounds is not None]
-    module = StageModule(s.stage, s.values, s.camera.pattern, frozenset(p.name for p in bounded))
+    bounded = [(p, p.bounds) for p in s.stage.params if p.differentiable and p.dtype is float and p.bounds is not None]
+    module = StageModule(s.stage, s.values, s.camera.pattern, frozenset(p.name for p, _ in bounded))
     problems = []
-    for p in bounded:
-        low, high = p.bounds
+    for p, (low, high) in bounded:
         for outside, bound in ((low - (high - low) - 1.0, low), (high + (high - low) + 1.0, high)):
             with torch.no_grad():
                 getattr(module, p.name).fill_(outside)

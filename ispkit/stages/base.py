@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -42,6 +42,10 @@ from ..errors import InputError, ParameterError
 __all__ = ["Domain", "Param", "FromCamera", "Stage", "StageModule"]
 
 Domain = Literal["raw", "rgb", "luma"]
+
+_Tensor = torch.Tensor
+_DType = torch.dtype
+"""Names of torch's types for annotations inside :class:`Stage`, whose ``torch`` attribute (the backend) hides the module."""
 
 
 @dataclass(frozen=True)
@@ -219,12 +223,12 @@ class Stage:
     @classmethod
     def run_torch(
         cls,
-        x: torch.Tensor,
+        x: _Tensor,
         values: Mapping[str, Any],
         pattern: str,
-        dtype: torch.dtype | None = None,
+        dtype: _DType | None = None,
         host: Mapping[str, float] | None = None,
-    ) -> torch.Tensor:
+    ) -> _Tensor:
         """Apply the torch backend to a batch with ``values`` already cast to ``x``'s dtype and device.
 
         ``x`` must be a batch of the domain the stage takes (``(N, H, W)`` or
@@ -255,7 +259,10 @@ def _check_input(stage: type[Stage], x: Any, *, batched: bool) -> None:
     _DOMAIN_CHECKS[stage.takes](x, f"{_label(stage)} ({stage.takes} → {stage.gives}) input", batched=batched)
 
 
-def _checked_output(stage: type[Stage], x: Any, out: Any, backend: str) -> Any:
+_Array = TypeVar("_Array", np.ndarray, torch.Tensor)
+
+
+def _checked_output(stage: type[Stage], x: Any, out: _Array, backend: str) -> _Array:
     """``out``, after checking that it is an array (tensor) of ``stage.output_shape(x.shape)``."""
     expected = stage.output_shape(tuple(x.shape))
     array_type = np.ndarray if backend == "numpy" else torch.Tensor
@@ -383,12 +390,13 @@ class StageModule(nn.Module):
         check_float(x, f"{_label(self.stage)} input")
         channel = self.stage.takes == "raw" and x.ndim == 4 and x.shape[1] == 1
         out = self.stage.run_torch(x[:, 0] if channel else x, self.values(x), self.pattern, dtype, self.host_values())
-        return out[:, None] if channel and self.stage.gives != "rgb" else out
+        shaped: torch.Tensor = out[:, None] if channel and self.stage.gives != "rgb" else out
+        return shaped
 
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> StageModule:
         """``nn.Module._apply`` (behind ``.to``, ``.half``, ``.cuda``, …), keeping float64 where :attr:`keep_float64`."""
         if not self.keep_float64:
-            return super()._apply(fn, recurse)
+            return self._apply_module(fn, recurse)
 
         def keep(t: torch.Tensor) -> torch.Tensor:
             out = fn(t)
@@ -396,7 +404,11 @@ class StageModule(nn.Module):
                 return t.to(device=out.device)
             return out
 
-        return super()._apply(keep, recurse)
+        return self._apply_module(keep, recurse)
+
+    def _apply_module(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool) -> StageModule:
+        moved: StageModule = nn.Module._apply(self, fn, recurse)
+        return moved
 
     @torch.no_grad()
     def project_(self) -> None:

@@ -22,7 +22,8 @@ def black_level_numpy(raw: np.ndarray, level: np.ndarray) -> np.ndarray:
     >>> black_level_numpy(np.ones((2, 4)), np.array([0.1, 0.2, 0.3, 0.4])).tolist()
     [[0.9, 0.8, 0.9, 0.8], [0.7, 0.6, 0.7, 0.6]]
     """
-    return raw - site_map_numpy(level, raw.shape[-2:])
+    subtracted: np.ndarray = raw - site_map_numpy(level, raw.shape[-2:])
+    return subtracted
 
 
 def black_level(raw: torch.Tensor, level: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,8 @@ def color_correction_numpy(rgb: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     >>> color_correction_numpy(np.arange(3.0).reshape(3, 1, 1), m).ravel().tolist()
     [1.0, 0.0, 4.0]
     """
-    return np.einsum("ij,jhw->ihw", matrix, rgb, optimize=False)  # no BLAS call, so no BLAS threads (ispkit.threads)
+    corrected: np.ndarray = np.einsum("ij,jhw->ihw", matrix, rgb, optimize=False)  # no BLAS call, so no BLAS threads (ispkit.threads)
+    return corrected
 
 
 def color_correction(rgb: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:

@@ -87,7 +87,8 @@ def median_denoise_numpy(y: np.ndarray, size: int) -> np.ndarray:
     """Median of each ``size``×``size`` window of ``y`` ``(H, W)``: ``scipy.ndimage.median_filter(y, size, mode="reflect")``."""
     check_plane(y, "median_denoise_numpy", batched=False)
     _check_size(size, "median_denoise_numpy")
-    return ndimage.median_filter(y, size=size, mode="reflect")
+    denoised: np.ndarray = ndimage.median_filter(y, size=size, mode="reflect")
+    return denoised
 
 
 def median_denoise(y: torch.Tensor, size: int) -> torch.Tensor:

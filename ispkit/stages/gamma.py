@@ -26,13 +26,14 @@ from .base import Param, Stage
 __all__ = ["gamma_numpy", "gamma", "propagated_difference", "Gamma"]
 
 
-def gamma_numpy(rgb: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+def gamma_numpy(rgb: np.ndarray, gamma: np.ndarray | float) -> np.ndarray:
     """``clip(rgb, 0, 1) ** (1 / gamma)``.
 
     >>> gamma_numpy(np.array([-0.5, 0.25, 2.0]), np.array(2.0)).tolist()
     [0.0, 0.5, 1.0]
     """
-    return np.clip(rgb, 0.0, 1.0) ** (1.0 / gamma)
+    encoded: np.ndarray = np.clip(rgb, 0.0, 1.0) ** (1.0 / gamma)
+    return encoded
 
 
 def gamma(rgb: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
@@ -59,7 +60,8 @@ def propagated_difference(rgb: np.ndarray, delta: np.ndarray | float, gamma: np.
     """
     rgb = np.asarray(rgb, dtype=np.float64)
     at = gamma_numpy(rgb, gamma)
-    return np.maximum(gamma_numpy(rgb + delta, gamma) - at, at - gamma_numpy(rgb - delta, gamma))
+    moved: np.ndarray = np.maximum(gamma_numpy(rgb + delta, gamma) - at, at - gamma_numpy(rgb - delta, gamma))
+    return moved
 
 
 class Gamma(Stage):

@@ -37,12 +37,18 @@ differentiable in ``gains`` and ``k``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 import torch
 from scipy import ndimage
 
 from ..camera import SHADING_POINTS
 from .base import FromCamera, Param, Stage
+
+_Number = TypeVar("_Number", float, torch.Tensor)
+_Array = TypeVar("_Array", np.ndarray, torch.Tensor)
 
 __all__ = ["gain_map_numpy", "gain_map", "radial_numpy", "radial", "GainMapShading", "RadialShading"]
 
@@ -102,18 +108,19 @@ def gain_map(raw: torch.Tensor, gains: torch.Tensor, origin: torch.Tensor, spaci
     return raw * gain
 
 
-def _radius(h: int, w: int, cv: float | torch.Tensor, ch: float | torch.Tensor, maximum) -> tuple:
+def _radius(h: int, w: int, cv: _Number, ch: _Number, maximum: Callable[[_Number, _Number], _Number]) -> tuple[_Number, _Number, _Number]:
     """The optical centre in pixels and the distance from it to the farthest corner."""
     cy, cx = cv * h, ch * w
     return cy, cx, ((maximum(cy, h - cy)) ** 2 + (maximum(cx, w - cx)) ** 2) ** 0.5
 
 
-def _polynomial(r2, k):
+def _polynomial(r2: _Array, k: _Array) -> _Array:
     """``1 + k₀ r² + k₁ r⁴ + … + k₄ r¹⁰`` by Horner's rule on ``r2 = r²``."""
     total = k[4] * r2
     for i in (3, 2, 1, 0):
         total = (total + k[i]) * r2
-    return 1.0 + total
+    gain: _Array = 1.0 + total
+    return gain
 
 
 def radial_numpy(raw: np.ndarray, k: np.ndarray, center: np.ndarray) -> np.ndarray:
@@ -126,7 +133,8 @@ def radial_numpy(raw: np.ndarray, k: np.ndarray, center: np.ndarray) -> np.ndarr
     h, w = raw.shape
     cy, cx, radius = _radius(h, w, float(center[0]), float(center[1]), max)
     r2 = ((np.arange(h) + 0.5 - cy)[:, None] ** 2 + (np.arange(w) + 0.5 - cx)[None, :] ** 2) / radius**2
-    return raw * _polynomial(r2, k)
+    shaded: np.ndarray = raw * _polynomial(r2, k)
+    return shaded
 
 
 def radial(raw: torch.Tensor, k: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
@@ -136,7 +144,8 @@ def radial(raw: torch.Tensor, k: torch.Tensor, center: torch.Tensor) -> torch.Te
     rows = torch.arange(h, device=raw.device, dtype=raw.dtype) + 0.5 - cy
     cols = torch.arange(w, device=raw.device, dtype=raw.dtype) + 0.5 - cx
     r2 = (rows[:, None] ** 2 + cols[None, :] ** 2) / radius**2
-    return raw * _polynomial(r2, k)
+    shaded: torch.Tensor = raw * _polynomial(r2, k)
+    return shaded
 
 
 class GainMapShading(Stage):

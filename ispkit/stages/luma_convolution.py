@@ -26,7 +26,8 @@ __all__ = ["convolve_luma_numpy", "convolve_luma"]
 def convolve_luma_numpy(y: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Convolve the plane ``y`` ``(H, W)`` with an odd-sized ``kernel``: ``scipy.ndimage.convolve(y, kernel, mode="reflect")``."""
     check_plane(y, "convolve_luma_numpy", batched=False)
-    return ndimage.convolve(y, kernel, mode="reflect")
+    convolved: np.ndarray = ndimage.convolve(y, kernel, mode="reflect")
+    return convolved
 
 
 def convolve_luma(y: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:

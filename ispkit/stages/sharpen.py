@@ -66,7 +66,8 @@ def unsharp_mask_numpy(y: np.ndarray, radius: np.ndarray, amount: np.ndarray) ->
     (truncate 4.0) and which does not clip when ``preserve_range=True``.
     """
     check_plane(y, "unsharp_mask_numpy", batched=False)
-    return skfilters.unsharp_mask(y, radius=float(radius), amount=float(amount), preserve_range=True)
+    sharpened: np.ndarray = skfilters.unsharp_mask(y, radius=float(radius), amount=float(amount), preserve_range=True)
+    return sharpened
 
 
 def unsharp_mask(y: torch.Tensor, radius: torch.Tensor, amount: torch.Tensor, *, host: Mapping[str, float] | None = None) -> torch.Tensor:

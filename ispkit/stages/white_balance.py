@@ -16,7 +16,8 @@ def white_balance_numpy(rgb: np.ndarray, gains: np.ndarray) -> np.ndarray:
     >>> white_balance_numpy(np.ones((3, 1, 1)), np.array([2.0, 1.0, 0.5])).ravel().tolist()
     [2.0, 1.0, 0.5]
     """
-    return rgb * gains[:, None, None]
+    balanced: np.ndarray = rgb * gains[:, None, None]
+    return balanced
 
 
 def white_balance(rgb: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:

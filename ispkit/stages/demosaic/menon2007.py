@@ -139,6 +139,7 @@ def _convolve1d(x: torch.Tensor, weights: tuple[float, ...], axis: int) -> torch
             term = padded.narrow(axis, r - d, n) + padded.narrow(axis, r + d, n)
             term.mul_(weights[r - d])
             out = term if out is None else out.add_(term)
+    assert out is not None, "a kernel with a non-zero tap"
     return out
 
 
@@ -161,6 +162,7 @@ def _convolve_constant(x: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
                 out.add_(tap)
             else:
                 out.add_(tap * float(weight))
+    assert out is not None, "a kernel with a non-zero tap"
     return out
 
 
@@ -230,7 +232,7 @@ def demosaic_menon2007(raw: torch.Tensor, refining_step: bool, *, pattern: str, 
     # otherwise. The library filters R, B and G separately and subtracts; filtering
     # the difference is the same linear map (equal to float rounding). Only the
     # decision above must be bit-exact, and it is.
-    r, b = _at_green(raw - g, g, raw, green, red_rows)
+    r, b = _at_green(raw - g, g, green, red_rows, raw, raw)
     # R at blue sites and B at red sites: along the decision, from R - B.
     r_b = _along(r - b, K_B, horizontal)
     r, b = select(blue, raw + r_b, r), select(red, raw - r_b, b)
@@ -242,7 +244,7 @@ def demosaic_menon2007(raw: torch.Tensor, refining_step: bool, *, pattern: str, 
     # R and B at green sites again, from the refreshed differences; in red rows the
     # neighbours read are R - G along the row and B - G across it, in blue rows the
     # other way round, so one interleaved plane serves both.
-    r, b = _at_green(torch.where(red_rows, r - g, b - g), g, None, green, red_rows, r, b)
+    r, b = _at_green(torch.where(red_rows, r - g, b - g), g, green, red_rows, r, b)
     # R at blue sites and B at red sites from the 3-tap mean of R - B along M.
     mean = _along(r - b, FIR, horizontal)
     r = select(blue, b + mean, r)
@@ -253,21 +255,20 @@ def demosaic_menon2007(raw: torch.Tensor, refining_step: bool, *, pattern: str, 
 def _at_green(
     difference: torch.Tensor,
     g: torch.Tensor,
-    raw: torch.Tensor | None,
     green: Selector,
     red_rows: torch.Tensor,
-    r: torch.Tensor | None = None,
-    b: torch.Tensor | None = None,
+    r: torch.Tensor,
+    b: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """R and B at green sites: ``g`` plus ``k_b`` of ``difference`` along the row or across it.
 
     In red rows R comes from the row and B from the columns; in blue rows the other way
-    round. Elsewhere R and B keep ``r`` and ``b`` (or the mosaic ``raw``).
+    round. Elsewhere R and B keep ``r`` and ``b`` (the mosaic itself for both, before R and B are interpolated).
     """
     along_row, across = _convolve1d(difference, K_B, -1), _convolve1d(difference, K_B, -2)
     r_green = g + torch.where(red_rows, along_row, across)
     b_green = g + torch.where(red_rows, across, along_row)
-    return select(green, r_green, raw if r is None else r), select(green, b_green, raw if b is None else b)
+    return select(green, r_green, r), select(green, b_green, b)
 
 
 class Menon2007(Stage):
