@@ -6,6 +6,12 @@ of outputs, class names, number of input channels (3 for RGB views, 4 for packed
 Bayer mosaics), input downsampling, normalisation and weights, plus the YAML
 of the pipeline whose views it was trained on and free-form metadata. The napari
 plugin and :func:`load_checkpoint` rebuild the network from it alone.
+
+The model is found by its name: a registered model (built in, from a plugin, or
+registered from Python with :func:`~ispkit.tasks.register_model`), or a factory path
+``"package.module:function"`` (:mod:`ispkit.tasks.factory`), which loading imports by its
+dotted name from ``sys.path`` -- never from a path stored in the file -- and refuses when
+the module is not importable, lies in the standard library or in ``__main__``.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Rebuild the network saved by :func:`save_checkpoint` (model from the registry)."""
+    """Rebuild the network saved by :func:`save_checkpoint` (model from the registry, or its factory path imported)."""
     from .registry import build_network
 
     path = Path(path)
@@ -83,6 +89,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     network = build_network(
         payload["model"],
         payload["outputs"],
+        task=payload.get("task"),
         options={k: v for k, v in options.items() if k != "weights"},
         downsample=payload["downsample"],
         classes=payload["classes"],
