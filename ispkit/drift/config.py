@@ -6,10 +6,11 @@ the training schedule, the folds, the corruption baseline and a seed::
     name: microscopy-small
     seed: 0
     dataset:
-      kind: microscopy          # microscopy | drone (car segmentation) | drone-classification
+      kind: microscopy          # microscopy | drone (car segmentation) | drone-classification | folder | folder-segmentation
       root: ../data/synthetic   # relative to this file
       intensity: 1.0
       synthetic: {n: 360}       # optional: write synthetic data there if it is missing
+      camera: microscopy        # optional: a camera name or YAML file (relative to this file)
     pipelines:
       train: all                # "all" (the twelve presets) or a list of preset names / YAML files
       test: all
@@ -19,6 +20,27 @@ the training schedule, the folds, the corruption baseline and a seed::
     corruptions: {names: all, severities: [3], scale: auto}
     device: auto                # auto | cpu | cuda[:N]
     threads: 2                  # optional: torch threads per unit wherever it runs
+
+**Your own data** (:mod:`ispkit.data.folder`): kind ``folder`` (classification) or
+``folder-segmentation``, with either ``root:`` (a folder of class sub-folders, or of raw
+files with ``masks/``) or ``manifest:`` (a CSV file with ``path,label[,group]`` or
+``path[,mask][,group]``); ``camera:`` is optional (default: the files' own, which must agree);
+``intensity`` and ``synthetic`` belong to the published kinds::
+
+    dataset: {kind: folder, manifest: my_cells/labels.csv}
+
+The layout and the manifest are checked when the experiment is read: a manifest's mistakes
+are :class:`~ispkit.errors.ConfigError` at the CSV's line, and the first raw file must
+carry a camera unless ``camera:`` gives one.
+
+**Your own model** (:mod:`ispkit.tasks.factory`): instead of ``name:`` (a registered task
+model), ``factory:`` names any ``torch.nn.Module`` factory by its path, with an optional
+``task:`` (default: the dataset's task, which it must be)::
+
+    model: {factory: "my_package.models:tiny_cnn", task: classification, options: {width: 8}, downsample: 4}
+
+The module is imported when the experiment is read, so a missing module, a missing or
+non-callable attribute and unknown options are errors at their line.
 
 ``threads`` makes the results independent of where the units run: floating-point sums
 in torch depend on the number of threads, so without it a unit uses the threads of the
@@ -50,28 +72,72 @@ from ..tasks.training import TrainConfig
 from .distances import distances
 
 __all__ = [
-    "DATASET_KINDS", "DatasetConfig", "ModelConfig", "CorruptionConfig", "ExperimentConfig", "SynthesisConfig", "ForensicsConfig", "AdjustmentConfig", "ARMS",
+    "DATASET_KINDS", "FOLDER_KINDS", "DatasetConfig", "ModelConfig", "CorruptionConfig", "ExperimentConfig", "SynthesisConfig", "ForensicsConfig", "AdjustmentConfig", "ARMS",
 ]  # fmt: skip
 
-DATASET_KINDS = {"microscopy": "classification", "drone": "segmentation", "drone-classification": "classification"}
+DATASET_KINDS = {
+    "microscopy": "classification",
+    "drone": "segmentation",
+    "drone-classification": "classification",
+    "folder": "classification",
+    "folder-segmentation": "segmentation",
+}
 """Dataset kinds and the task each one poses."""
+
+FOLDER_KINDS = ("folder", "folder-segmentation")
+"""The dataset kinds of your own raw files (:mod:`ispkit.data.folder`); the others read the published layout."""
+
+_BUILT_IN_CAMERAS = {"microscopy": "microscopy", "drone": "drone", "drone-classification": "drone"}
 
 
 @dataclass(frozen=True)
 class DatasetConfig:
+    """The data an experiment runs on.
+
+    Attributes
+    ----------
+    kind
+        One of :data:`DATASET_KINDS`.
+    root
+        The dataset's folder (for a manifest, the manifest's folder), absolute.
+    intensity
+        The published intensity (published kinds).
+    camera
+        A registered camera name or a camera YAML file (absolute path), or ``None``: the
+        published kinds' built-in camera, the files' own for :data:`FOLDER_KINDS`.
+    synthetic
+        Settings to write synthetic data at ``root`` when missing (published kinds).
+    manifest
+        The CSV manifest of a folder kind, absolute, or ``None``.
+    """
+
     kind: str
     root: Path
     intensity: float = 1.0
     camera: str | None = None
     synthetic: dict[str, Any] | None = None
+    manifest: Path | None = None
 
     @property
     def task(self) -> str:
         return DATASET_KINDS[self.kind]
 
+    @property
+    def source(self) -> Path:
+        """What a folder kind's dataset reads: the manifest, else the folder."""
+        return self.manifest or self.root
+
+    @property
+    def default_camera(self) -> str | None:
+        """The camera the raws are read with: ``camera``, else the kind's built-in one; ``None``: the files' own."""
+        return self.camera or _BUILT_IN_CAMERAS.get(self.kind)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The task model to train: ``name`` is a registered task model or a factory path ``"package.module:function"``
+    (:mod:`ispkit.tasks.factory`), built with ``options`` on views downsampled by ``downsample``."""
+
     name: str
     downsample: int = 1
     options: dict[str, Any] = field(default_factory=dict)
@@ -356,8 +422,14 @@ def _dataset(top: dict[str, Any], loc: Locator, base: Path) -> DatasetConfig:
     from ..data.published import intensity_folder
 
     ds = _mapping(_require(top, "dataset", loc, ()), loc, ("dataset",), "dataset")
-    loc.check_keys(ds, ("kind", "root", "intensity", "camera", "synthetic"), ("dataset",), "unknown dataset key")
+    loc.check_keys(ds, ("kind", "root", "manifest", "intensity", "camera", "synthetic"), ("dataset",), "unknown dataset key")
     kind = loc.check(("dataset", "kind"), check_choice, _require(ds, "kind", loc, ("dataset",)), choices=DATASET_KINDS)
+    if kind in FOLDER_KINDS:
+        return _folder_dataset(ds, loc, base, kind)
+    if "manifest" in ds:
+        loc.error(
+            ("dataset", "manifest"), f"a manifest belongs to your own data (kind {' or '.join(FOLDER_KINDS)}); kind {kind!r} reads the published layout at root"
+        )
     intensity = loc.check(("dataset", "intensity"), check_number, ds.get("intensity", 1.0), what="a published intensity (a number)")
     try:
         intensity_folder(intensity)
@@ -369,16 +441,56 @@ def _dataset(top: dict[str, Any], loc: Locator, base: Path) -> DatasetConfig:
         checks = _SYNTHETIC["microscopy" if kind == "microscopy" else "drone"]
         synthetic = _section(given, loc, ("dataset", "synthetic"), checks, f"unknown synthetic {kind} setting")
     root = loc.check(("dataset", "root"), check_string, _require(ds, "root", loc, ("dataset",)), what="a folder (a non-empty string)")
-    return DatasetConfig(kind, (base / root).resolve(), intensity, _camera(ds, loc), synthetic)
+    return DatasetConfig(kind, (base / root).resolve(), intensity, _camera(ds, loc, base), synthetic)
 
 
-def _camera(ds: dict[str, Any], loc: Locator) -> str | None:
-    """``dataset.camera``: ``None``, or a registered camera name or camera YAML file that loads."""
+def _folder_dataset(ds: dict[str, Any], loc: Locator, base: Path, kind: str) -> DatasetConfig:
+    """A dataset of your own raw files: ``root`` or ``manifest`` (relative to ``base``), its layout checked now."""
+    from ..data.folder import scan_raw_folder
+    from ..errors import ConfigError, RawFormatError
+    from ..io import read_raw
+
+    for key in ("intensity", "synthetic"):
+        if key in ds:
+            loc.error(("dataset", key), f"dataset kind {kind!r} takes no {key!r}: your own raw files are used as they are")
+    given = [key for key in ("root", "manifest") if key in ds]
+    if len(given) != 1:
+        where = ("dataset", given[1]) if given else ("dataset",)
+        loc.error(where, f"a {kind} dataset names either root (a folder) or manifest (a CSV file), {'not both' if given else 'one of them'}")
+    key = given[0]
+    what = "a folder (a non-empty string)" if key == "root" else "a CSV file (a non-empty string)"
+    source = (base / loc.check(("dataset", key), check_string, ds[key], what=what)).resolve()
+    if key == "root" and not source.is_dir():
+        loc.error(
+            ("dataset", key), f"folder {source} not found" if not source.exists() else f"{source} is a file; give a CSV file as manifest:, a folder as root:"
+        )
+    if key == "manifest" and not source.is_file():
+        loc.error(("dataset", key), f"manifest {source} not found" if not source.exists() else f"{source} is a folder; give it as root:")
+    camera = _camera(ds, loc, base)
+    try:
+        first = scan_raw_folder(source, DATASET_KINDS[kind])[0].path
+    except ConfigError:
+        raise  # a manifest's mistake, at its own line
+    except (ISPKitError, OSError) as exc:
+        loc.error(("dataset", key), str(exc))
+    if camera is None:
+        try:
+            read_raw(first)
+        except (RawFormatError, OSError) as exc:
+            loc.error(("dataset", key), f"{exc}; or give the camera of all files as dataset.camera (a camera name or YAML file)")
+    root, manifest = (source, None) if key == "root" else (source.parent, source)
+    return DatasetConfig(kind, root, camera=camera, manifest=manifest)
+
+
+def _camera(ds: dict[str, Any], loc: Locator, base: Path) -> str | None:
+    """``dataset.camera``: ``None``, or a registered camera name or camera YAML file (relative to ``base``, made absolute) that loads."""
     from ..camera import Camera
 
     if ds.get("camera") is None:
         return None
     camera = loc.check(("dataset", "camera"), check_string, ds["camera"], what="a camera name or camera YAML file")
+    if camera.endswith((".yaml", ".yml")):
+        camera = str((base / camera).resolve())
     try:
         Camera.get(camera)
     except ISPKitError as exc:
@@ -386,22 +498,63 @@ def _camera(ds: dict[str, Any], loc: Locator) -> str | None:
     return camera
 
 
+def _reference_camera(dataset: DatasetConfig) -> Any:
+    """The camera of the dataset's raws, for pipelines made while reading an experiment: :attr:`DatasetConfig.default_camera`,
+    else (a folder dataset of the files' own camera) the first file's."""
+    from ..data.folder import scan_raw_folder
+    from ..io import read_raw
+
+    if dataset.default_camera is not None:
+        return dataset.default_camera
+    return read_raw(scan_raw_folder(dataset.source, dataset.task)[0].path).camera
+
+
 def _model(md: dict[str, Any], loc: Locator, task: str, kind: str, extra: tuple[str, ...] = ()) -> ModelConfig:
+    loc.check_keys(md, ("name", "factory", "task", "downsample", "options", *extra), ("model",), "unknown model key")
+    if ("name" in md) == ("factory" in md):
+        where = ("model", "factory") if "name" in md else ("model",)
+        loc.error(
+            where,
+            "give either name (a registered task model, see `ispkit models`) or factory ('package.module:function'), "
+            + ("not both" if "name" in md else "one of them"),
+        )
+    spec = _factory_model(md, loc, task, kind) if "factory" in md else _registered_model(md, loc, task, kind)
+    downsample = loc.check(("model", "downsample"), check_int, md.get("downsample", 1), minimum=1)
+    options = dict(_mapping(md.get("options"), loc, ("model", "options"), "model.options"))
+    accepted = _option_names(spec.build)
+    if accepted is not None:
+        loc.check_keys(options, accepted, ("model", "options"), f"{spec.name} has no option")
+    return ModelConfig(spec.name, downsample, options)
+
+
+def _registered_model(md: dict[str, Any], loc: Locator, task: str, kind: str) -> Any:
+    """The registered :class:`~ispkit.tasks.TaskModel` ``model.name``, checked to solve ``task``."""
     from ..tasks.registry import task_models
 
-    loc.check_keys(md, ("name", "downsample", "options", *extra), ("model",), "unknown model key")
+    if "task" in md:
+        loc.error(("model", "task"), "a registered model has its own task; task goes with factory")
     models = task_models()
-    model_name = loc.check(("model", "name"), check_string, _require(md, "name", loc, ("model",)), what="a task model name")
+    model_name = loc.check(("model", "name"), check_string, md["name"], what="a task model name")
     if model_name not in models:
         loc.error(("model", "name"), f"unknown task model {model_name!r}: {close_matches(model_name, sorted(models))}")
     if models[model_name].task != task:
         loc.error(("model", "name"), f"{model_name!r} is a {models[model_name].task} model but dataset kind {kind!r} is a {task} task")
-    downsample = loc.check(("model", "downsample"), check_int, md.get("downsample", 1), minimum=1)
-    options = dict(_mapping(md.get("options"), loc, ("model", "options"), "model.options"))
-    accepted = _option_names(models[model_name].build)
-    if accepted is not None:
-        loc.check_keys(options, accepted, ("model", "options"), f"{model_name} has no option")
-    return ModelConfig(model_name, downsample, options)
+    return models[model_name]
+
+
+def _factory_model(md: dict[str, Any], loc: Locator, task: str, kind: str) -> Any:
+    """The :class:`~ispkit.tasks.TaskModel` of the factory path ``model.factory`` (imported now), for ``model.task``."""
+    from ..tasks.base import TASKS
+    from ..tasks.factory import factory_model
+
+    path = loc.check(("model", "factory"), check_string, md["factory"], what="a factory path 'package.module:function'")
+    given = loc.check(("model", "task"), check_choice, md.get("task", task), choices=TASKS)
+    if given != task:
+        loc.error(("model", "task"), f"a {given} model, but dataset kind {kind!r} is a {task} task")
+    try:
+        return factory_model(path, task)
+    except ISPKitError as exc:
+        loc.error(("model", "factory"), str(exc))
 
 
 def _option_names(build: Callable[..., Any]) -> list[str] | None:
@@ -467,8 +620,7 @@ def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> Forensic
     dataset = _dataset(top, loc, base)
     files: dict[str, Path] = {}
     label = _pipelines([_require(top, "pipeline", loc, ())], loc, ("pipeline",), base, files)[0]
-    camera = dataset.camera or ("microscopy" if dataset.kind == "microscopy" else "drone")
-    reference = Pipeline.from_yaml(files[label]) if label in files else Pipeline.preset(label, camera=camera)
+    reference = Pipeline.from_yaml(files[label]) if label in files else Pipeline.preset(label, camera=_reference_camera(dataset))
 
     md = _mapping(_require(top, "model", loc, ()), loc, ("model",), "model")
     checkpoint, model = None, None

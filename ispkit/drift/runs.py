@@ -34,7 +34,7 @@ from ..pipeline import Pipeline
 from ..tasks.base import TaskNetwork, downsample_views
 from ..tasks.registry import build_network
 from ..tasks.training import ViewSource
-from .config import DatasetConfig
+from .config import FOLDER_KINDS, DatasetConfig
 from .units import Progress
 
 __all__ = ["RawSet", "load_raw_set", "ViewBank", "resolve_device", "open_run", "saved_folds", "seeded_network"]
@@ -61,16 +61,19 @@ class RawSet:
 def load_raw_set(config: DatasetConfig, progress: Progress | None = None, *, write_synthetic: bool = True) -> RawSet:
     """Read the dataset of ``config`` (writing synthetic data first when asked and missing,
     unless ``write_synthetic`` is false: a Dask worker reads what the driving process wrote)."""
-    from ..data import RawDroneClassification, RawDroneSegmentation, RawMicroscopy, synthesize_drone, synthesize_microscopy
+    from ..data import RawDroneClassification, RawDroneSegmentation, RawFolder, RawFolderSegmentation, RawMicroscopy, synthesize_drone, synthesize_microscopy
 
     if config.synthetic is not None and write_synthetic:  # existing files are kept, so this is cheap on a rerun
         if progress:
             progress(f"synthetic {config.kind} data in {config.root}")
         make = synthesize_microscopy if config.kind == "microscopy" else synthesize_drone
         make(config.root, intensities=(config.intensity,), **config.synthetic)
-    camera = config.camera or ("microscopy" if config.kind == "microscopy" else "drone")
-    loader = {"microscopy": RawMicroscopy, "drone": RawDroneSegmentation, "drone-classification": RawDroneClassification}[config.kind]
-    data = loader(config.root, config.intensity, camera=camera)
+    data: Any  # one of the loaders: items (raw, target), groups, camera; labels and classes for classification
+    if config.kind in FOLDER_KINDS:  # your own files, with their own camera unless one is given
+        data = {"folder": RawFolder, "folder-segmentation": RawFolderSegmentation}[config.kind](config.source, camera=config.camera)
+    else:
+        loader = {"microscopy": RawMicroscopy, "drone": RawDroneSegmentation, "drone-classification": RawDroneClassification}[config.kind]
+        data = loader(config.root, config.intensity, camera=config.default_camera)
     if len(data) == 0:
         raise InputError(f"dataset {config.kind} at {config.root} has no samples")
     items = [data[i] for i in range(len(data))]
@@ -194,6 +197,6 @@ def seeded_network(model: Any, data: RawSet, seed: int, device: torch.device, *,
     outputs = len(data.classes) if data.classes is not None else 1
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        network = build_network(model.name, outputs, options=model.options, downsample=model.downsample if downsample is None else downsample,
+        network = build_network(model.name, outputs, task=data.task, options=model.options, downsample=model.downsample if downsample is None else downsample,
                                 classes=data.classes, in_channels=in_channels)  # fmt: skip
     return network.to(device)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ispkit.corruptions import CORRUPTIONS
-from ispkit.drift.config import AdjustmentConfig, ExperimentConfig, ForensicsConfig, SynthesisConfig
+from ispkit.drift.config import AdjustmentConfig, ExperimentConfig, ForensicsConfig, ModelConfig, SynthesisConfig
 from ispkit.errors import ConfigError
 from ispkit.pipeline import Pipeline, presets
 
@@ -219,7 +220,7 @@ def test_sensor_values_must_be_finite(tmp_path, sensor, problem):
             SynthesisConfig,
             MINIMAL.replace("kind: microscopy", "kind: [microscopy]"),
             1,
-            "dataset.kind: expected one of ['drone', 'drone-classification', 'microscopy'], got ['microscopy']",
+            "dataset.kind: expected one of ['drone', 'drone-classification', 'folder', 'folder-segmentation', 'microscopy'], got ['microscopy']",
         ),
         (
             SynthesisConfig,
@@ -388,3 +389,159 @@ def test_every_numeric_key_refuses_nan_inf_negative_and_text(tmp_path, kind, ind
     assert err.line == index + 1, err
     assert err.message.startswith(f"{key}: "), err
     assert str(err).startswith(f"{tmp_path / 'exp.yaml'}:{index + 1}:")
+
+
+# -- your own data and your own model ------------------------------------------------------
+
+TASKS_DIR = Path(__file__).resolve().parents[1] / "tasks"
+
+
+@pytest.fixture(scope="module")
+def own_data(tmp_path_factory):
+    """A project folder: ``cells/<class>/<half>/*.tiff`` and ``table/labels.csv`` (raw files of a camera of its own)."""
+    from rawfolders import write_class_folders, write_manifest
+
+    project = tmp_path_factory.mktemp("project")
+    write_class_folders(project / "cells", n=2)
+    write_manifest(project / "table", n=2)
+    (project / "lab-cam.yaml").write_text("name: lab-cam-yaml\npattern: GRBG\n")
+    return project
+
+
+@pytest.fixture
+def own_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(TASKS_DIR))  # tests/tasks/factory_models.py: a user's module of model factories
+
+
+OWN = """\
+dataset: {kind: folder, root: cells}
+pipelines: {train: ["bi,s,me"], test: ["bi,s,me"]}
+model: {name: small_cnn}
+"""
+
+
+def _own(own_data, text, name="exp.yaml"):
+    file = own_data / name
+    file.write_text(text)
+    return file
+
+
+def test_a_folder_dataset_relative_to_the_experiment_file(own_data):
+    config = SynthesisConfig.from_yaml(_own(own_data, OWN))
+    assert config.dataset.kind == "folder" and config.dataset.task == "classification"
+    assert config.dataset.root == own_data / "cells" and config.dataset.manifest is None and config.dataset.source == own_data / "cells"
+    assert config.dataset.camera is None and config.dataset.default_camera is None  # the files' own
+    text = OWN.replace("{kind: folder, root: cells}", "{kind: folder, manifest: table/labels.csv, camera: lab-cam.yaml}")
+    config = SynthesisConfig.from_yaml(_own(own_data, text))
+    assert config.dataset.manifest == own_data / "table" / "labels.csv" and config.dataset.root == own_data / "table"
+    assert config.dataset.camera == str(own_data / "lab-cam.yaml")  # a camera file is relative to the experiment too
+    # a published dataset's camera file too (it was taken relative to the working directory)
+    published = SynthesisConfig.from_yaml(_own(own_data, MINIMAL.replace("root: data", "root: data, camera: lab-cam.yaml")))
+    assert published.dataset.camera == str(own_data / "lab-cam.yaml") and published.dataset.default_camera == published.dataset.camera
+
+
+def test_forensics_and_adjustment_experiments_on_a_folder(own_data):
+    from rawfolders import LAB_CAMERA
+
+    config = ForensicsConfig.from_yaml(_own(own_data, "dataset: {kind: folder, root: cells}\npipeline: bi,s,ga\nmodel: {name: small_cnn}\n"))
+    assert config.dataset.source == own_data / "cells" and config.pipeline(LAB_CAMERA).camera == LAB_CAMERA
+    assert config.subsets[0] == "all" and "gamma" in config.subsets
+    adjustment = AdjustmentConfig.from_yaml(
+        _own(own_data, "dataset: {kind: folder, manifest: table/labels.csv}\npipeline: bi,s,me\nmodel: {name: small_cnn}\n")
+    )
+    assert adjustment.dataset.manifest == own_data / "table" / "labels.csv"
+
+
+@pytest.mark.parametrize(
+    ("dataset", "where", "message"),
+    [
+        (
+            "{kind: folder, root: cells, manifest: table/labels.csv}",
+            "1:48",
+            "dataset.manifest: a folder dataset names either root (a folder) or manifest (a CSV file), not both",
+        ),
+        ("{kind: folder-segmentation}", "1:10", "dataset: a folder-segmentation dataset names either root (a folder) or manifest (a CSV file), one of them"),
+        ("{kind: folder, root: cells, intensity: 0.5}", "1:49", "dataset.intensity: dataset kind 'folder' takes no 'intensity'"),
+        ("{kind: folder, root: cells, synthetic: {n: 3}}", "1:49", "dataset.synthetic: dataset kind 'folder' takes no 'synthetic'"),
+        ("{kind: microscopy, root: cells, manifest: table/labels.csv}", "1:52", "dataset.manifest: a manifest belongs to your own data"),
+        ("{kind: folder, root: nowhere}", "1:31", "dataset.root: folder {p}/nowhere not found"),
+        ("{kind: folder, root: table/labels.csv}", "1:31", "dataset.root: {p}/table/labels.csv is a file; give a CSV file as manifest:"),
+        ("{kind: folder, manifest: cells}", "1:35", "dataset.manifest: {p}/cells is a folder; give it as root:"),
+        ("{kind: folder, manifest: gone.csv}", "1:35", "dataset.manifest: manifest {p}/gone.csv not found"),
+        ("{kind: folder, root: cells/coffee/left}", "1:31", "dataset.root: raw folder {p}/cells/coffee/left: 0.tiff is not in a class folder"),
+        ("{kind: folder-segmentation, root: cells}", "1:44", "dataset.root: raw folder {p}/cells holds no raw files"),
+        ("{kind: folder, root: cells, camera: nikon}", "1:46", "dataset.camera: unknown camera 'nikon'"),
+    ],
+)
+def test_folder_dataset_mistakes_are_found_when_the_experiment_is_read(own_data, dataset, where, message):
+    file = _own(own_data, OWN.replace("{kind: folder, root: cells}", dataset))
+    with pytest.raises(ConfigError) as info:
+        SynthesisConfig.from_yaml(file)
+    assert str(info.value).startswith(f"{file}:{where}: {message.format(p=own_data)}"), str(info.value)
+
+
+def test_a_manifest_mistake_is_reported_at_the_csv_line(own_data):
+    bad = own_data / "table" / "bad.csv"
+    bad.write_text("path,label\nfiles/coffee_00.tiff,coffee\nfiles/coffee_09.tiff,coffee\n")
+    with pytest.raises(ConfigError, match=r"bad\.csv:3: raw file 'files/coffee_09.tiff' not found") as info:
+        SynthesisConfig.from_yaml(_own(own_data, OWN.replace("root: cells", "manifest: table/bad.csv")))
+    assert info.value.source == str(bad) and info.value.line == 3
+
+
+def test_files_without_a_camera_need_dataset_camera(own_data):
+    import tifffile
+
+    for label in ("a", "b"):
+        (own_data / "bare" / label).mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(own_data / "bare" / label / "x.tiff", np.zeros((4, 4), np.uint16))
+    with pytest.raises(ConfigError, match=r"1:31: dataset.root: .*x.tiff carries no camera metadata.*; or give the camera of all files as dataset.camera"):
+        SynthesisConfig.from_yaml(_own(own_data, OWN.replace("root: cells", "root: bare")))
+    assert SynthesisConfig.from_yaml(_own(own_data, OWN.replace("root: cells", "root: bare, camera: microscopy"))).dataset.camera == "microscopy"
+
+
+def test_a_model_given_by_factory_path(own_data, own_module):
+    text = OWN.replace("{name: small_cnn}", '{factory: "factory_models:tiny_cnn", options: {width: 4}, downsample: 2}')
+    config = SynthesisConfig.from_yaml(_own(own_data, text))
+    assert config.model == ModelConfig("factory_models:tiny_cnn", 2, {"width": 4})
+    segmentation = OWN.replace("kind: folder, root: cells", "kind: drone, root: data").replace(
+        "{name: small_cnn}", '{factory: "factory_models:TinySegmenter", task: segmentation}'
+    )
+    assert SynthesisConfig.from_yaml(segmentation).model.name == "factory_models:TinySegmenter"
+
+
+@pytest.mark.parametrize(
+    ("model", "where", "message"),
+    [
+        (
+            '{factory: "factory_models:tiny_cnn", name: small_cnn}',
+            "3:18",
+            "model.factory: give either name (a registered task model, see `ispkit models`) or factory",
+        ),
+        (
+            "{downsample: 2}",
+            "3:8",
+            "model: give either name (a registered task model, see `ispkit models`) or factory ('package.module:function'), one of them",
+        ),
+        (
+            '{factory: "factory_models:tiny_cnn", task: segmentation}',
+            "3:51",
+            "model.task: a segmentation model, but dataset kind 'folder' is a classification task",
+        ),
+        ('{factory: "factory_models:tiny_cnn", task: detection}', "3:51", "model.task: expected one of ['classification', 'segmentation'], got 'detection'"),
+        ("{name: small_cnn, task: classification}", "3:32", "model.task: a registered model has its own task; task goes with factory"),
+        ('{factory: "factory_models:tiny_cnn", options: {depth: 3}}', "3:62", "model.options.depth: factory_models:tiny_cnn has no option 'depth'"),
+        ('{factory: "my_lab.nets:resnet"}', "3:18", "model.factory: model factory 'my_lab.nets:resnet': cannot import module 'my_lab.nets'"),
+        (
+            '{factory: "factory_models:NOT_CALLABLE"}',
+            "3:18",
+            "model.factory: model factory 'factory_models:NOT_CALLABLE': 'NOT_CALLABLE' is a int, not a function",
+        ),
+        ('{factory: "nets/tiny.py:net"}', "3:18", "model.factory: model factory 'nets/tiny.py:net': expected 'package.module:function'"),
+        ("{factory: 3}", "3:18", "model.factory: expected a factory path 'package.module:function', got 3"),
+    ],
+)
+def test_factory_model_mistakes_are_found_when_the_experiment_is_read(own_data, own_module, model, where, message):
+    file = _own(own_data, OWN.replace("{name: small_cnn}", model))
+    with pytest.raises(ConfigError) as info:
+        SynthesisConfig.from_yaml(file)
+    assert str(info.value).startswith(f"{file}:{where}: {message}"), str(info.value)
