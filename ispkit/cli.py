@@ -12,6 +12,10 @@ Commands
 ``ispkit presets``  list the twelve paper presets
 ``ispkit cameras``  list registered cameras
 ``ispkit models``   list registered task models
+``ispkit experiments list``
+                    list the example experiments shipped with ispkit
+``ispkit experiments copy NAME [DIR]``
+                    copy one into DIR (default: experiments), never overwriting, and say how to run it
 ``ispkit synthesis run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking] [--scheduler S] [--workers N]``
                     run (or resume) a drift-synthesis study and write its report
 ``ispkit forensics run CONFIG [...same options]``
@@ -141,6 +145,40 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiments_list(args: argparse.Namespace) -> int:
+    from textwrap import fill
+
+    from .drift.config import shipped_experiments
+
+    for name, experiment in shipped_experiments().items():
+        print(f"{name}  (ispkit {experiment.command} run)")
+        print(fill(experiment.summary, width=100, initial_indent="    ", subsequent_indent="    "))
+    print("\ncopy one into a project's experiments/ folder: ispkit experiments copy NAME [DIR]")
+    return 0
+
+
+def _experiments_copy(args: argparse.Namespace) -> int:
+    from .drift.config import COMMANDS, copy_experiment, shipped_experiments
+
+    path = copy_experiment(args.name, args.dir).absolute()
+    command = shipped_experiments()[path.stem].command
+    config = COMMANDS[command].from_yaml(path)
+    print(f"copied {path.name} → {path}")
+    dataset, checkpoint = config.dataset, getattr(config, "checkpoint", None)
+    if dataset.synthetic is not None:
+        print(f"its data: synthetic, written to {dataset.root} on the first run")
+    elif not dataset.root.exists():
+        print(f"its data: expected at {dataset.root}, which does not exist yet (`ispkit data download --root {dataset.root}` gets the published record)")
+    else:
+        print(f"its data: {dataset.root}")
+    if checkpoint is not None and not checkpoint.exists():
+        print(f"its model: the checkpoint {checkpoint}, written by another study (the comment at the top of {path.name} says which)")
+    project = path.parent.parent
+    print(f"run it from {project} (its paths are relative to the file; the run folder is runs/{config.name} under the folder you run it from):")
+    print(f"  cd {project} && ispkit {command} run {path.relative_to(project)}")
+    return 0
+
+
 def _run_experiment(args: argparse.Namespace, kind: str) -> tuple[Any, Path]:
     """Parse the experiment YAML of ``kind`` and run (or resume) it with the command's options."""
     from .drift import adjustment, forensics, synthesis
@@ -222,7 +260,7 @@ def _experiment_command(sub: Any, kind: str, help: str, what: str, func: Any) ->
         .add_subparsers(dest=f"{kind}_command", required=True)
         .add_parser("run", help=f"run (or resume) {what} from a YAML experiment")
     )
-    run.add_argument("config", help="experiment YAML (see experiments/)")
+    run.add_argument("config", help="experiment YAML (examples: `ispkit experiments list`, `ispkit experiments copy NAME`)")
     run.add_argument("--out", type=Path, help="run folder (default: runs/<experiment name>); an existing one is resumed")
     track = run.add_mutually_exclusive_group()
     track.add_argument("--tracking-uri", help="MLflow tracking server (default: a local store inside the run folder)")
@@ -262,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("presets", help="list the twelve paper presets").set_defaults(func=_presets)
     sub.add_parser("cameras", help="list registered cameras").set_defaults(func=_cameras)
     sub.add_parser("models", help="list registered task models").set_defaults(func=_models)
+    experiments = sub.add_parser("experiments", help="the example experiments shipped with ispkit").add_subparsers(dest="experiments_command", required=True)
+    experiments.add_parser("list", help="list the shipped experiments and the command that runs each").set_defaults(func=_experiments_list)
+    copy = experiments.add_parser("copy", help="copy a shipped experiment into a folder (never overwriting) and say how to run it")
+    copy.add_argument("name", help="a name from `ispkit experiments list`, e.g. synthesis_microscopy_small")
+    copy.add_argument("dir", nargs="?", type=Path, default=Path("experiments"), help="folder to copy into (default: experiments, created if missing)")
+    copy.set_defaults(func=_experiments_copy)
     _experiment_command(sub, "synthesis", "drift synthesis: train on one data model, test on all", "a drift-synthesis study", _synthesis)
     _experiment_command(sub, "forensics", "drift forensics: find processing settings under which a model fails", "a forensic sweep", _forensics)
     _experiment_command(sub, "adjust", "drift adjustment: train pipeline parameters jointly with the task model", "an adjustment study", _adjust)

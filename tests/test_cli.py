@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ import ispkit
 from ispkit import Camera, Pipeline
 from ispkit.cli import main
 from ispkit.demo import demo_scene, scene_to_raw
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_views_writes_twelve_pngs_yaml_and_contact_sheet(tmp_path, capsys):
@@ -90,7 +93,13 @@ def test_plugins_lists_every_hook_kind_in_a_fresh_process():
     """Each layer registers its hook kind when imported; the command imports them all first."""
     env = {**os.environ, "ISPKIT_DISABLE_PLUGINS": "all"}
     out = subprocess.run([sys.executable, "-m", "ispkit", "plugins"], capture_output=True, text=True, check=True, env=env).stdout
-    assert out.splitlines()[-3:] == ["cameras: drone, microscopy", "distances: l2, ssim", "task models: resnet18, small_cnn, small_unet, unetplusplus"]
+    assert out.splitlines()[-4:] == [
+        "cameras: drone, microscopy",
+        "distances: l2, ssim",
+        "raw corruptions: chromatic_aberration, dark_current, defective_pixels, fixed_pattern_noise, illuminant, lens_shading, low_light, "
+        "motion_blur, overexposure, vignetting",
+        "task models: resnet18, small_cnn, small_unet, unetplusplus",
+    ]
 
 
 def test_models_lists_the_builtin_task_models(capsys):
@@ -99,6 +108,49 @@ def test_models_lists_the_builtin_task_models(capsys):
     assert [line.split()[:2] for line in lines] == [
         ["resnet18", "classification"], ["small_cnn", "classification"], ["small_unet", "segmentation"], ["unetplusplus", "segmentation"],
     ]  # fmt: skip
+
+
+def test_experiments_list_names_each_shipped_experiment_and_its_command(capsys):
+    from ispkit.drift.config import shipped_experiments
+
+    assert main(["experiments", "list"]) == 0
+    out = capsys.readouterr().out
+    headings = [line for line in out.splitlines() if line and not line.startswith(" ")]
+    assert headings[:-1] == [f"{name}  (ispkit {e.command} run)" for name, e in shipped_experiments().items()]
+    assert "    The README's main job: a small drift-synthesis study on synthetic Raw-Microscopy data" in out
+    assert headings[-1] == "copy one into a project's experiments/ folder: ispkit experiments copy NAME [DIR]"
+
+
+def test_experiments_copy_writes_the_file_says_how_to_run_it_and_never_overwrites(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["experiments", "copy", "synthesis_microscopy_small"]) == 0
+    copy = tmp_path / "experiments" / "synthesis_microscopy_small.yaml"
+    assert copy.read_bytes() == (ROOT / "experiments" / "synthesis_microscopy_small.yaml").read_bytes()
+    assert capsys.readouterr().out.splitlines() == [
+        f"copied synthesis_microscopy_small.yaml → {copy}",
+        f"its data: synthetic, written to {tmp_path / 'out' / 'data' / 'synthetic'} on the first run",
+        f"run it from {tmp_path} (its paths are relative to the file; the run folder is runs/synthesis-microscopy-small under the folder you run it from):",
+        f"  cd {tmp_path} && ispkit synthesis run experiments/synthesis_microscopy_small.yaml",
+    ]
+    assert main(["experiments", "copy", "forensics_microscopy_full", "studies"]) == 0
+    out = capsys.readouterr().out
+    assert f"its data: expected at {tmp_path / 'data' / 'raw'}, which does not exist yet (`ispkit data download --root {tmp_path / 'data' / 'raw'}`" in out
+    assert (
+        f"its model: the checkpoint {tmp_path / 'runs' / 'synthesis-microscopy-full' / 'units' / 'bi,s,ga' / 'fold0' / 'model.pt'}, written by another study"
+        in out
+    )
+    assert f"cd {tmp_path} && ispkit forensics run studies/forensics_microscopy_full.yaml" in out
+    copy.write_text("# my changes\n")
+    assert main(["experiments", "copy", "synthesis_microscopy_small"]) == 2
+    assert "refusing to overwrite it" in capsys.readouterr().err and copy.read_text() == "# my changes\n"
+    assert main(["experiments", "copy", "synthesis_microscopy"]) == 2
+    assert "no shipped experiment 'synthesis_microscopy': did you mean" in capsys.readouterr().err
+
+
+def test_run_help_points_at_the_shipped_experiments(capsys):
+    with pytest.raises(SystemExit):
+        main(["synthesis", "run", "--help"])
+    assert "examples: `ispkit experiments list`" in capsys.readouterr().out.replace("\n", " ").replace("  ", " ")
 
 
 SYNTHETIC = {"root": "data", "synthetic": {"n": 30, "size": 64}}

@@ -73,6 +73,7 @@ from .distances import distances
 
 __all__ = [
     "DATASET_KINDS", "FOLDER_KINDS", "DatasetConfig", "ModelConfig", "CorruptionConfig", "ExperimentConfig", "SynthesisConfig", "ForensicsConfig", "AdjustmentConfig", "ARMS",
+    "COMMANDS", "ShippedExperiment", "shipped_experiments", "copy_experiment",
 ]  # fmt: skip
 
 DATASET_KINDS = {
@@ -707,3 +708,98 @@ def _parse_adjustment(data: Any, loc: Locator, base: Path, text: str) -> Adjustm
         **common, dataset=dataset, model=model, training=training, pipeline_label=label, pipeline_files=files, intensities=tuple(intensities),
         gain=gain, read_noise=read_noise, arms=tuple(arms), pipeline_lr=pipeline_lr, folds=folds,
     )  # fmt: skip
+
+
+# -- the example experiments shipped with ispkit ---------------------------------------------
+
+COMMANDS: dict[str, type[SynthesisConfig] | type[ForensicsConfig] | type[AdjustmentConfig]] = {
+    "synthesis": SynthesisConfig,
+    "forensics": ForensicsConfig,
+    "adjust": AdjustmentConfig,
+}
+"""The command (``ispkit <command> run``) of each experiment kind, and the class that reads it."""
+
+_ADJUSTMENT_ONLY = ("intensities", "sensor", "arms", "pipeline_lr")
+
+
+@dataclass(frozen=True)
+class ShippedExperiment:
+    """An example experiment packaged with ispkit (``ispkit/experiments/<name>.yaml``).
+
+    Attributes
+    ----------
+    name
+        The file's stem, e.g. ``"synthesis_microscopy_small"``.
+    command
+        The command that runs it: a key of :data:`COMMANDS`.
+    summary
+        The comment the file opens with, as one paragraph.
+    text
+        The YAML text.
+    """
+
+    name: str
+    command: str
+    summary: str
+    text: str
+
+
+def shipped_experiments() -> dict[str, ShippedExperiment]:
+    """The example experiments packaged with ispkit, by name (sorted).
+
+    Their relative paths (``root: ../out/data/synthetic``, ``../data/raw``, ``../runs/...``) are
+    relative to the file, as in every experiment: they assume the file lies in a folder
+    ``experiments/`` of a project folder, and that it is run from the project folder, as the
+    repository's ``experiments/`` (identical files) are. :func:`copy_experiment` puts a copy
+    there.
+
+    >>> sorted(shipped_experiments())[:2]
+    ['adjustment_microscopy_full', 'adjustment_microscopy_small']
+    >>> shipped_experiments()["synthesis_microscopy_small"].command
+    'synthesis'
+    """
+    from importlib import resources
+
+    found = {}
+    for item in sorted(resources.files("ispkit").joinpath("experiments").iterdir(), key=lambda item: item.name):
+        if item.name.endswith(".yaml"):
+            text = item.read_text(encoding="utf-8")
+            name = item.name.removesuffix(".yaml")
+            found[name] = ShippedExperiment(name, _command(text, name), _summary(text), text)
+    return found
+
+
+def _command(text: str, name: str) -> str:
+    """The command of an experiment, from its top-level keys (``pipelines``: synthesis; an adjustment key: adjust; else forensics)."""
+    data, _ = parse_yaml(text, name)
+    keys = set(data) if isinstance(data, dict) else set()
+    if "pipelines" in keys:
+        return "synthesis"
+    return "adjust" if keys & set(_ADJUSTMENT_ONLY) else "forensics"
+
+
+def _summary(text: str) -> str:
+    """The comment lines an experiment opens with, as one paragraph."""
+    lines = text.splitlines()
+    header = lines[: next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))]
+    return " ".join(line.lstrip("#").strip() for line in header)
+
+
+def copy_experiment(name: str, folder: str | os.PathLike[str] = "experiments") -> Path:
+    """Copy the shipped experiment ``name`` (with or without ``.yaml``) into ``folder`` (created if missing) and return the copy.
+
+    The copy is byte-identical. An existing file is never overwritten
+    (:class:`FileExistsError`); an unknown name is an :class:`~ispkit.errors.InputError`
+    naming close matches.
+    """
+    from ..atomic import atomic_write_text
+    from ..errors import InputError
+
+    shipped = shipped_experiments()
+    key = name.removesuffix(".yaml")
+    if key not in shipped:
+        raise InputError(f"no shipped experiment {name!r}: {close_matches(key, sorted(shipped))} (`ispkit experiments list` lists them)")
+    target = Path(folder) / f"{key}.yaml"
+    if target.exists():
+        raise FileExistsError(f"{target} exists; refusing to overwrite it (remove it, or copy into another folder)")
+    return atomic_write_text(target, shipped[key].text, overwrite=False)

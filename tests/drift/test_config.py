@@ -9,8 +9,17 @@ import numpy as np
 import pytest
 
 from ispkit.corruptions import CORRUPTIONS
-from ispkit.drift.config import AdjustmentConfig, ExperimentConfig, ForensicsConfig, ModelConfig, SynthesisConfig
-from ispkit.errors import ConfigError
+from ispkit.drift.config import (
+    COMMANDS,
+    AdjustmentConfig,
+    ExperimentConfig,
+    ForensicsConfig,
+    ModelConfig,
+    SynthesisConfig,
+    copy_experiment,
+    shipped_experiments,
+)
+from ispkit.errors import ConfigError, InputError
 from ispkit.pipeline import Pipeline, presets
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -143,6 +152,64 @@ def test_shipped_experiments_parse(name):
     config = KINDS[name.split("_")[0]].from_yaml(EXPERIMENTS / name)
     assert config.name == Path(name).stem.replace("_", "-")
     assert config.dataset.root.is_absolute()
+
+
+# -- the example experiments are package data ----------------------------------------------
+
+
+def test_the_repository_experiments_are_the_packaged_ones():
+    shipped = shipped_experiments()
+    assert sorted(shipped) == sorted(p.stem for p in EXPERIMENTS.glob("*.yaml")) and len(shipped) == 9
+    for name, experiment in shipped.items():
+        assert (EXPERIMENTS / f"{name}.yaml").read_text(encoding="utf-8") == experiment.text, f"experiments/{name}.yaml differs from ispkit/experiments/"
+
+
+@pytest.mark.parametrize("name", sorted(shipped_experiments()))
+def test_each_packaged_experiment_is_listed_with_the_command_that_runs_it(name):
+    experiment = shipped_experiments()[name]
+    assert experiment.command == {"synthesis": "synthesis", "train": "synthesis", "forensics": "forensics", "adjustment": "adjust"}[name.split("_")[0]]
+    assert isinstance(COMMANDS[experiment.command].from_yaml(experiment.text), KINDS[name.split("_")[0]])
+    assert experiment.summary == " ".join(line[2:] for line in experiment.text.splitlines() if line.startswith("# ")) and len(experiment.summary) > 40
+
+
+def test_a_copy_in_a_projects_experiments_folder_reads_as_the_repositorys_do(tmp_path):
+    root = EXPERIMENTS.parent
+    for name, experiment in shipped_experiments().items():
+        copy = copy_experiment(name, tmp_path / "experiments")
+        assert copy == tmp_path / "experiments" / f"{name}.yaml" and copy.read_text(encoding="utf-8") == experiment.text
+        mine, theirs = (COMMANDS[experiment.command].from_yaml(file) for file in (copy, EXPERIMENTS / f"{name}.yaml"))
+        assert mine.dataset.root.relative_to(tmp_path) == theirs.dataset.root.relative_to(root)
+        if getattr(theirs, "checkpoint", None) is not None:
+            assert mine.checkpoint.relative_to(tmp_path) == theirs.checkpoint.relative_to(root)
+    assert copy_experiment("synthesis_drone_small.yaml", tmp_path / "elsewhere").name == "synthesis_drone_small.yaml"
+
+
+def test_copying_never_overwrites_and_unknown_names_are_named(tmp_path):
+    (tmp_path / "synthesis_microscopy_small.yaml").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"synthesis_microscopy_small\.yaml exists; refusing to overwrite it"):
+        copy_experiment("synthesis_microscopy_small", tmp_path)
+    assert (tmp_path / "synthesis_microscopy_small.yaml").read_text() == "mine"
+    with pytest.raises(InputError, match=r"no shipped experiment 'synthesis_micro': did you mean .*'synthesis_microscopy_small'"):
+        copy_experiment("synthesis_micro", tmp_path)
+
+
+def test_the_wheel_ships_the_experiments(tmp_path):
+    """Build a wheel from the package's files alone (no network, no build isolation): the YAMLs are package data."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    source = EXPERIMENTS.parent
+    shutil.copytree(source / "ispkit", tmp_path / "src" / "ispkit", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(source / name, tmp_path / "src" / name)
+    build = "import sys; from setuptools import build_meta; print(build_meta.build_wheel(sys.argv[1]))"
+    done = subprocess.run([sys.executable, "-c", build, str(tmp_path / "dist")], cwd=tmp_path / "src", capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    wheel = tmp_path / "dist" / done.stdout.strip().splitlines()[-1]
+    shipped = sorted(n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("ispkit/experiments/"))
+    assert shipped == [f"ispkit/experiments/{name}.yaml" for name in sorted(shipped_experiments())]
 
 
 # -- values are checked when the file is read ---------------------------------------------
