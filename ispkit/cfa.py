@@ -134,7 +134,7 @@ def select(selector: tuple[torch.Tensor, torch.Tensor], a: torch.Tensor, b: torc
     return torch.addcmul(a * mask, b, complement)
 
 
-def site_map_numpy(values: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+def site_map_numpy(values: np.ndarray | Sequence[float], shape: Sequence[int]) -> np.ndarray:
     """Tile four per-site ``values`` (row-major 2×2 order) over an ``(H, W)`` mosaic."""
     h, w = shape
     return np.tile(np.asarray(values, dtype=float).reshape(2, 2), (h // 2, w // 2))

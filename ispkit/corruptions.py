@@ -156,9 +156,9 @@ def _check(images, severity, scale, where: str) -> None:
     check_rgb(images, where, batched=True)
     if not isinstance(images, torch.Tensor):
         raise InputError(f"{where}: expected a torch tensor (N, 3, H, W), got {type(images).__name__}")
-    if isinstance(severity, bool) or not isinstance(severity, numbers.Integral) or not 1 <= severity <= 5:
+    if isinstance(severity, bool) or not isinstance(severity, numbers.Integral) or not 1 <= int(severity) <= 5:
         raise InputError(f"{where}: severity must be an integer in 1..5, got {severity!r}")
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (math.isfinite(scale) and scale > 0):
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (math.isfinite(scale) and float(scale) > 0):
         raise InputError(f"{where}: scale must be a finite number > 0, got {scale!r}")
 
 
@@ -354,7 +354,7 @@ def _bilinear(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: str
     fr, fc = (rows - r0f).to(x.dtype), (cols - c0f).to(x.dtype)
     r0, c0 = r0f.to(torch.int64), c0f.to(torch.int64)
     flat = x.reshape(n, c, h * w)
-    out = 0
+    out = torch.zeros((), dtype=x.dtype, device=x.device)  # 0 + the first term, as with a Python 0
     for dr, wr in ((0, 1 - fr), (1, fr)):
         rr = _fold(r0 + dr, h, mode)
         for dc, wc in ((0, 1 - fc), (1, fc)):

@@ -88,7 +88,7 @@ def _check_seed(seed: Any, where: str) -> None:
     ok = (
         seed is None
         or isinstance(seed, (np.random.SeedSequence, np.random.Generator))
-        or (isinstance(seed, (numbers.Integral, np.integer)) and not isinstance(seed, bool) and seed >= 0)
+        or (isinstance(seed, (numbers.Integral, np.integer)) and not isinstance(seed, bool) and int(seed) >= 0)
     )
     if not ok:
         raise InputError(f"{where}: seed must be None, a non-negative int, a numpy SeedSequence or a numpy Generator, got {seed!r}")

@@ -520,7 +520,8 @@ def _place(members: list[_Member], staging: Path, staged: set[str], root: Path, 
     Returns (extracted, kept-because-present) names; a present member named in ``ours``
     was placed by an earlier, interrupted run and counts as extracted.
     """
-    extracted, skipped = [], []
+    extracted: list[str] = []
+    skipped: list[str] = []
     for m in members:
         dest = root / m.name
         with _writing(dest, "fix the dataset folder and run the download again"):

@@ -156,11 +156,13 @@ def _read_mask(path: Path) -> np.ndarray:
         pixels = np.asarray(Image.open(path))
     except OSError as exc:
         raise RawFormatError(f"{path}: not a readable PNG mask ({exc})") from None
-    return pixels.reshape(*pixels.shape[:2], -1).any(axis=-1)
+    return np.asarray(pixels.reshape(*pixels.shape[:2], -1).any(axis=-1))
 
 
 class _DroneTiles(Dataset):
     """Raw-Drone frames cut into tiles; the frames are read lazily and a few are cached."""
+
+    index: list[tuple[str, int, int]]  # (frame, row, column) of each tile, set by the subclass
 
     def __init__(self, root: str | os.PathLike[str], intensity: float, camera: Camera | str, tile: int, cache: int, download: bool = False) -> None:
         base = Path(root) / "drone"

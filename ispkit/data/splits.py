@@ -26,8 +26,8 @@ __all__ = ["grouped_stratified_kfold"]
 
 
 def grouped_stratified_kfold(
-    groups: Sequence[Any],
-    labels: Sequence[Any] | None = None,
+    groups: Sequence[Any] | np.ndarray,
+    labels: Sequence[Any] | np.ndarray | None = None,
     n_splits: int = 5,
     seed: int = 0,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -94,7 +94,7 @@ def grouped_stratified_kfold(
     return [(indices[fold_of_sample != k], indices[fold_of_sample == k]) for k in range(n_splits)]
 
 
-def _codes(values: Sequence[Any], what: str) -> np.ndarray:
+def _codes(values: Sequence[Any] | np.ndarray, what: str) -> np.ndarray:
     """Integer codes 0..K-1 of ``values`` in order of first appearance."""
     codes: dict[Any, int] = {}
     try:

@@ -24,11 +24,13 @@ interrupted run continues where it stopped. Nothing that exists is overwritten.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -44,7 +46,7 @@ from .synthetic_microscopy import CLASS_PROPORTIONS, CLASSES, render_scene
 
 __all__ = ["MICROSCOPY_NOISE", "DRONE_READ_NOISE", "synthesize_microscopy", "synthesize_drone"]
 
-MICROSCOPY_NOISE = {"gain": 2.2, "read_noise": 1.5}
+MICROSCOPY_NOISE: dict[str, Any] = {"gain": 2.2, "read_noise": 1.5}
 """Assumed conversion gain (DN/e⁻) and read noise (e⁻) of the microscopy sensor."""
 DRONE_READ_NOISE = 2.5
 """Assumed read noise (e⁻) of the drone sensor."""
@@ -208,7 +210,7 @@ def synthesize_drone(
             _expose(scene, camera, paths, intensities, exposure_seed, read_noise=DRONE_READ_NOISE)
             if not mask_path.exists():
                 png = Image.fromarray(mask.astype(np.uint8) * 255)
-                atomic_write(mask_path, lambda tmp, png=png: png.save(tmp, format="PNG"))
+                atomic_write(mask_path, functools.partial(png.save, format="PNG"))
         if progress is not None:
             progress(i + 1, n_frames)
     return root

@@ -118,7 +118,7 @@ def _nucleus(kind: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r:
         angle = (np.arctan2(yy - cy, xx - cx) - theta) % (2 * np.pi)
         ring = np.abs(np.hypot(yy - cy, xx - cx) - 0.75 * r) - 0.28 * r
         return _soft(np.maximum(ring, (angle - span) * 0.75 * r))
-    lobes = {"bilobed": 2, "lobed": rng.integers(2, 4), "segmented": rng.integers(3, 6), "fragments": rng.integers(3, 7)}[kind]
+    lobes = {"bilobed": 2, "lobed": int(rng.integers(2, 4)), "segmented": int(rng.integers(3, 6)), "fragments": int(rng.integers(3, 7))}[kind]
     density = np.zeros_like(yy)
     theta0 = rng.uniform(0, 2 * np.pi)
     for i in range(lobes):

@@ -137,7 +137,7 @@ def _read(fd: int) -> dict[str, Any]:
 
 def _unwritable(run_dir: Path, exc: OSError) -> str:
     reason = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-              errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}.get(exc.errno, exc.strerror or str(exc))  # fmt: skip
+              errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}.get(exc.errno or 0, exc.strerror or str(exc))  # fmt: skip
     return (
         f"cannot write in the run folder {run_dir} ({reason}): a study writes its checkpoints, resume states and results "
         "there, also when it resumes or reads a finished run back; choose a writable output folder"

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,7 @@ class MlflowTracker(Tracker):
                 [self.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{self.study}'", max_results=1000, page_token=token
             )
             for run in page:
-                name = run.data.tags.get("ispkit.unit")
+                name = run.data.tags.get("ispkit.unit", "")
                 if run.info.status == "FINISHED" and name not in logged:
                     logged.add(name)
                 else:  # killed while being logged, or a second copy
@@ -174,7 +175,7 @@ class MlflowTracker(Tracker):
         fresh = [m for m in _metrics(metrics, step) if held.get(m.key) != m.value]
         self._log_batch(self.study, fresh)
 
-    def _log_batch(self, run: str, metrics: list[Any], params: list[Any] = ()) -> None:
+    def _log_batch(self, run: str, metrics: list[Any], params: Sequence[Any] = ()) -> None:
         """MLflow takes at most 100 parameters and 1000 metrics per call."""
         params = list(params)
         for start in range(0, len(params), 100):

@@ -242,10 +242,10 @@ def _segments(ifd: Ifd, width, height, samples, bits, compression, predictor, pl
     expected = -(-width // seg_w) * -(-height // seg_h) * planes
     if tiled and expected * seg_w * seg_h * (1 if planar else samples) > 2 * limit:
         raise bad(f"{expected} tiles of {seg_w}×{seg_h} pixels hold far more than the {width}×{height} image (corrupt TileWidth/TileLength?)")
-    offsets, counts = ifd.get(offsets_code), ifd.get(counts_code)
-    if offsets is None or counts is None:
+    offset_tag, count_tag = ifd.get(offsets_code), ifd.get(counts_code)
+    if offset_tag is None or count_tag is None:
         raise bad(f"no {kind} offsets or byte counts: the image data are missing")
-    offsets, counts = offsets.integers(), counts.integers()
+    offsets, counts = offset_tag.integers(), count_tag.integers()
     if offsets.size != expected or counts.size != expected:
         raise bad(
             f"{offsets.size} {kind} offsets and {counts.size} byte counts, but a {width}×{height} image in "

@@ -118,7 +118,7 @@ class DngFile:
     @property
     def version(self) -> tuple[int, ...]:
         """DNGVersion, e.g. ``(1, 4, 0, 0)``."""
-        return tuple(int(v) for v in self.main.get(50706).numbers())
+        return tuple(int(v) for v in self.main.tags[50706].numbers())  # present: checked when the file was opened
 
     def get(self, tag: int | str) -> Tag | None:
         """The tag (a code such as ``50721`` or a name such as ``"ColorMatrix1"``) from the raw IFD, else IFD0, else ``None``."""
@@ -231,8 +231,8 @@ def cfa_pattern(dng: DngFile) -> str:
     codes = dng.numbers("CFAPattern")
     if codes is None or codes.size != 4:
         raise bad(f"CFAPattern (tag 33422) must hold 4 values for a 2×2 pattern, got {None if codes is None else codes.tolist()}")
-    planes = dng.numbers("CFAPlaneColor")
-    planes = [0.0, 1.0, 2.0] if planes is None else planes.tolist()
+    plane_colors = dng.numbers("CFAPlaneColor")
+    planes = [0.0, 1.0, 2.0] if plane_colors is None else plane_colors.tolist()
     layout = dng.numbers("CFALayout")
     if layout is not None and layout.tolist() != [1.0]:
         raise bad(f"CFALayout is {layout.tolist()}; only the rectangular layout (1) is supported")
@@ -429,7 +429,8 @@ def dng_camera(dng: DngFile, levels: RawLevels, pattern: str) -> Camera:
     if levels.delta_rows is not None or levels.delta_cols is not None:
         notes.append("BlackLevelDeltaH/V averaged per CFA site (RawImage.black_map() is exact)")
     height, width = _active_shape(dng)
-    return _camera(dng, levels, pattern, container, tuple(sites.ravel().tolist()), notes, lens_shading(dng, pattern, height, width, notes))
+    b0, b1, b2, b3 = (float(b) for b in sites.ravel())
+    return _camera(dng, levels, pattern, container, (b0, b1, b2, b3), notes, lens_shading(dng, pattern, height, width, notes))
 
 
 def linear_camera(dng: DngFile, levels: RawLevels) -> Camera:
@@ -486,13 +487,16 @@ def container_bits(levels: RawLevels) -> int:
     return int(levels.white.max()).bit_length()
 
 
-def _camera(dng: DngFile, levels: RawLevels, pattern: str, container: int, black: tuple[float, ...], notes: list[str], shading: dict[str, Any]) -> Camera:
+def _camera(
+    dng: DngFile, levels: RawLevels, pattern: str, container: int, black: tuple[float, float, float, float], notes: list[str], shading: dict[str, Any]
+) -> Camera:
     model = dng.get("UniqueCameraModel")
     name = "" if model is None else model.text().strip()  # text() refuses a non-ASCII (e.g. numeric) tag
     if levels.table is not None:
         notes.append("LinearizationTable applied")
     scale = (2**container - 1) / _signal_range(levels)
     color = dng_color(dng, notes)
+    balance: tuple[float, float, float] | np.ndarray
     if color is None:
         balance, matrix = _neutral_balance(dng, notes), np.eye(3)
     else:
@@ -515,7 +519,7 @@ def _camera(dng: DngFile, levels: RawLevels, pattern: str, container: int, black
             bit_depth=container,
             container_bits=container,
             black_level=black,
-            white_balance=tuple(float(v) for v in balance),
+            white_balance=(float(balance[0]), float(balance[1]), float(balance[2])),
             color_matrix=tuple(tuple(float(v) for v in row) for row in matrix),
             gain=gain,
             read_noise=read_noise,
@@ -788,9 +792,9 @@ def _shading_fields(per_site: list[list[tuple[GainMap, int]]], height: int, widt
     """``shading_map``, ``shading_origin`` and ``shading_spacing`` holding the maps of each site, exactly when possible."""
     entries = [entry for site in per_site for entry in site]
     geometry = _shared_geometry([m for m, _ in entries])
-    exact = geometry is not None and all(len(site) <= 1 for site in per_site) and all(max(m.gains.shape[:2]) <= SHADING_POINTS for m, _ in entries)
+    one_each = all(len(site) <= 1 for site in per_site) and all(max(m.gains.shape[:2]) <= SHADING_POINTS for m, _ in entries)
     described = ", ".join(f"{m.gains.shape[0]}×{m.gains.shape[1]}" for m, _ in entries)
-    if exact:
+    if geometry is not None and one_each:
         origin, spacing = geometry
         grids = [_padded(site[0][0].gains[:, :, site[0][1]]) if site else np.ones((SHADING_POINTS, SHADING_POINTS)) for site in per_site]
         notes.append(f"GainMap ({described} points) stored exactly: origin {list(origin)}, spacing {list(spacing)}")
@@ -808,7 +812,8 @@ def _shading_fields(per_site: list[list[tuple[GainMap, int]]], height: int, widt
 
 def _shared_geometry(maps: list[GainMap]) -> tuple[tuple[float, float], tuple[float, float]] | None:
     """The common ``(origin, spacing)`` of the maps (an axis with one point fits any), when it lies within the stage's bounds."""
-    origin, spacing = [None, None], [None, None]
+    origin: list[float | None] = [None, None]
+    spacing: list[float | None] = [None, None]
     for m in maps:
         for axis in (0, 1):
             if m.gains.shape[axis] == 1:
@@ -817,11 +822,11 @@ def _shared_geometry(maps: list[GainMap]) -> tuple[tuple[float, float], tuple[fl
                 origin[axis], spacing[axis] = m.origin[axis], m.spacing[axis]
             elif (origin[axis], spacing[axis]) != (m.origin[axis], m.spacing[axis]):
                 return None
-    origin = tuple(0.0 if o is None else float(o) for o in origin)
-    spacing = tuple(1.0 / (SHADING_POINTS - 1) if s is None else float(s) for s in spacing)
-    if not (all(-1.0 <= o <= 1.0 for o in origin) and all(1e-3 <= s <= 1.0 for s in spacing)):
+    oy, ox = (0.0 if o is None else float(o) for o in origin)
+    sy, sx = (1.0 / (SHADING_POINTS - 1) if s is None else float(s) for s in spacing)
+    if not (all(-1.0 <= o <= 1.0 for o in (oy, ox)) and all(1e-3 <= s <= 1.0 for s in (sy, sx))):
         return None
-    return origin, spacing
+    return (oy, ox), (sy, sx)
 
 
 def _padded(grid: np.ndarray) -> np.ndarray:

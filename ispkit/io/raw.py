@@ -322,6 +322,7 @@ def read_raw(
         elif (sidecar := find_sidecar(path)) is not None:
             camera = Camera.from_yaml(sidecar)
         elif dng is not None:
+            assert levels is not None, "a DNG's levels are read with its pixels"
             camera, own_levels = dng_camera(dng, levels, pattern), levels
         else:
             a, b = (p.name for p in sidecar_paths(path))

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -303,6 +303,12 @@ class Ifd:
             raise tag._bad(f"holds {values.size} value(s), expected {' or '.join(map(str, allowed))}")
         return values
 
+    @overload
+    def integer(self, code: int, default: int) -> int: ...
+
+    @overload
+    def integer(self, code: int, default: None = None) -> int | None: ...
+
     def integer(self, code: int, default: int | None = None) -> int | None:
         """The single integer value of tag ``code`` (all values must agree, as for BitsPerSample), or ``default``."""
         tag = self.tags.get(code)
@@ -405,7 +411,7 @@ class _Parser:
         head = bytes(self.data[:16])
         if len(head) < 8 or head[:2] not in (b"II", b"MM"):
             raise self.error(f"not a readable TIFF or DNG file (not a TIFF file: it starts with {head[:8]!r}, expected b'II*\\x00' or b'MM\\x00*')")
-        self.order = "<" if head[:2] == b"II" else ">"
+        self.order: Literal["<", ">"] = "<" if head[:2] == b"II" else ">"
         magic = struct.unpack(self.order + "H", head[2:4])[0]
         if magic == 42:
             self.bigtiff, first = False, struct.unpack(self.order + "I", head[4:8])[0]
@@ -414,7 +420,7 @@ class _Parser:
         else:
             raise self.error(f"not a readable TIFF or DNG file (not a TIFF file: version {magic}, expected 42 or BigTIFF's 43)")
         self.header = 16 if self.bigtiff else 8
-        pages = []
+        pages: list[Ifd] = []
         offset = first
         while offset:
             ifd, offset = self.ifd(offset, depth=0, what="IFD" if not pages else f"IFD{len(pages)}")

@@ -134,7 +134,8 @@ class RawArchive:
         )
 
 
-def _read_block(archive: RawArchive, out_dtype: np.dtype, block_id: tuple[int, ...] | None = None) -> np.ndarray:
+def _read_block(archive: RawArchive, out_dtype: np.dtype, block_id: tuple[int, ...]) -> np.ndarray:
+    """Chunk ``block_id`` (which dask passes to a function taking it): image ``block_id[0]``, ``(1, H, W)``."""
     return archive.read(block_id[0])[None].astype(out_dtype, copy=False)
 
 
@@ -243,8 +244,10 @@ def bulk_views(archive: RawArchive, pipeline: Pipeline, *, backend: str = "numpy
     _check_backend(backend)
     h, w = archive.shape
     raw = archive.to_dask(np.float64)
-    return raw.map_blocks(
+    da = need("dask.array")
+    return da.map_blocks(
         _call_process,
+        raw,
         pipeline=pipeline,
         backend=backend,
         new_axis=1,
@@ -304,7 +307,7 @@ def _pipelines(pipelines: Mapping[str, Pipeline | str] | Sequence[Pipeline | str
 def _prepare(root: zarr.Group, label: str, pipeline: Pipeline, archive: RawArchive, digests: list[str], overwrite: bool, store: str) -> None:
     """Create (or check) the views array and done flags of ``label``."""
     n, (h, w) = len(archive), archive.shape
-    attrs = {
+    attrs: dict[str, Any] = {
         "label": label,
         "pipeline": pipeline.to_yaml(),
         "camera": archive.camera.to_yaml(),

@@ -115,6 +115,9 @@ class TaskNetwork(nn.Module):
     (torch.Size([4]), torch.Size([1, 4, 2, 2]))
     """
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(
         self,
         net: nn.Module,
