@@ -102,7 +102,7 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    from . import drift, tasks  # noqa: F401 - each layer registers its hook kinds when imported
+    from . import drift, raw_corruptions, tasks  # noqa: F401 - each layer registers its hook kinds when imported
     from .registry import HOOK_KINDS, SLOW_IMPORT_S, STAGES
 
     registry = get_registry()

@@ -29,7 +29,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "ispkit.color", "ispkit.dng_color", "ispkit.flatfield", "ispkit.filters", "ispkit.stages", "ispkit.camera", "ispkit.stage_probe",
         "ispkit.testing", "ispkit.hookspecs", "ispkit.builtins", "ispkit.registry", "ispkit.pipeline", "ispkit.static",
     ),
-    "data": ("ispkit.io", "ispkit.sensor", "ispkit.data", "ispkit.corruptions"),
+    "data": ("ispkit.io", "ispkit.sensor", "ispkit.data", "ispkit.corruptions", "ispkit.raw_corruptions"),
     "tasks": ("ispkit.tasks",),
     "scale": ("ispkit.scale",),
     "drift": ("ispkit.drift",),
@@ -39,7 +39,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
 
 LAYER_ROLES = {
     "core": "arrays, Bayer layouts, filters, stages, cameras, the registry and its own plugin, pipelines, atomic writes, errors, YAML config",
-    "data": "raw files, the sensor model, datasets, the corruption baseline",
+    "data": "raw files, the sensor model, datasets, the corruption baseline, raw-domain corruptions (registered as the hook kind `ispkit_raw_corruptions`)",
     "tasks": "task models (registered as the hook kind `ispkit_task_models`), training, metrics, checkpoints",
     "scale": "Dask: the cluster switch, bulk processing of raw archives",
     "drift": "the three drift controls (distances registered as the hook kind `ispkit_distances`)",
