@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ def _download(args: argparse.Namespace) -> int:
     from .data.download import ZENODO, download_record
 
     args.saved_in = args.root
-    state = {"key": None, "shown": -1}
+    state: dict[str, Any] = {"key": None, "shown": -1}
 
     def progress(done: int, total: int, key: str) -> None:
         percent = 100 * done // total if total else 100
@@ -111,9 +111,9 @@ def _plugins(args: argparse.Namespace) -> int:
     for (kind, method), entry in sorted(registry.stages().items()):
         print(f"{kind:18s} {method:16s} {entry.stage.takes + '→' + entry.stage.gives:12s} {entry.provider}")
     print()
-    for kind in sorted(HOOK_KINDS.values(), key=lambda kind: kind.what):
-        if kind is not STAGES:
-            print(f"{kind.what}s: {', '.join(sorted(map(str, registry.items(kind.hook))))}")
+    for hook_kind in sorted(HOOK_KINDS.values(), key=lambda k: k.what):
+        if hook_kind is not STAGES:
+            print(f"{hook_kind.what}s: {', '.join(sorted(map(str, registry.items(hook_kind.hook))))}")
     if registry.failures:
         print("\nplugins that failed and were skipped:")
         for f in registry.failures:
@@ -184,12 +184,9 @@ def _run_experiment(args: argparse.Namespace, kind: str) -> tuple[Any, Path]:
     from .drift import adjustment, forensics, synthesis
     from .drift import config as configs
 
-    loader, run = {
-        "synthesis": (configs.SynthesisConfig, synthesis.run_synthesis),
-        "forensics": (configs.ForensicsConfig, forensics.run_forensics),
-        "adjust": (configs.AdjustmentConfig, adjustment.run_adjustment),
-    }[kind]
-    config = loader.from_yaml(args.config)
+    runs: dict[str, Callable[..., Any]] = {"synthesis": synthesis.run_synthesis, "forensics": forensics.run_forensics, "adjust": adjustment.run_adjustment}
+    run = runs[kind]
+    config = configs.COMMANDS[kind].from_yaml(args.config)
     out = args.out or Path("runs") / config.name
     args.saved_in = out  # named by the interrupt and storage-fault messages
     print(f"ispkit {kind}: {args.config} → {out} (interrupt at any time; the same command resumes)", flush=True)
