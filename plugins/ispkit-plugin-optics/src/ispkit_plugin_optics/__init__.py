@@ -1,8 +1,8 @@
 """ispkit-plugin-optics: a physically based lens stage for ispkit.
 
-Adds the stage kind ``lens`` (methods ``airy`` and ``gaussian``) through the ``ispkit``
-entry-point group; see :mod:`.psf` for the point-spread functions and :mod:`.lens` for
-the stage.
+Adds the stage kind ``lens`` (methods ``airy`` and ``gaussian``) and the raw-domain
+corruption ``defocus`` through the ``ispkit`` entry-point group; see :mod:`.psf` for the
+point-spread functions, :mod:`.lens` for the stage and :mod:`.defocus` for the corruption.
 """
 
 from __future__ import annotations
