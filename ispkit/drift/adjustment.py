@@ -70,7 +70,7 @@ from ..sensor import scale_exposure
 from ..tasks.base import downsample_views
 from ..tasks.checkpoint import save_checkpoint
 from ..tasks.metrics import PRIMARY_METRIC
-from ..tasks.training import fit
+from ..tasks.training import evaluate_detailed, fit
 from .config import AdjustmentConfig
 from .execution import execute
 from .results import AdjustmentResults
@@ -125,6 +125,7 @@ def _source(arm: str, bank: ViewBank, label: str, module: torch.nn.Module | None
     if arm == "raw":
         packed = downsample_views(pack_bayer(raws), max(downsample // 2, 1)).to(device)
         return lambda index: packed[torch.as_tensor(index, device=device)]
+    assert module is not None, "the learned arm has a pipeline module"
     return lambda index: downsample_views(module(raws[torch.as_tensor(index)].to(device)), downsample)
 
 
@@ -149,6 +150,7 @@ class AdjustmentStudy(Study):
 
     @classmethod
     def open(cls, config: AdjustmentConfig, run_dir: str | os.PathLike[str], *, progress: Progress | None = None, create: bool = True) -> AdjustmentStudy:
+        assert config.model is not None, "an adjustment experiment names its model (checked when parsed)"
         run_dir, device, data = open_run(run_dir, config, progress, downsample=config.model.downsample, create=create)
         folds = saved_folds(run_dir, data, config)
         return cls(config, run_dir, device, data, folds, *_sensor_noise(config, data))
@@ -205,6 +207,9 @@ class AdjustmentStudy(Study):
         history = fit(network, source, data.targets, train, replace(config.training, seed=seed), parameters=parameters, validation_index=test, on_epoch=on_epoch,
                       state_path=state, after_step=module.project_ if module is not None else None)  # fmt: skip
         result: dict[str, Any] = {"loss": history.loss, "validation": history.validation}
+        if data.task == "classification":  # the last epoch's predictions again (same network, same views) as true × predicted counts
+            confusion = evaluate_detailed(network, source, data.targets, test, batch_size=config.training.batch_size).confusion
+            result["confusion"] = confusion.tolist() if confusion is not None else None
         learned_yaml = None
         if module is not None:
             learned_yaml = module.to_pipeline().to_yaml()
@@ -217,6 +222,20 @@ class AdjustmentStudy(Study):
 
     def metrics(self, unit: Unit, result: dict[str, Any]) -> Metrics:
         return epoch_metrics(result)
+
+
+def _confusions(units: list[Unit], found: dict[tuple, dict[str, Any]], classes: list[str] | None) -> dict[str, dict[str, np.ndarray]]:
+    """Last-epoch confusion matrices summed over folds, per intensity and arm; NaN when a fold's unit
+    was run before they were recorded (no ``confusion`` in its result)."""
+    cells: dict[str, dict[str, list[Any]]] = {}
+    for unit in units:
+        intensity, arm, _ = unit.key
+        cells.setdefault(_intensity_key(intensity), {}).setdefault(arm, []).append(found[unit.key].get("confusion"))
+    n = len(classes or [])
+    return {
+        key: {arm: np.sum(np.asarray(m, dtype=float), axis=0) if all(c is not None for c in m) else np.full((n, n), np.nan) for arm, m in arms.items()}
+        for key, arms in cells.items()
+    }
 
 
 @holding_run_folder
@@ -249,6 +268,7 @@ def run_adjustment(config: AdjustmentConfig, run_dir: str | os.PathLike[str], *,
     results = AdjustmentResults(
         task=data.task, metric=metric, pipeline=config.pipeline_label, intensities=list(config.intensities), arms=list(config.arms),
         folds=config.folds, epochs=config.training.epochs, curves={i: {a: np.asarray(c) for a, c in arms.items()} for i, arms in curves.items()},
+        classes=data.classes, synthetic=data.synthetic, confusion=_confusions(units, found, data.classes) if data.task == "classification" else None,
     )  # fmt: skip
     results.save(run_dir / "results.json")
     report = write_adjustment_report(run_dir, results, pipeline=study.pipeline, samples=samples, config_text=config.text)

@@ -11,9 +11,14 @@ pipeline fixed) and the ``raw`` arm (no pipeline), per intensity:
   and through the pipeline learned in fold 0;
 - :func:`write_adjustment_report`: the figures as PNGs under ``run_dir/figures/`` and
   ``run_dir/report.html``, a single file (base64 images, inline CSS, no external
-  resources, no JavaScript) with a summary of the final metric of every arm, the
-  curves, the final and best-epoch table, the views and changed parameters of each
-  learned pipeline, and the run's configuration.
+  resources, no JavaScript) opening with a banner when the data are synthetic and the
+  findings in words with their uncertainty
+  (:meth:`AdjustmentResults.findings <ispkit.drift.results.AdjustmentResults.findings>`:
+  learned, frozen and raw per intensity, paired over folds), then a summary of the final
+  metric of every arm, the paired differences with their intervals, the arms below
+  chance with the class their predictions collapse to, the confusion matrix of the worst
+  arm, the curves, the final and best-epoch table, the views and changed parameters of
+  each learned pipeline, and the run's configuration.
 
 Figures are built on :class:`matplotlib.figure.Figure` with an Agg canvas, without
 pyplot, so no global state is touched.
@@ -45,8 +50,9 @@ from matplotlib.figure import Figure
 
 from ..errors import InputError
 from ..pipeline import Pipeline
-from .html_report import compact, embed_figure, escape, fmt, new_figure, save_figures, write_page
+from .html_report import below_chance_table, compact, confusion_section, embed_figure, escape, fmt, new_figure, plot_confusion, save_figures, write_page
 from .results import AdjustmentResults
+from .statistics import signed
 from .units import slug
 
 __all__ = ["ARM_COLOURS", "plot_curves", "plot_learned_views", "changed_params", "write_adjustment_report"]
@@ -242,16 +248,26 @@ def write_adjustment_report(
         ``run_dir/report.html``.
     """
     run_dir = Path(run_dir)
+    findings = results.findings()
     figures = {"curves": plot_curves(results)}
     changed: dict[str, list[tuple[str, Any, Any]]] = {}
     for key in _intensity_keys(results):
         found = _learned_views(run_dir, key, pipeline, samples)
-        if found is not None:
+        if found is not None and pipeline is not None:  # found only with a reference pipeline
             ref_views, learned_views, learned_pipeline = found
             figures[f"views_{slug(key)}"] = plot_learned_views(ref_views, learned_views, key)
             changed[key] = changed_params(pipeline, learned_pipeline)
+    recorded = [c for c in findings["worst_cells"] if c["confusion"] is not None]
+    if recorded:
+        figures["confusion"] = plot_confusion(recorded, results.classes)
     images = save_figures(run_dir, figures, stale="views_*")
+    if not recorded:
+        (run_dir / "figures" / "confusion.png").unlink(missing_ok=True)
     sections = [
+        "<h2>Arms compared, fold by fold</h2>",
+        _comparisons_table(results, findings),
+        *below_chance_table(findings["below_chance"], results.metric),
+        *confusion_section(findings["worst_cells"], images),
         "<h2>Validation curves</h2>",
         embed_figure(images["curves"], "validation metric per epoch: mean over folds (line) and ± std (band), per arm and intensity"),
         "<h2>Final and best epoch</h2>",
@@ -265,7 +281,31 @@ def write_adjustment_report(
         ]
     details = [f"pipeline: {escape(results.pipeline)}", f"arms: {escape(', '.join(_all_arms(results)))}", f"{results.folds} folds", f"{results.epochs} epochs"]
     return write_page(run_dir, title, task=results.task, metric=results.metric, details=details, summary=_summary(results), sections=sections,
-                      config_text=config_text, extra_css=_EXTRA_CSS)  # fmt: skip
+                      config_text=config_text, extra_css=_EXTRA_CSS, synthetic=results.synthetic, findings=findings["statements"])  # fmt: skip
+
+
+def _comparisons_table(results: AdjustmentResults, findings: dict[str, Any]) -> str:
+    """Per intensity and pair of arms: the last-epoch difference, its interval over folds and the verdict."""
+    rows = [
+        f'<tr><td>{escape(key)}</td><td>{escape(c["a"])} − {escape(c["b"])}</td><td class="num">{escape(signed(c["estimate"]))}</td>'
+        f'<td class="num">{_bounds_text(c)}</td><td>{escape(c["verdict"])}</td></tr>'
+        for key in _intensity_keys(results)
+        for c in findings["comparisons"].get(key, [])
+    ]
+    if not rows:
+        return "<p>Fewer than two arms: nothing to compare.</p>"
+    return (
+        f"<table><caption>last-epoch validation {escape(results.metric)}: difference of two arms, paired by fold; "
+        f"{findings['confidence']:.0%} CI over folds</caption>"
+        f"<thead><tr><th>intensity</th><th>arms</th><th>difference</th><th>{findings['confidence']:.0%} CI</th><th>verdict</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _bounds_text(comparison: dict[str, Any]) -> str:
+    if comparison["low"] is None:
+        return "n/a"
+    return f"{escape(signed(comparison['low']))} to {escape(signed(comparison['high']))}"
 
 
 def _learned_views(

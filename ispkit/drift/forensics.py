@@ -57,10 +57,11 @@ import torch
 import yaml
 
 from ..atomic import atomic_write_text
+from ..pipeline import PipelineModule
 from ..tasks.base import TaskNetwork
 from ..tasks.checkpoint import load_checkpoint, save_checkpoint
 from ..tasks.metrics import PRIMARY_METRIC, task_loss, task_metrics
-from ..tasks.training import fit
+from ..tasks.training import confusion_matrix, fit
 from .config import ForensicsConfig
 from .distances import distance as get_distance
 from .execution import execute
@@ -91,7 +92,7 @@ def attack(
     lr: float = 0.02,
     batch_size: int = 32,
     seed: int = 0,
-) -> tuple[ForensicsRun, torch.nn.Module]:
+) -> tuple[ForensicsRun, PipelineModule]:
     """Optimise ``subset`` of ``pipeline``'s parameters against the frozen ``network`` (Eq. 35).
 
     Returns the run record and the attacked pipeline module. Adam's learning rate decays
@@ -129,7 +130,7 @@ def attack(
             schedule.step()
             module.project_()
             trace.append({"step": step, "objective": loss.item(), "task_loss": task.item(), "distance": gap.item()})
-    scores, gaps, losses = [], [], []
+    scores, gaps, losses, predicted = [], [], [], []
     with torch.no_grad():
         for b in torch.arange(len(raws)).split(batch_size):
             views = module(raws[b].to(device))
@@ -138,8 +139,11 @@ def attack(
             scores.append(task_metrics(network.task, logits, target)[PRIMARY_METRIC[network.task]])
             gaps.append(d(reference_views[b], views).item() * len(b))
             losses.append(task_loss(network.task, logits, target).item() * len(b))
+            predicted.append(logits)
     n = len(raws)
-    run = ForensicsRun(subset, lam, torch.cat(scores).mean().item(), sum(gaps) / n, sum(losses) / n, _trainable_values(module), trace)
+    per_image = torch.cat(scores)
+    confusion = confusion_matrix(torch.cat(predicted), targets).tolist() if network.task == "classification" else None
+    run = ForensicsRun(subset, lam, per_image.mean().item(), sum(gaps) / n, sum(losses) / n, _trainable_values(module), trace, per_image.tolist(), confusion)
     return run, module
 
 
@@ -181,7 +185,9 @@ class ForensicsStudy(Study):
         from ..data.splits import grouped_stratified_kfold
 
         given = load_checkpoint(config.checkpoint).network if config.checkpoint is not None else None
-        downsample = given.downsample if given is not None else config.model.downsample  # the frozen model's input resolution
+        model = given if given is not None else config.model
+        assert model is not None, "a forensics experiment names a model or a checkpoint (checked when parsed)"
+        downsample = model.downsample  # the frozen model's input resolution
         run_dir, device, data = open_run(run_dir, config, progress, downsample=downsample, create=create)
         train, test = grouped_stratified_kfold(data.groups, data.labels, n_splits=config.folds, seed=config.seed)[config.fold]
         bank = ViewBank(data.raws, {config.pipeline_label: config.pipeline(data.camera)}, downsample=downsample, device=device)
@@ -289,7 +295,7 @@ def run_forensics(
     results = ForensicsResults(
         task=study.data.task, metric=PRIMARY_METRIC[study.data.task], pipeline=config.pipeline_label, distance=config.distance, baseline=baseline,
         subsets=list(config.subsets), lambdas=list(config.lambdas), reference=baseline_run.params, bounds=_bounds(study.pipeline), runs=runs,
-        tolerance=config.tolerance,
+        tolerance=config.tolerance, classes=study.data.classes, synthetic=study.data.synthetic, baseline_run=baseline_run,
     )  # fmt: skip
     results.save(run_dir / "results.json")
     atomic_write_text(run_dir / "operating_spec.yaml", yaml.safe_dump(results.operating_spec(), sort_keys=False))

@@ -11,8 +11,14 @@ Draws the **forensic signature** of Oala et al. (TMLR 2023, Figure 6) for a
 - :func:`plot_views`: a few raw images seen through the pipeline found at every λ;
 - :func:`write_forensics_report`: the figures as PNGs under ``run_dir/figures/`` and
   ``run_dir/report.html``, a single file (base64 images, inline CSS, no external
-  resources, no JavaScript) with a summary, the figures, the subset × λ table of the
-  metric and distance, the operating specification and the run's configuration.
+  resources, no JavaScript) opening with a banner when the data are synthetic and the
+  findings in words with their uncertainty
+  (:meth:`ForensicsResults.findings <ispkit.drift.results.ForensicsResults.findings>`:
+  the baseline against each subset's worst λ, over the attacked images), then a summary,
+  each subset's worst λ with its drop and interval, the runs below chance with the class
+  their predictions collapse to, the confusion matrix of the worst run, the figures, the
+  subset × λ table of the metric and distance, the operating specification and the run's
+  configuration.
 
 Figures are built on :class:`matplotlib.figure.Figure` with an Agg canvas, without
 pyplot, so no global state is touched.
@@ -44,8 +50,9 @@ from matplotlib.figure import Figure
 
 from ..errors import InputError
 from ..pipeline import Pipeline
-from .html_report import compact, embed_figure, escape, fmt, new_figure, num, save_figures, write_page
+from .html_report import below_chance_table, compact, confusion_section, embed_figure, escape, fmt, new_figure, num, plot_confusion, save_figures, write_page
 from .results import ForensicsResults, plain_lambda
+from .statistics import signed
 from .units import slug
 
 __all__ = ["plot_signature", "plot_views", "write_forensics_report"]
@@ -236,6 +243,7 @@ def write_forensics_report(
         ``run_dir/report.html``.
     """
     run_dir = Path(run_dir)
+    findings = results.findings()
     figures = {"signature": plot_signature(results)}
     subset = "all" if "all" in results.subsets else results.subsets[0]
     views = _views(run_dir, results, subset, pipeline, raws) if raws is not None else {}
@@ -243,8 +251,17 @@ def write_forensics_report(
     if views:
         metrics = {lam: results.run(subset, lam).metric for lam in views}
         figures[views_name] = plot_views(views, list(views), subset, metrics)
+    recorded = [c for c in findings["worst_cells"] if c["confusion"] is not None]
+    if recorded:
+        figures["confusion"] = plot_confusion(recorded, results.classes)
     images = save_figures(run_dir, figures, stale="views_*")
+    if not recorded:
+        (run_dir / "figures" / "confusion.png").unlink(missing_ok=True)
     sections = [
+        "<h2>Each subset's worst λ</h2>",
+        _drops_table(results, findings),
+        *below_chance_table(findings["below_chance"], results.metric),
+        *confusion_section(findings["worst_cells"], images),
         "<h2>Forensic signature</h2>",
         embed_figure(images["signature"], "metric against λ and against the view distance, per parameter subset"),
     ]
@@ -253,7 +270,28 @@ def write_forensics_report(
     sections += ["<h2>Metric per subset and λ</h2>", _sweep_table(results), "<h2>Operating specification</h2>", _spec_table(results)]
     details = [f"{len(results.subsets)} subsets × {len(results.lambdas)} λ values", f"distance: {escape(results.distance)}"]
     return write_page(run_dir, title, task=results.task, metric=results.metric, details=details, summary=_summary(results), sections=sections,
-                      config_text=config_text, extra_css=_EXTRA_CSS)  # fmt: skip
+                      config_text=config_text, extra_css=_EXTRA_CSS, synthetic=results.synthetic, findings=findings["statements"])  # fmt: skip
+
+
+def _drops_table(results: ForensicsResults, findings: dict[str, Any]) -> str:
+    """Per subset: the λ with the lowest metric, the metric there, the drop from the baseline and its interval over the images."""
+    rows = []
+    for c in findings["comparisons"]:
+        interval = c["interval"]
+        bounds = f"{escape(signed(interval['low']))} to {escape(signed(interval['high']))}" if interval and interval["low"] is not None else "not recorded"
+        verdict = escape(interval["verdict"]) if interval else "per-image scores not recorded"
+        rows.append(
+            f'<tr><td>{escape(c["subset"])}</td><td class="num">{escape(_lam(float(c["lambda"])))}</td><td class="num">{fmt(c["metric"])}</td>'
+            f'<td class="num">{escape(signed(c["drop"]))}</td><td class="num">{bounds}</td><td>{verdict}</td></tr>'
+        )
+    if not rows:
+        return "<p>No attacked run with a finite λ.</p>"
+    return (
+        f"<table><caption>baseline {escape(results.metric)} {fmt(results.baseline)} − the lowest {escape(results.metric)} of each subset's runs "
+        f"(finite λ); {findings['confidence']:.0%} CI over the attacked images</caption>"
+        f"<thead><tr><th>subset</th><th>worst λ</th><th>{escape(results.metric)}</th><th>drop</th><th>{findings['confidence']:.0%} CI</th><th>verdict</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _views(run_dir: Path, results: ForensicsResults, subset: str, reference: Pipeline | None, raws: torch.Tensor) -> dict[float, np.ndarray]:

@@ -10,13 +10,19 @@ common corruptions. It shows
 - :func:`plot_corruptions`: train pipeline × corruption, averaged over severities and
   folds, on the same colour scale as the matrix so the two compare side by side;
 - :func:`plot_worst_pair`: one test image through the train and the test pipeline of
-  the pair with the largest drop, and their per-channel absolute difference;
+  the pair with the largest drop, and their per-channel absolute difference on a scale
+  that shows it (:func:`difference_scale`);
 - :func:`write_report`: the figures as PNGs under ``run_dir/figures/`` and
   ``run_dir/report.html``, a single file (images as base64 data URIs, inline CSS, no
-  external resources, no JavaScript) with the headline numbers of
-  :meth:`SynthesisResults.summary <ispkit.drift.results.SynthesisResults.summary>`,
-  the figures, the ranking table of each train pipeline (as the paper's Tables 7–11),
-  a corruption × severity table and the run's configuration.
+  external resources, no JavaScript) opening with a banner when the data are synthetic
+  and the findings in words with their uncertainty
+  (:meth:`SynthesisResults.findings <ispkit.drift.results.SynthesisResults.findings>`),
+  then the headline numbers of
+  :meth:`SynthesisResults.summary <ispkit.drift.results.SynthesisResults.summary>`, the
+  cells below chance with the class their predictions collapse to, the confusion
+  matrices of the worst cells, the figures, the pairs that differ by more than fold
+  noise, the ranking table of each train pipeline (as the paper's Tables 7–11), a
+  corruption × severity table with each drop's interval, and the run's configuration.
 
 Figures are built without pyplot (:mod:`ispkit.drift.html_report`), so no global
 state is touched.
@@ -49,10 +55,11 @@ from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
 from ..errors import InputError, close_matches
-from .html_report import embed_figure, escape, fmt, new_figure, save_figures, write_page
+from .html_report import below_chance_table, confusion_section, embed_figure, escape, fmt, new_figure, plot_confusion, save_figures, write_page
 from .results import SynthesisResults
+from .statistics import signed
 
-__all__ = ["plot_matrix", "plot_corruptions", "plot_worst_pair", "write_report"]
+__all__ = ["plot_matrix", "plot_corruptions", "plot_worst_pair", "difference_scale", "write_report"]
 
 CMAP = "viridis"
 DIFF_CMAP = "magma"
@@ -131,8 +138,27 @@ def plot_corruptions(results: SynthesisResults, metric: str | None = None) -> Fi
     return fig
 
 
-WORST_PAIR_PERCENTILE = 99.5
-"""Where the colour scale of the difference panels ends (percentile of all differences)."""
+WORST_PAIR_PERCENTILE = 99.0
+"""Where the colour scale of the difference panels ends: this percentile of ``|A − B|`` away from the border."""
+
+WORST_PAIR_BORDER = 4
+"""Pixels at each edge left out of the scale: demosaicers and filters treat edges differently, and those few
+bright pixels would otherwise set the scale and leave the differences inside the image black."""
+
+
+def difference_scale(diff: np.ndarray, percentile: float = WORST_PAIR_PERCENTILE, border: int = WORST_PAIR_BORDER) -> float:
+    """The top of the colour scale for ``diff`` ``(C, H, W)``: its ``percentile`` over the pixels at least ``border`` from the edge.
+
+    The whole image is used when it is too small to have such pixels; when that percentile
+    is 0 (the views agree almost everywhere) the largest difference is used, and 1 when the
+    views are identical, so the scale always has a positive top.
+
+    >>> d = np.zeros((1, 20, 20)); d[0, 0, :] = 0.9; d[0, 5:15, 5:15] = 0.02
+    >>> difference_scale(d), float(np.percentile(d, 99.5))  # the border row would set the scale to 0.9
+    (0.02, 0.9)
+    """
+    inner = diff[:, border:-border, border:-border] if border > 0 and min(diff.shape[1:]) > 2 * border else diff
+    return float(np.percentile(inner, percentile)) or float(diff.max()) or 1.0
 
 
 def plot_worst_pair(view_a: np.ndarray, view_b: np.ndarray, train: str, test: str, drop: float) -> Figure:
@@ -152,16 +178,18 @@ def plot_worst_pair(view_a: np.ndarray, view_b: np.ndarray, train: str, test: st
     -------
     Figure
         One row of panels: A, B and ``|A − B|`` of the R, G and B channels, each
-        difference panel with its own colour bar on a scale shared by the three. The
-        scale ends at the 99.5th percentile of the differences so that a few extreme
-        pixels (image borders) do not hide the structure; the maximum is in the title.
+        difference panel with its own colour bar on a scale shared by the three, from 0
+        to :func:`difference_scale` (the 99th percentile of ``|A − B|`` away from a
+        4-pixel border), so the differences inside the image are visible; larger ones
+        (the image edges) saturate, which the colour bars' arrow and label say, and each
+        panel's title gives its channel's maximum.
     """
     a = _checked_view(view_a, "view_a")
     b = _checked_view(view_b, "view_b")
     if a.shape != b.shape:
         raise InputError(f"plot_worst_pair: view_a and view_b must have the same shape; got {a.shape} and {b.shape}")
     diff = np.abs(a - b)
-    vmax = float(np.percentile(diff, WORST_PAIR_PERCENTILE)) or float(diff.max()) or 1.0  # identical views: all black
+    vmax = difference_scale(diff)
     _, h, w = a.shape
     panel = 2.6
     fig = new_figure(5 * panel * 1.15, panel * h / w + 1.0)
@@ -169,10 +197,11 @@ def plot_worst_pair(view_a: np.ndarray, view_b: np.ndarray, train: str, test: st
     for ax, view, name, label in ((axes[0], a, train, "A"), (axes[1], b, test, "B")):
         ax.imshow(np.clip(view.transpose(1, 2, 0), 0.0, 1.0), interpolation="nearest")
         ax.set_title(f"{label}: through {name}", fontsize=9)
+    label = f"0 to {vmax:.3g} (p{WORST_PAIR_PERCENTILE:g} inside)"
     for ax, channel, values in zip(axes[2:], "RGB", diff, strict=True):
         image = ax.imshow(values, cmap=DIFF_CMAP, vmin=0.0, vmax=vmax, interpolation="nearest")
         ax.set_title(f"|A − B|, {channel} (max {values.max():.3f})", fontsize=9)
-        fig.colorbar(image, ax=ax, shrink=0.8)
+        fig.colorbar(image, ax=ax, shrink=0.8, extend="max" if diff.max() > vmax else "neither", label=label)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -184,7 +213,7 @@ def _heatmap(ax: Axes, mean: np.ndarray, std: np.ndarray, norm: Normalize) -> Ax
     """Draw ``mean`` and annotate every cell ``mean`` over ``±std`` in a contrasting colour."""
     image = ax.imshow(mean, cmap=CMAP, norm=norm, aspect="auto", interpolation="nearest")
     for (row, col), value in np.ndenumerate(mean):
-        ax.text(col, row, _cell(value, std[row, col]), ha="center", va="center", fontsize=8, color=_text_colour(image, value))
+        ax.text(col, row, _cell(value, float(std[row, col])), ha="center", va="center", fontsize=8, color=_text_colour(image, value))
     return image
 
 
@@ -205,7 +234,7 @@ def _text_colour(image: AxesImage, value: float) -> str:
     """Black on light cells, white on dark ones (relative luminance of the cell colour)."""
     if not np.isfinite(value):
         return "black"
-    r, g, b, _ = image.cmap(image.norm(value))
+    r, g, b, _ = image.cmap(image.norm(np.asarray(value)))
     return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5 else "white"
 
 
@@ -291,15 +320,21 @@ def write_report(
     Path
         ``run_dir/report.html``.
     """
-    summary = results.summary()
+    summary, findings = results.summary(), results.findings()
     figures = {"matrix": plot_matrix(results), "corruptions": plot_corruptions(results)}
     if worst_views is not None:
         figures["worst_pair"] = _worst_figure(summary, worst_views)
+    recorded = [c for c in findings["worst_cells"] if c["confusion"] is not None]
+    if recorded:
+        figures["confusion"] = plot_confusion(recorded, results.classes)
     images = save_figures(run_dir, figures, stale="worst_pair")
+    if not recorded:
+        (Path(run_dir) / "figures" / "confusion.png").unlink(missing_ok=True)
     others = [m for m in results.metrics if m != results.metric]
     metric = f"{results.metric} (also recorded: {', '.join(others)})" if others else results.metric
     return write_page(run_dir, title, task=results.task, metric=metric, details=_details(results), summary=_summary_text(summary),
-                      sections=_sections(results, images), config_text=config_text)  # fmt: skip
+                      sections=_sections(results, findings, images), config_text=config_text, synthetic=results.synthetic,
+                      findings=findings["statements"])  # fmt: skip
 
 
 def _worst_figure(summary: dict[str, Any], worst_views: tuple[np.ndarray, np.ndarray]) -> Figure:
@@ -311,8 +346,10 @@ def _worst_figure(summary: dict[str, Any], worst_views: tuple[np.ndarray, np.nda
     return plot_worst_pair(*worst_views, pair["train"], pair["test"], pair["drop"])
 
 
-def _sections(results: SynthesisResults, images: dict[str, bytes]) -> list[str]:
+def _sections(results: SynthesisResults, findings: dict[str, Any], images: dict[str, bytes]) -> list[str]:
     parts = [
+        *below_chance_table(findings["below_chance"], results.metric),
+        *confusion_section(findings["worst_cells"], images),
         "<h2>Train × test matrix and corruptions</h2>",
         '<div class="figures">',
         embed_figure(images["matrix"], "train × test matrix: fold-mean metric, in-distribution cells outlined"),
@@ -321,7 +358,30 @@ def _sections(results: SynthesisResults, images: dict[str, bytes]) -> list[str]:
     ]
     if "worst_pair" in images:
         parts += ["<h2>Worst pair</h2>", embed_figure(images["worst_pair"], "one test image through the worst pair")]
-    return [*parts, "<h2>Rankings</h2>", _rankings(results), "<h2>Corruptions</h2>", _corruption_table(results)]
+    return [
+        *parts, "<h2>Pairs that differ by more than fold noise</h2>", _pairs_table(findings), "<h2>Rankings</h2>", _rankings(results),
+        "<h2>Corruptions</h2>", _corruption_table(results, findings),
+    ]  # fmt: skip
+
+
+def _pairs_table(findings: dict[str, Any]) -> str:
+    """The train/test pairs whose drop's interval over folds excludes 0, largest first."""
+    pairs = sorted((p for p in findings["pairs"] if p["distinguishable"]), key=lambda p: -p["estimate"])
+    if not findings["pairs"]:
+        return "<p>No pair of different train and test pipelines.</p>"
+    if not pairs:
+        return f"<p>None of the {len(findings['pairs'])} pairs: every drop's {findings['confidence']:.0%} interval over folds includes 0.</p>"
+    rows = "".join(
+        f'<tr><td>{escape(p["train"])}</td><td>{escape(p["test"])}</td><td class="num">{escape(signed(p["estimate"]))}</td>'
+        f'<td class="num">{escape(signed(p["low"]))} to {escape(signed(p["high"]))}</td></tr>'
+        for p in pairs
+    )
+    return (
+        f"<p>{len(pairs)} of {len(findings['pairs'])} pairs (about {(1 - findings['confidence']) * len(findings['pairs']):.1f} "
+        "would by chance alone if no pair differed); drop = in-distribution score − score on the test pipeline.</p>"
+        f"<table><thead><tr><th>trained on</th><th>tested on</th><th>drop</th><th>{findings['confidence']:.0%} CI over folds</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
 
 
 def _details(results: SynthesisResults) -> list[str]:
@@ -365,17 +425,23 @@ def _ranking_row(rank: int, test: str, mean: float, std: float, own: bool) -> st
     return f'<tr{attribute}><td class="num">{rank}</td><td>{escape(test)}</td><td class="num">{fmt(mean)} ± {fmt(std)}</td></tr>'
 
 
-def _corruption_table(results: SynthesisResults) -> str:
+def _corruption_table(results: SynthesisResults, findings: dict[str, Any]) -> str:
     if not _has_corruptions(results):
         return "<p>No corruptions were evaluated.</p>"
     table = _corruption_values(results, results.metric).mean(axis=(0, 3))  # (C, S)
+    drops = {(c["corruption"], c["severity"]): c for c in findings["corruption_cells"]}
     head = "".join(f"<th>severity {escape(str(s))}</th>" for s in results.severities)
-    body = "".join(f"<tr><td>{escape(name)}</td>{''.join(_number_cell(v) for v in row)}</tr>" for name, row in zip(results.corruptions, table, strict=True))
+    body = "".join(
+        f"<tr><td>{escape(name)}</td>{''.join(_corruption_cell(v, drops[name, s]) for v, s in zip(row, results.severities, strict=True))}</tr>"
+        for name, row in zip(results.corruptions, table, strict=True)
+    )
     return (
-        f"<table><caption>{escape(results.metric)} under corruptions, mean over train pipelines and folds</caption>"
+        f"<table><caption>{escape(results.metric)} under corruptions, mean over train pipelines and folds; below it the drop from "
+        f"in distribution and its {findings['confidence']:.0%} CI over folds</caption>"
         f"<thead><tr><th>corruption</th>{head}</tr></thead><tbody>{body}</tbody></table>"
     )
 
 
-def _number_cell(value: float) -> str:
-    return f'<td class="num">{fmt(value)}</td>'
+def _corruption_cell(value: float, drop: dict[str, Any]) -> str:
+    interval = f"{escape(signed(drop['low']))} to {escape(signed(drop['high']))}" if drop["low"] is not None else "no CI"
+    return f'<td class="num">{fmt(value)}<br><small>drop {escape(signed(drop["estimate"]))} ({interval})</small></td>'

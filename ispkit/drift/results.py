@@ -33,6 +33,17 @@ through the train pipeline itself), averaged over folds first:
 and their ratio ``Δ_ISP / Δ_corr`` says how much of the drift that "add noise to
 the image" testing predicts an ISP change actually causes (the paper: 0.82 → 0.80
 under ISP drift against 0.82 → 0.55 under corruptions for classification).
+
+**Findings.** Each class's ``findings()`` states what was found, with its uncertainty, as
+plain values and sentences (``results.json`` carries it under ``"findings"``; the reports
+open with its ``statements``): every effect as a paired difference with a 95 % confidence
+interval (:mod:`ispkit.drift.statistics`: over folds for synthesis and adjustment, over the
+attacked images for forensics) and whether it is distinguishable from that noise; whether
+the data are synthetic; and, for classification, every score below chance (``1/classes``,
+uniform guessing) with the class its predictions concentrate on, read from the confusion
+matrices the units record (``None``, "not recorded", for units run before they were).
+``load`` reads files written before findings, classes, confusion matrices or the synthetic
+flag existed.
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ import io
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +61,12 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 from ..errors import InputError
+from .statistics import CONFIDENCE, Interval, fold_interval, image_interval, signed
 
-__all__ = ["SynthesisResults", "Ranking", "JsonResults", "ForensicsRun", "ForensicsResults", "plain_lambda", "AdjustmentResults"]
+__all__ = ["SynthesisResults", "Ranking", "JsonResults", "ForensicsRun", "ForensicsResults", "plain_lambda", "AdjustmentResults", "COLLAPSE_SHARE", "collapse"]
+
+COLLAPSE_SHARE = 0.5
+"""A model *collapses* to a class when at least this share of its predictions on a cell name it."""
 
 
 class JsonResults:
@@ -107,6 +122,12 @@ class SynthesisResults(JsonResults):
     corruptions: list[str] = field(default_factory=list)
     severities: list[int] = field(default_factory=list)
     corruption_metrics: dict[str, np.ndarray] = field(default_factory=dict)
+    classes: list[str] | None = None
+    synthetic: bool = False
+    confusion: np.ndarray | None = None
+    """``(P, Q, n, n)``: true (row) × predicted (column) class counts summed over folds; NaN: not recorded."""
+    corruption_confusion: np.ndarray | None = None
+    """``(P, C, S, n, n)``, as ``confusion`` under each corruption and severity."""
 
     def __post_init__(self) -> None:
         if self.metric not in self.metrics:
@@ -124,6 +145,8 @@ class SynthesisResults(JsonResults):
         missing = [p for p in self.train_pipelines if p not in self.test_pipelines]
         if missing:
             raise InputError(f"SynthesisResults: train pipelines {missing} are not among the test pipelines (their in-distribution score is needed)")
+        self.confusion = _checked_confusion(self.confusion, shape[:2], self.classes, "confusion")
+        self.corruption_confusion = _checked_confusion(self.corruption_confusion, cshape[:3], self.classes, "corruption_confusion")
 
     # -- summaries ----------------------------------------------------------------------
 
@@ -161,7 +184,7 @@ class SynthesisResults(JsonResults):
     def isp_drop(self) -> float:
         """Mean drop from the in-distribution score to every *other* test pipeline."""
         drops = self.isp_drops()
-        off = np.array([[t != q for q in self.test_pipelines] for t in self.train_pipelines])
+        off = self._off_diagonal()
         return float(drops[off].mean()) if off.any() else float("nan")
 
     @property
@@ -217,19 +240,157 @@ class SynthesisResults(JsonResults):
             "corruptions": list(self.corruptions),
             "severities": list(self.severities),
             "corruption_metrics": {k: v.tolist() for k, v in self.corruption_metrics.items()},
+            "classes": self.classes,
+            "synthetic": self.synthetic,
+            "confusion": _json_counts(self.confusion),
+            "corruption_confusion": _json_counts(self.corruption_confusion),
             "summary": _finite(self.summary()),
+            "findings": _finite(self.findings()),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SynthesisResults:
-        fields = {k: v for k, v in data.items() if k != "summary"}
+        """Inverts :meth:`to_dict`; the derived ``summary`` and ``findings`` are recomputed, and older files without classes,
+        confusion matrices or the synthetic flag load with ``None``/``False``."""
+        fields = {k: v for k, v in data.items() if k not in ("summary", "findings")}
         fields["metrics"] = {k: np.asarray(v, dtype=float) for k, v in data["metrics"].items()}
         fields["corruption_metrics"] = {k: np.asarray(v, dtype=float) for k, v in data.get("corruption_metrics", {}).items()}
+        for name in ("confusion", "corruption_confusion"):
+            fields[name] = _counts_array(data.get(name))
         return cls(**fields)
+
+    # -- findings -----------------------------------------------------------------------
+
+    def findings(self) -> dict[str, Any]:
+        """What the study found, with its uncertainty, as JSON-ready values (see the module docstring).
+
+        ``comparisons``: ``isp_drift`` (in distribution − the other test pipelines),
+        ``corruptions`` (in distribution − corruptions) and ``corruptions_vs_isp_drift``
+        (the corruption drop − the ISP drop), each the mean over train pipelines (and
+        pairs or corruptions) within a fold, with its interval over folds
+        (:func:`~ispkit.drift.statistics.fold_interval`); ``pairs``: the same for every
+        train/test pair; ``corruption_cells``: for every corruption and severity;
+        ``cells``: mean and std over folds of every cell; ``below_chance``: the cells whose
+        fold mean is below ``1/classes`` (classification) with the class their predictions
+        concentrate on; ``worst_cells``: the lowest pipeline cell and the lowest corruption
+        cell with their confusion matrices; ``statements``: all of it in sentences.
+        """
+        values = self.metrics[self.metric]
+        own = self.in_distribution_per_fold()
+        drops = own[:, None, :] - values  # (P, Q, K)
+        off = self._off_diagonal()
+        comparisons: dict[str, Interval] = {}
+        if off.any():
+            comparisons["isp_drift"] = fold_interval(drops[off].mean(axis=0))
+        corruption_drops = own[:, None, None, :] - self.corruption_metrics[self.metric] if _has_corruptions(self) else None
+        if corruption_drops is not None:
+            comparisons["corruptions"] = fold_interval(corruption_drops.mean(axis=(0, 1, 2)))
+            if off.any():
+                comparisons["corruptions_vs_isp_drift"] = fold_interval(corruption_drops.mean(axis=(0, 1, 2)) - drops[off].mean(axis=0))
+        pairs = [
+            {"train": train, "test": test, **fold_interval(drops[p, q]).to_dict()}
+            for p, train in enumerate(self.train_pipelines)
+            for q, test in enumerate(self.test_pipelines)
+            if off[p, q]
+        ]
+        corruption_cells = [
+            {"corruption": name, "severity": severity, **fold_interval(corruption_drops[:, c, s].mean(axis=0)).to_dict()}
+            for c, name in enumerate(self.corruptions)
+            for s, severity in enumerate(self.severities)
+        ] if corruption_drops is not None else []  # fmt: skip
+        below = self._below_chance()
+        return {
+            "metric": self.metric,
+            "confidence": CONFIDENCE,
+            "method": _FOLD_METHOD,
+            "synthetic": self.synthetic,
+            "cells": {"mean": self.mean().tolist(), "std": self.std().tolist()},
+            "comparisons": {name: interval.to_dict() for name, interval in comparisons.items()},
+            "pairs": pairs,
+            "corruption_cells": corruption_cells,
+            "below_chance": below,
+            "worst_cells": self._worst_cells(),
+            "statements": self._statements(comparisons, pairs, below),
+        }
+
+    def in_distribution_per_fold(self, metric: str | None = None) -> np.ndarray:
+        """Score of each train pipeline on its own views in each fold, ``(P, K)``."""
+        columns = [self.test_pipelines.index(p) for p in self.train_pipelines]
+        return self.metrics[metric or self.metric][np.arange(len(self.train_pipelines)), columns]
+
+    def _off_diagonal(self) -> np.ndarray:
+        return np.array([[t != q for q in self.test_pipelines] for t in self.train_pipelines], dtype=bool)
+
+    def _cells(self) -> list[tuple[dict[str, Any], float, np.ndarray | None]]:
+        """Every cell: its description, fold-mean primary metric and confusion matrix (or ``None``)."""
+        cells: list[tuple[dict[str, Any], float, np.ndarray | None]] = []
+        where: dict[str, Any]
+        for (p, q), score in np.ndenumerate(self.mean()):
+            where = {"kind": "pipeline", "train": self.train_pipelines[p], "test": self.test_pipelines[q],
+                     "cell": f"{self.train_pipelines[p]} → {self.test_pipelines[q]}"}  # fmt: skip
+            cells.append((where, float(score), None if self.confusion is None else self.confusion[p, q]))
+        if _has_corruptions(self):
+            for (p, c, s), score in np.ndenumerate(self.corruption_mean()):
+                name, severity = self.corruptions[c], self.severities[s]
+                where = {"kind": "corruption", "train": self.train_pipelines[p], "corruption": name, "severity": severity,
+                         "cell": f"{self.train_pipelines[p]} → {name} (severity {severity})"}  # fmt: skip
+                cells.append((where, float(score), None if self.corruption_confusion is None else self.corruption_confusion[p, c, s]))
+        return cells
+
+    def _below_chance(self) -> dict[str, Any]:
+        return _below_chance(self.task, self.classes, self.confusion, self._cells())
+
+    def _worst_cells(self) -> list[dict[str, Any]]:
+        cells = self._cells()
+        worst = []
+        for kind in ("pipeline", "corruption"):
+            candidates = [c for c in cells if c[0]["kind"] == kind and np.isfinite(c[1])]
+            if candidates:
+                where, score, matrix = min(candidates, key=lambda c: c[1])
+                worst.append(_worst_entry(where, score, matrix, self.classes))
+        return worst
+
+    def _statements(self, comparisons: dict[str, Interval], pairs: list[dict[str, Any]], below: dict[str, Any]) -> list[str]:
+        metric, summary = self.metric, self.summary()
+        per_fold = self._fold_levels()
+        parts = [f"{signed(summary['in_distribution'])} ± {signed(per_fold['in'].std())} in distribution (train pipeline = test pipeline)"]
+        if "isp_drift" in comparisons:
+            parts.append(
+                f"{signed(summary['under_isp_drift'])} ± {signed(per_fold['isp'].std())} under ISP drift (the other test pipelines, {len(pairs)} pairs)"
+            )
+        if "corruptions" in comparisons:
+            parts.append(
+                f"{signed(summary['under_corruptions'])} ± {signed(per_fold['corr'].std())} under the corruptions "
+                f"({len(self.corruptions)} × {len(self.severities)} severit{'y' if len(self.severities) == 1 else 'ies'})"
+            )
+        statements = [f"Mean {metric} (± std over {self.folds} fold{'s' if self.folds != 1 else ''}): " + "; ".join(parts) + "."]
+        if "isp_drift" in comparisons:
+            statements.append(_effect("ISP drift", metric, comparisons["isp_drift"]))
+        if "corruptions" in comparisons:
+            text = _effect("Corrupting the test views", metric, comparisons["corruptions"])
+            if "corruptions_vs_isp_drift" in comparisons:
+                more = comparisons["corruptions_vs_isp_drift"]
+                relation = "exceeds" if not more.estimate < 0 else "falls short of"
+                text += f" That drop {relation} the ISP-drift drop by {signed(abs(more.estimate))} (difference {signed(more.estimate)}, {more.bounds_text()}): {more.verdict()}."
+            statements.append(text)
+        if pairs:
+            statements.append(_pairs_statement(pairs, self.summary()["worst_pair"]))
+        if below["statement"]:
+            statements.append(below["statement"])
+        return statements
+
+    def _fold_levels(self) -> dict[str, np.ndarray]:
+        """Per fold: mean in-distribution score, mean score under ISP drift and under corruptions, ``(K,)`` each."""
+        values = self.metrics[self.metric]
+        off = self._off_diagonal()
+        levels = {"in": self.in_distribution_per_fold().mean(axis=0)}
+        levels["isp"] = values[off].mean(axis=0) if off.any() else np.full(self.folds, np.nan)
+        levels["corr"] = self.corruption_metrics[self.metric].mean(axis=(0, 1, 2)) if _has_corruptions(self) else np.full(self.folds, np.nan)
+        return levels
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """One row per (kind, train, test or corruption, severity, fold, metric, value)."""
-        rows = [("kind", "train", "test", "severity", "fold", "metric", "value")]
+        rows: list[tuple[object, ...]] = [("kind", "train", "test", "severity", "fold", "metric", "value")]
         for name, values in self.metrics.items():
             for (p, q, k), v in np.ndenumerate(values):
                 rows.append(("pipeline", self.train_pipelines[p], self.test_pipelines[q], "", k, name, repr(float(v))))
@@ -245,14 +406,190 @@ def _finite(value: Any) -> Any:
     """JSON has no NaN: replace non-finite floats with ``None``, recursively."""
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
 
 
+def _has_corruptions(results: SynthesisResults) -> bool:
+    return bool(results.corruptions) and bool(results.severities)
+
+
+_FOLD_METHOD = (
+    "paired differences averaged within each fold; t interval over folds with Nadeau–Bengio's variance correction "
+    "for overlapping training sets (ispkit.drift.statistics)"
+)
+_IMAGE_METHOD = (
+    "paired per-image differences against the baseline; t interval over the attacked images of one trained model "
+    "(the attack was fitted to these images: the interval says how sure the drop is on them, not on other images or another training run)"
+)
+
+
+# -- confusion matrices and chance --------------------------------------------------------
+
+
+def _checked_confusion(value: Any, lead: tuple[int, ...], classes: list[str] | None, name: str) -> np.ndarray | None:
+    """``value`` as a float array ``(*lead, n, n)`` (``n`` = number of classes), or ``None``."""
+    if value is None:
+        return None
+    array = np.asarray(value, dtype=float)
+    n = len(classes) if classes else (array.shape[-1] if array.ndim else 0)
+    if array.shape != (*lead, n, n):
+        raise InputError(f"SynthesisResults: {name} has shape {array.shape}, expected {(*lead, n, n)} (… × true class × predicted class)")
+    return array
+
+
+def _json_counts(value: np.ndarray | list | None) -> Any:
+    """Counts as nested lists of integers, ``None`` where not recorded (NaN)."""
+    if value is None:
+        return None
+
+    def plain(x: Any) -> Any:
+        if isinstance(x, list):
+            return [plain(v) for v in x]
+        return None if not math.isfinite(x) else int(x) if float(x).is_integer() else float(x)
+
+    return plain(np.asarray(value, dtype=float).tolist())
+
+
+def _counts_array(value: Any) -> np.ndarray | None:
+    """Inverse of :func:`_json_counts` (``None`` entries become NaN)."""
+    return None if value is None else np.asarray(value, dtype=float)
+
+
+def collapse(matrix: Any, classes: list[str] | None = None) -> dict[str, Any] | None:
+    """The class a model's predictions concentrate on, from its confusion matrix (true × predicted).
+
+    Returns ``{"class", "index", "share", "collapsed"}``: the most predicted class (its
+    name from ``classes``, else ``"class <i>"``), its share of all predictions and whether
+    that share reaches :data:`COLLAPSE_SHARE`; ``None`` when the matrix was not recorded
+    (``None`` or NaN) or is empty.
+
+    >>> collapse([[1, 9], [0, 10]], ["a", "b"])
+    {'class': 'b', 'index': 1, 'share': 0.95, 'collapsed': True}
+    >>> collapse([[float("nan")]]) is None
+    True
+    """
+    if matrix is None:
+        return None
+    m = np.asarray(matrix, dtype=float)
+    if m.ndim != 2 or m.size == 0 or not np.isfinite(m).all() or m.sum() <= 0:
+        return None
+    predicted = m.sum(axis=0)
+    top = int(predicted.argmax())
+    share = float(predicted[top] / predicted.sum())
+    name = classes[top] if classes is not None and top < len(classes) else f"class {top}"
+    return {"class": name, "index": top, "share": share, "collapsed": share >= COLLAPSE_SHARE}
+
+
+def _chance(task: str, classes: list[str] | None, confusion: Any) -> float | None:
+    """``1 / classes`` for classification (classes from their names or the confusion matrices), else ``None``."""
+    if task != "classification":
+        return None
+    if classes:
+        return 1 / len(classes)
+    if confusion is not None and np.ndim(confusion) >= 2 and np.shape(confusion)[-1] > 0:
+        return 1 / np.shape(confusion)[-1]
+    return None
+
+
+def _below_chance(task: str, classes: list[str] | None, confusion: Any, cells: list[tuple[dict[str, Any], float, Any]]) -> dict[str, Any]:
+    """The cells scoring below chance, each with the class its predictions concentrate on, and a sentence."""
+    chance = _chance(task, classes, confusion)
+    if chance is None:
+        note = "Chance level unknown (the classes were not recorded)." if task == "classification" else ""
+        return {"chance": None, "cells": [], "statement": note}
+    flagged = [{**where, "score": score, "collapse": collapse(matrix, classes)} for where, score, matrix in cells if score < chance]
+    n = round(1 / chance)
+    if not flagged:
+        return {"chance": chance, "cells": [], "statement": f"No cell scores below chance (1/{n} = {chance:.3f})."}
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for flag in flagged:
+        kinds.setdefault(flag["kind"], []).append(flag)
+    where = "; ".join(f"{len(v)} {_KIND_WORDS.get(k, k)}{_cells_detail(v)}" for k, v in kinds.items())
+    statement = f"{len(flagged)} of {len(cells)} cells score below chance (1/{n} = {chance:.3f}): {where}. {_collapse_summary(flagged)}"
+    return {"chance": chance, "cells": flagged, "statement": statement}
+
+
+_KIND_WORDS = {"pipeline": "train/test pipeline cells", "corruption": "corruption cells", "run": "forensic runs", "arm": "arms"}
+
+
+def _cells_detail(flags: list[dict[str, Any]]) -> str:
+    names = sorted({f["corruption"] for f in flags if "corruption" in f})
+    return f" ({', '.join(names)})" if names else ""
+
+
+def _collapse_summary(flags: list[dict[str, Any]]) -> str:
+    """``"Their predictions collapse to 'b' in 3 of them; in 1 no class takes half; 1 not recorded."``"""
+    to: dict[str, int] = {}
+    spread = missing = 0
+    for flag in flags:
+        c = flag["collapse"]
+        if c is None:
+            missing += 1
+        elif c["collapsed"]:
+            to[c["class"]] = to.get(c["class"], 0) + 1
+        else:
+            spread += 1
+    parts = []
+    if to:
+        parts.append("their predictions collapse to " + ", ".join(f"'{k}' in {v}" for k, v in sorted(to.items(), key=lambda kv: (-kv[1], kv[0]))))
+    if spread:
+        parts.append(f"in {spread} no class takes {COLLAPSE_SHARE:.0%} of the predictions")
+    if missing:
+        parts.append(f"{missing} {'has' if missing == 1 else 'have'} no confusion matrix (not recorded)")
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "."
+
+
+def _worst_entry(where: dict[str, Any], score: float, matrix: Any, classes: list[str] | None) -> dict[str, Any]:
+    recorded = matrix is not None and np.isfinite(np.asarray(matrix, dtype=float)).all()
+    return {**where, "score": score, "confusion": _json_counts(matrix) if recorded else None, "collapse": collapse(matrix, classes) if recorded else None}
+
+
+# -- sentences --------------------------------------------------------------------------------
+
+
+def _effect(subject: str, metric: str, interval: Interval, *, to: float | None = None) -> str:
+    """``"ISP drift lowers accuracy by 0.012 (95% CI −0.004 to 0.028): not distinguishable from fold noise with 3 folds."``
+
+    ``interval`` is of a drop (positive: the metric falls); a negative one is said as a rise,
+    with the interval's sign turned. ``to``: the score it falls (or rises) to.
+    """
+    sign = 1.0 if not interval.estimate < 0 else -1.0
+    low, high = sorted((sign * interval.low, sign * interval.high))
+    turned = replace(interval, estimate=sign * interval.estimate, low=low, high=high)
+    verb = "lowers" if sign > 0 else "raises"
+    target = f" to {signed(to)}" if to is not None else ""
+    return f"{subject} {verb} {metric}{target} by {signed(turned.estimate)} ({turned.bounds_text()}): {interval.verdict()}."
+
+
+def _pairs_statement(pairs: list[dict[str, Any]], worst: dict[str, Any]) -> str:
+    n = len(pairs)
+    folds = pairs[0]["n"]
+    if pairs[0]["low"] is None:
+        return f"Single train/test pairs: fold noise not estimable from {folds} fold; the largest drop is {worst['train']} → {worst['test']} ({signed(worst['drop'])})."
+    drops = sum(p["distinguishable"] and p["estimate"] > 0 for p in pairs)
+    rises = sum(p["distinguishable"] and p["estimate"] < 0 for p in pairs)
+    largest = next(p for p in pairs if p["train"] == worst["train"] and p["test"] == worst["test"])
+    chance = (1 - CONFIDENCE) * n
+    return (
+        f"Single train/test pairs: {drops} of {n} drop and {rises} rise by more than fold noise ({CONFIDENCE:.0%} CI excluding 0); "
+        f"about {chance:.1f} would by chance alone if no pair differed. Largest drop: trained on {worst['train']}, tested on {worst['test']}, "
+        f"{signed(largest['estimate'])} ({CONFIDENCE:.0%} CI {signed(largest['low'])} to {signed(largest['high'])}): {largest['verdict']}."
+    )
+
+
 @dataclass
 class ForensicsRun:
-    """One optimisation: a subset at one λ, and what it found."""
+    """One optimisation: a subset at one λ, and what it found.
+
+    ``per_image``: the metric of each attacked image (its mean is ``metric``);
+    ``confusion``: for classification, true × predicted class counts on them. Both are
+    ``None`` for runs recorded before they were.
+    """
 
     subset: str
     lam: float
@@ -261,6 +598,8 @@ class ForensicsRun:
     loss: float
     params: dict[str, list]
     trace: list[dict[str, float]] = field(default_factory=list)
+    per_image: list[float] | None = None
+    confusion: list[list[int]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (λ = ∞ as ``"inf"``)."""
@@ -286,6 +625,10 @@ class ForensicsResults(JsonResults):
     bounds: dict[str, list]
     runs: list[ForensicsRun]
     tolerance: float = 0.05
+    classes: list[str] | None = None
+    synthetic: bool = False
+    baseline_run: ForensicsRun | None = None
+    """The reference pipeline's evaluation (λ = ∞) with its per-image scores and confusion matrix; ``None`` in older files."""
 
     def run(self, subset: str, lam: float) -> ForensicsRun:
         for r in self.runs:
@@ -338,17 +681,104 @@ class ForensicsResults(JsonResults):
         }
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "runs"}
+        """JSON-ready, with the derived ``findings``; :meth:`from_dict` inverts it."""
+        data = {k: v for k, v in self.__dict__.items() if k not in ("runs", "baseline_run")}
         data["lambdas"] = [plain_lambda(v) for v in self.lambdas]
         data["runs"] = [r.to_dict() for r in self.runs]
+        data["baseline_run"] = self.baseline_run.to_dict() if self.baseline_run is not None else None
+        data["findings"] = _finite(self.findings())
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ForensicsResults:
-        fields = dict(data)
+        """Inverts :meth:`to_dict`; files written before findings, per-image scores or the synthetic flag load too."""
+        fields = {k: v for k, v in data.items() if k != "findings"}
         fields["lambdas"] = [float(v) for v in data["lambdas"]]
         fields["runs"] = [ForensicsRun.from_dict(r) for r in data["runs"]]
+        fields["baseline_run"] = ForensicsRun.from_dict(data["baseline_run"]) if data.get("baseline_run") else None
         return cls(**fields)
+
+    # -- findings -----------------------------------------------------------------------
+
+    def worst_runs(self) -> dict[str, ForensicsRun]:
+        """Per subset, the run with the lowest metric among its finite λ (ties: the largest λ, the closest to the reference)."""
+        worst = {}
+        for subset in self.subsets:
+            runs = [r for r in self.runs if r.subset == subset and not math.isinf(r.lam) and np.isfinite(r.metric)]
+            if runs:
+                worst[subset] = min(runs, key=lambda r: (r.metric, -r.lam))
+        return worst
+
+    def drops(self) -> dict[str, tuple[ForensicsRun, Interval | None]]:
+        """Per subset, its worst run (:meth:`worst_runs`) and the interval of baseline − that run over the attacked images
+        (``None`` when the per-image scores were not recorded)."""
+        baseline = self.baseline_run.per_image if self.baseline_run is not None else None
+        found: dict[str, tuple[ForensicsRun, Interval | None]] = {}
+        for subset, run in self.worst_runs().items():
+            paired = baseline is not None and run.per_image is not None and len(run.per_image) == len(baseline)
+            found[subset] = (run, image_interval(np.asarray(baseline) - np.asarray(run.per_image)) if paired else None)
+        return found
+
+    def findings(self) -> dict[str, Any]:
+        """What the sweep found, with its uncertainty, as JSON-ready values.
+
+        ``comparisons``: per subset, the baseline − the metric at its worst λ
+        (:meth:`worst_runs`) with its interval over the attacked images
+        (:func:`~ispkit.drift.statistics.image_interval`; ``None`` when the per-image scores
+        were not recorded); ``below_chance``: runs scoring below ``1/classes`` with the class
+        their predictions concentrate on; ``worst_cells``: the lowest run with its confusion
+        matrix; ``statements``: all of it in sentences.
+        """
+        drops = self.drops()
+        cells = [({"kind": "run", "subset": r.subset, "lambda": plain_lambda(r.lam), "cell": f"{r.subset} at λ = {_lam_text(r.lam)}"}, r.metric, r.confusion)
+                 for r in self.runs if np.isfinite(r.metric)]  # fmt: skip
+        below = _below_chance(self.task, self.classes, next((r.confusion for r in self.runs if r.confusion is not None), None), cells)
+        worst = [_worst_entry(*min(cells, key=lambda c: c[1]), self.classes)] if cells else []
+        statements = [self._baseline_statement()]
+        for subset, (run, interval) in drops.items():
+            subject = f"Attacking {subset} (worst λ = {_lam_text(run.lam)})"
+            if interval is not None:
+                statements.append(_effect(subject, self.metric, interval, to=run.metric))
+            else:
+                statements.append(
+                    f"{subject} changes {self.metric} to {signed(run.metric)}, a drop of {signed(self.baseline - run.metric)}: per-image scores not recorded, so no interval."
+                )
+        if below["statement"]:
+            statements.append(below["statement"])
+        if any(interval is not None for _, interval in drops.values()):
+            statements.append("The intervals are over the attacked images of one trained model; the attack was fitted to these images.")
+        return {
+            "metric": self.metric,
+            "confidence": CONFIDENCE,
+            "method": _IMAGE_METHOD,
+            "synthetic": self.synthetic,
+            "baseline": self.baseline,
+            "comparisons": [
+                {
+                    "subset": subset,
+                    "lambda": plain_lambda(run.lam),
+                    "metric": run.metric,
+                    "drop": self.baseline - run.metric,
+                    "interval": interval.to_dict() if interval is not None else None,
+                }
+                for subset, (run, interval) in drops.items()
+            ],
+            "below_chance": below,
+            "worst_cells": worst,
+            "statements": statements,
+        }
+
+    def _baseline_statement(self) -> str:
+        images = len(self.baseline_run.per_image) if self.baseline_run is not None and self.baseline_run.per_image is not None else None
+        on = f" on {images} attacked images" if images else ""
+        return (
+            f"Baseline {self.metric} of the reference pipeline {self.pipeline}{on}: {signed(self.baseline)} "
+            f"(tolerance {signed(self.tolerance)}, floor {signed(self.baseline - self.tolerance)})."
+        )
+
+
+def _lam_text(lam: float) -> str:
+    return "∞" if math.isinf(lam) else f"{lam:g}"
 
 
 def plain_lambda(lam: float) -> float | str:
@@ -362,7 +792,12 @@ def plain_lambda(lam: float) -> float | str:
 
 @dataclass
 class AdjustmentResults(JsonResults):
-    """Validation curves ``curves[intensity][arm]``: array ``(folds, epochs)`` of the primary metric."""
+    """Validation curves ``curves[intensity][arm]``: array ``(folds, epochs)`` of the primary metric.
+
+    ``confusion[intensity][arm]``: for classification, the last epoch's true × predicted
+    class counts summed over folds (NaN where a fold's unit did not record them; ``None``
+    for older runs).
+    """
 
     task: str
     metric: str
@@ -372,6 +807,9 @@ class AdjustmentResults(JsonResults):
     folds: int
     epochs: int
     curves: dict[str, dict[str, np.ndarray]]
+    classes: list[str] | None = None
+    synthetic: bool = False
+    confusion: dict[str, dict[str, np.ndarray]] | None = None
 
     def final(self) -> dict[str, dict[str, tuple[float, float]]]:
         """Last-epoch mean and std over folds, per intensity and arm."""
@@ -382,13 +820,74 @@ class AdjustmentResults(JsonResults):
         return {i: {a: (float(c.max(1).mean()), float(c.max(1).std())) for a, c in arms.items()} for i, arms in self.curves.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "curves"}
+        """JSON-ready, with the derived ``final`` and ``findings``; :meth:`from_dict` inverts it."""
+        data = {k: v for k, v in self.__dict__.items() if k not in ("curves", "confusion")}
         data["curves"] = {i: {a: c.tolist() for a, c in arms.items()} for i, arms in self.curves.items()}
+        data["confusion"] = {i: {a: _json_counts(m) for a, m in arms.items()} for i, arms in self.confusion.items()} if self.confusion is not None else None
         data["final"] = self.final()
+        data["findings"] = _finite(self.findings())
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AdjustmentResults:
-        fields = {k: v for k, v in data.items() if k != "final"}
+        """Inverts :meth:`to_dict`; files written before findings, confusion matrices or the synthetic flag load too."""
+        fields = {k: v for k, v in data.items() if k not in ("final", "findings")}
         fields["curves"] = {i: {a: np.asarray(c, dtype=float) for a, c in arms.items()} for i, arms in data["curves"].items()}
+        if data.get("confusion") is not None:
+            fields["confusion"] = {i: {a: _counts_array(m) for a, m in arms.items()} for i, arms in data["confusion"].items()}
         return cls(**fields)
+
+    # -- findings -----------------------------------------------------------------------
+
+    def comparisons(self) -> dict[str, list[tuple[str, str, Interval]]]:
+        """Per intensity, every pair of arms (in the order of ``arms``): ``(a, b, interval of a − b)``, last epoch, paired by fold."""
+        found: dict[str, list[tuple[str, str, Interval]]] = {}
+        for key, curves in self.curves.items():
+            arms = [a for a in self.arms if a in curves] + [a for a in curves if a not in self.arms]
+            found[key] = [
+                (a, b, fold_interval(np.asarray(curves[a])[:, -1] - np.asarray(curves[b])[:, -1]))
+                for i, a in enumerate(arms)
+                for b in arms[i + 1 :]
+                if np.shape(curves[a])[0] == np.shape(curves[b])[0]
+            ]
+        return found
+
+    def findings(self) -> dict[str, Any]:
+        """What the study found, with its uncertainty, as JSON-ready values.
+
+        ``final``: last-epoch mean and std over folds per intensity and arm;
+        ``comparisons``: per intensity, every pair of arms' last-epoch difference with its
+        interval over folds (:func:`~ispkit.drift.statistics.fold_interval`);
+        ``below_chance``: arms whose last-epoch mean is below ``1/classes`` with the class
+        their predictions concentrate on; ``worst_cells``: the lowest arm with its confusion
+        matrix; ``statements``: all of it in sentences.
+        """
+        final, comparisons = self.final(), self.comparisons()
+        cells = []
+        for key, arms in final.items():
+            for arm, (mean, _) in arms.items():
+                matrix = self.confusion.get(key, {}).get(arm) if self.confusion is not None else None
+                cells.append(({"kind": "arm", "intensity": key, "arm": arm, "cell": f"{arm} at intensity {key}"}, mean, matrix))
+        some = next((m for _, _, m in cells if m is not None), None)
+        below = _below_chance(self.task, self.classes, some, [c for c in cells if np.isfinite(c[1])])
+        finite = [c for c in cells if np.isfinite(c[1])]
+        statements = []
+        for key, arms in final.items():
+            scores = ", ".join(f"{arm} {signed(mean)} ± {signed(std)}" for arm, (mean, std) in arms.items())
+            text = f"Intensity {key}, last epoch ({self.metric}, mean ± std over {self.folds} folds): {scores}."
+            for a, b, interval in comparisons.get(key, []):
+                text += f" {a} − {b}: {'+' if interval.estimate > 0 else ''}{signed(interval.estimate)} ({interval.bounds_text()}): {interval.verdict()}."
+            statements.append(text)
+        if below["statement"]:
+            statements.append(below["statement"])
+        return {
+            "metric": self.metric,
+            "confidence": CONFIDENCE,
+            "method": _FOLD_METHOD,
+            "synthetic": self.synthetic,
+            "final": {k: {a: {"mean": m, "std": sd} for a, (m, sd) in arms.items()} for k, arms in final.items()},
+            "comparisons": {k: [{"a": a, "b": b, **i.to_dict()} for a, b, i in pairs] for k, pairs in comparisons.items()},
+            "below_chance": below,
+            "worst_cells": [_worst_entry(*min(finite, key=lambda c: c[1]), self.classes)] if finite else [],
+            "statements": statements,
+        }

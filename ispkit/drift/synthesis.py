@@ -36,6 +36,7 @@ import torch
 
 from ..atomic import atomic_write_text
 from ..corruptions import CORRUPTIONS
+from ..tasks.base import TaskNetwork
 from ..tasks.checkpoint import save_checkpoint
 from ..tasks.metrics import PRIMARY_METRIC
 from ..tasks.state import load_state
@@ -55,7 +56,7 @@ __all__ = ["RawSet", "load_raw_set", "ViewBank", "open_run", "SynthesisStudy", "
 
 
 def _evaluate_unit(
-    network: torch.nn.Module, bank: ViewBank, data: RawSet, config: SynthesisConfig, test: np.ndarray, train_label: str, seed: int
+    network: TaskNetwork, bank: ViewBank, data: RawSet, config: SynthesisConfig, test: np.ndarray, train_label: str, seed: int
 ) -> dict[str, Any]:
     batch = config.training.batch_size
     evaluations = {q: evaluate_detailed(network, bank.source(q), data.targets, test, batch_size=batch) for q in config.test_pipelines}
@@ -84,9 +85,8 @@ def _evaluate_unit(
     return result
 
 
-def _counts(evaluation: Evaluation) -> list[list[int]]:
-    assert evaluation.confusion is not None  # classification
-    return evaluation.confusion.tolist()
+def _counts(evaluation: Evaluation) -> list[list[int]] | None:
+    return None if evaluation.confusion is None else evaluation.confusion.tolist()
 
 
 class SynthesisStudy(Study):
@@ -101,6 +101,7 @@ class SynthesisStudy(Study):
     def open(
         cls, config: SynthesisConfig, run_dir: str | os.PathLike[str], *, progress: Progress | None = None, create: bool = True, max_cache_bytes: int = 2 << 30
     ) -> SynthesisStudy:
+        assert config.model is not None, "a synthesis experiment names its model (checked when parsed)"
         run_dir, device, data = open_run(run_dir, config, progress, downsample=config.model.downsample, create=create)
         folds = saved_folds(run_dir, data, config)
         labels = dict.fromkeys((*config.train_pipelines, *config.test_pipelines))
@@ -154,7 +155,8 @@ class SynthesisStudy(Study):
         return [*epoch_metrics(result["history"]), ({f"test_{metric}/{q}": s[metric] for q, s in result["pipelines"].items()}, None)]
 
 
-def _collect(config: SynthesisConfig, task: str, results: dict[tuple[int, int], dict[str, Any]]) -> SynthesisResults:
+def _collect(config: SynthesisConfig, data: RawSet, results: dict[tuple[int, int], dict[str, Any]]) -> SynthesisResults:
+    task = data.task
     names = list(next(iter(results.values()))["pipelines"][config.test_pipelines[0]])
     P, Q, K = len(config.train_pipelines), len(config.test_pipelines), config.folds
     C, S = len(config.corruptions.names), len(config.corruptions.severities)
@@ -168,10 +170,32 @@ def _collect(config: SynthesisConfig, task: str, results: dict[tuple[int, int], 
             for s, severity in enumerate(config.corruptions.severities):
                 for m in names:
                     corrupted[m][p, c, s, k] = result["corruptions"][name][str(severity)][m]
+    confusion = _confusions(config, data, results) if task == "classification" else None
     return SynthesisResults(
         task=task, metric=PRIMARY_METRIC[task], train_pipelines=list(config.train_pipelines), test_pipelines=list(config.test_pipelines),
         folds=K, metrics=metrics, corruptions=list(config.corruptions.names), severities=list(config.corruptions.severities), corruption_metrics=corrupted,
+        classes=data.classes, synthetic=data.synthetic, confusion=confusion[0] if confusion else None, corruption_confusion=confusion[1] if confusion else None,
     )  # fmt: skip
+
+
+def _confusions(config: SynthesisConfig, data: RawSet, results: dict[tuple[int, int], dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Confusion matrices summed over folds, ``(P, Q, n, n)`` and ``(P, C, S, n, n)``; a train
+    pipeline with a unit from before they were recorded (no ``confusion`` in its result) is NaN."""
+    recorded = [r["confusion"] for r in results.values() if r.get("confusion") is not None]
+    n = len(recorded[0]["pipelines"][config.test_pipelines[0]]) if recorded else len(data.classes or [])
+    P, Q, C, S = len(config.train_pipelines), len(config.test_pipelines), len(config.corruptions.names), len(config.corruptions.severities)
+    pipelines, corruptions = np.zeros((P, Q, n, n)), np.zeros((P, C, S, n, n))
+    for (p, _), result in results.items():
+        counts = result.get("confusion")
+        if counts is None:
+            pipelines[p], corruptions[p] = np.nan, np.nan
+            continue
+        for q, test in enumerate(config.test_pipelines):
+            pipelines[p, q] += counts["pipelines"][test]
+        for c, name in enumerate(config.corruptions.names):
+            for s, severity in enumerate(config.corruptions.severities):
+                corruptions[p, c, s] += counts["corruptions"][name][str(severity)]
+    return pipelines, corruptions
 
 
 def _worst_views(bank: ViewBank, results: SynthesisResults, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -230,7 +254,7 @@ def run_synthesis(
     }
     tracker = make_tracker(run_dir, config.name, params, tracking_uri=tracking_uri, enabled=tracking)
     results = execute(study, units, clock=clock, tracker=tracker, scheduler=scheduler, workers=workers)
-    summary = _collect(config, data.task, results)
+    summary = _collect(config, data, results)
     summary.save(run_dir / "results.json")
     summary.to_csv(run_dir / "results.csv")
     worst = _worst_views(bank, summary, int(study.folds[0][1][0])) if len(config.test_pipelines) > 1 else None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -27,7 +28,7 @@ from .base import TaskNetwork
 from .metrics import task_loss, task_metrics
 from .state import load_state, save_state
 
-__all__ = ["TrainConfig", "History", "fit", "evaluate", "Evaluation", "evaluate_detailed", "recalibrate_batchnorm", "ViewSource"]
+__all__ = ["TrainConfig", "History", "fit", "evaluate", "Evaluation", "evaluate_detailed", "confusion_matrix", "recalibrate_batchnorm", "ViewSource"]
 
 ViewSource = Callable[[torch.Tensor], torch.Tensor]
 """``source(index)`` returns the prepared views ``(len(index), 3, h, w)`` of those samples."""
@@ -100,11 +101,11 @@ def fit(
     network: TaskNetwork,
     source: ViewSource,
     targets: torch.Tensor,
-    train_index: Sequence[int] | torch.Tensor,
+    train_index: Sequence[int] | np.ndarray | torch.Tensor,
     config: TrainConfig = TrainConfig(),
     *,
-    parameters: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]] | None = None,
-    validation_index: Sequence[int] | torch.Tensor | None = None,
+    parameters: Iterable[torch.Tensor] | Iterable[dict[str, Any]] | None = None,
+    validation_index: Sequence[int] | np.ndarray | torch.Tensor | None = None,
     on_epoch: Callable[[int, float, dict[str, float]], None] | None = None,
     state_path: str | os.PathLike[str] | None = None,
     after_step: Callable[[], None] | None = None,
@@ -143,7 +144,7 @@ def fit(
     task = network.task
     device = next(network.parameters()).device
     generator = torch.Generator().manual_seed(config.seed)
-    optimiser = torch.optim.Adam(list(network.parameters()) if parameters is None else list(parameters), lr=config.lr, weight_decay=config.weight_decay)
+    optimiser = torch.optim.Adam(network.parameters() if parameters is None else parameters, lr=config.lr, weight_decay=config.weight_decay)
     history = History()
     path = Path(state_path) if state_path is not None else None
     if path is not None and path.exists():
@@ -186,7 +187,7 @@ def fit(
     return history
 
 
-def recalibrate_batchnorm(network: nn.Module, source: ViewSource, index: Sequence[int] | torch.Tensor, *, batch_size: int = 64) -> int:
+def recalibrate_batchnorm(network: nn.Module, source: ViewSource, index: Sequence[int] | np.ndarray | torch.Tensor, *, batch_size: int = 64) -> int:
     """Set every BatchNorm layer's running mean and variance to their average over the views of ``index``.
 
     The running statistics a network uses in eval mode are exponential averages over the
@@ -216,7 +217,9 @@ def recalibrate_batchnorm(network: nn.Module, source: ViewSource, index: Sequenc
     return len(layers)
 
 
-def evaluate(network: TaskNetwork, source: ViewSource, targets: torch.Tensor, index: Sequence[int] | torch.Tensor, *, batch_size: int = 64) -> dict[str, float]:
+def evaluate(
+    network: TaskNetwork, source: ViewSource, targets: torch.Tensor, index: Sequence[int] | np.ndarray | torch.Tensor, *, batch_size: int = 64
+) -> dict[str, float]:
     """Mean per-image metrics of ``network`` on ``source`` views of ``index`` (eval mode, no grad)."""
     return evaluate_detailed(network, source, targets, index, batch_size=batch_size).metrics
 
@@ -236,7 +239,7 @@ class Evaluation:
 
 
 def evaluate_detailed(
-    network: TaskNetwork, source: ViewSource, targets: torch.Tensor, index: Sequence[int] | torch.Tensor, *, batch_size: int = 64
+    network: TaskNetwork, source: ViewSource, targets: torch.Tensor, index: Sequence[int] | np.ndarray | torch.Tensor, *, batch_size: int = 64
 ) -> Evaluation:
     """:func:`evaluate`, and for classification the confusion matrix of the same predictions (one pass)."""
     index = torch.as_tensor(index, dtype=torch.long)
@@ -253,13 +256,17 @@ def evaluate_detailed(
             for name, values in scores.items():
                 sums[name] = sums.get(name, 0.0) + values.sum().item()
             if network.task == "classification":
-                counts = _confusion(logits, target)
+                counts = confusion_matrix(logits, target)
                 confusion = counts if confusion is None else confusion + counts
     return Evaluation({name: value / len(index) for name, value in sums.items()}, confusion)
 
 
-def _confusion(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``(C, C)`` counts of (label, argmax) pairs on the CPU, ``C`` = the number of logits."""
+def confusion_matrix(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Counts of (true label, ``argmax`` of the logits) pairs: int64 ``(C, C)`` on the CPU, ``C`` = the number of logits.
+
+    >>> confusion_matrix(torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), torch.tensor([0, 0, 1])).tolist()
+    [[1, 1], [1, 0]]
+    """
     classes = logits.shape[1]
     labels = labels.long().cpu()
     if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < classes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -39,6 +41,16 @@ def test_learned_pipeline_moves_and_frozen_does_not(tmp_path, tiny):
         assert (tmp_path / "run" / name).is_file(), name
     assert AdjustmentResults.load(tmp_path / "run" / "results.json").to_dict() == results.to_dict()
     assert any("intensity 0.01 learned" in line and "epoch 2/2" in line for line in lines)
+    # the last epoch's predictions as true × predicted counts: their diagonal is the last validation accuracy
+    assert results.synthetic and results.classes == load_raw_set(tiny.config("adjustment").dataset).classes
+    for intensity, arm in (("0.01", "learned"), ("1", "raw")):
+        total = np.zeros_like(results.confusion[intensity][arm])
+        for fold in (0, 1):
+            unit = json.loads((tmp_path / "run" / "units" / intensity / arm / f"fold{fold}" / "result.json").read_text())
+            counts = np.asarray(unit["confusion"])
+            assert np.trace(counts) / counts.sum() == pytest.approx(unit["validation"][-1]["accuracy"])
+            total += counts
+        np.testing.assert_array_equal(results.confusion[intensity][arm], total)
 
 
 def test_learned_pipeline_stays_within_bounds(tmp_path, tiny):

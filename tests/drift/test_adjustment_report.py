@@ -13,6 +13,7 @@ from PIL import Image
 
 from ispkit.drift.adjustment import AdjustmentResults
 from ispkit.drift.adjustment_report import ARM_COLOURS, changed_params, plot_curves, plot_learned_views, write_adjustment_report
+from ispkit.drift.html_report import escape
 from ispkit.errors import InputError
 from ispkit.pipeline import Pipeline
 
@@ -143,7 +144,8 @@ def test_report_writes_figures_and_self_contained_page(tmp_path, reference, raws
     assert f'<td class="num">{mean:.3f} ± {std:.3f}</td>' in page
 
     assert "<tr><td><code>gamma.gamma</code></td><td>2.2</td><td>1.8</td></tr>" in page
-    assert page.count("<code>") == 2  # the pipeline in the summary, gamma in the table: nothing else changed
+    changed = page[page.index("<h2>Learned pipeline, intensity 0.001</h2>") :]
+    assert changed.count("<code>") == 1  # gamma in the table: nothing else changed
     assert learned.params()["gamma.gamma"] == 1.8
     assert "Learned pipeline, intensity 0.001" in page and "Learned pipeline, intensity 1<" not in page
 
@@ -192,3 +194,29 @@ def test_report_arm_missing_for_one_intensity_reads_na(tmp_path):
     assert "raw n/a; learned − frozen" in page
     assert '<tr><td>1</td><td>raw</td><td class="num">n/a</td><td class="num">n/a</td></tr>' in page
     assert [line.get_label() for line in plot_curves(results).axes[1].lines] == ["learned", "frozen"]
+
+
+def _collapsed(synthetic: bool) -> AdjustmentResults:
+    """Three folds; learned beats frozen by 0.3 in every fold at 0.001, where raw predicts class 'b' for every image."""
+    base = np.array([[0.5, 0.6], [0.52, 0.62], [0.48, 0.58]])
+    curves = {"0.001": {"learned": base + 0.3, "frozen": base, "raw": np.full((3, 2), 0.1)}}
+    eye = np.diag([30.0, 30.0, 30.0])
+    collapsed = np.zeros((3, 3))
+    collapsed[:, 1] = 30.0
+    return AdjustmentResults(task="classification", metric="accuracy", pipeline="bi,s,me", intensities=[0.001], arms=ARMS, folds=3, epochs=2,
+                             curves=curves, classes=["a", "b", "c"], synthetic=synthetic,
+                             confusion={"0.001": {"learned": eye, "frozen": eye, "raw": collapsed}})  # fmt: skip
+
+
+def test_report_opens_with_findings_banner_iff_synthetic_and_flags_collapse(tmp_path):
+    results = _collapsed(synthetic=True)
+    page = write_adjustment_report(tmp_path / "s", results).read_text(encoding="utf-8")
+    assert re.findall(r"<h2>([^<]*)</h2>", page)[:4] == ["Findings", "Summary", "Arms compared, fold by fold", "Below chance"]
+    assert page.index('<div class="banner">') < page.index("<h2>Findings</h2>")
+    assert re.findall(r"<li>(.*?)</li>", page) == [escape(s) for s in results.findings()["statements"]]
+    assert "learned − frozen: +0.300 (95% CI 0.300 to 0.300): distinguishable from fold noise (3 folds)." in page
+    assert '<tr><td>0.001</td><td>learned − frozen</td><td class="num">0.300</td><td class="num">0.300 to 0.300</td>' in page
+    assert '<td>raw at intensity 0.001</td><td class="num">0.100</td><td>collapse to <strong>b</strong> (100% of predictions)</td>' in page
+    assert (tmp_path / "s" / "figures" / "confusion.png").read_bytes() in _images(page)
+    real = write_adjustment_report(tmp_path / "r", _collapsed(synthetic=False)).read_text(encoding="utf-8")
+    assert 'class="banner"' not in real and "Synthetic data" not in real

@@ -42,6 +42,18 @@ def test_attack_raises_the_task_loss_and_moves_only_the_chosen_stage(setup):
     assert run.distance > 0
 
 
+def test_attack_records_each_images_score_and_the_confusion_matrix(setup):
+    network, pipeline, raws, targets = setup
+    run, module = attack(network, pipeline, raws, targets, subset="gamma", lam=1.0, steps=3, batch_size=4)
+    with torch.no_grad():
+        predicted = network(network.prepare(module(raws))).argmax(1)
+    assert run.per_image == (predicted == targets).float().tolist() and np.mean(run.per_image) == pytest.approx(run.metric)
+    expected = np.zeros((3, 3), dtype=int)
+    np.add.at(expected, (targets.numpy(), predicted.numpy()), 1)
+    assert run.confusion == expected.tolist()
+    assert ForensicsRun.from_dict(run.to_dict()).per_image == run.per_image
+
+
 def test_infinite_lambda_leaves_the_pipeline_unchanged(setup):
     network, pipeline, raws, targets = setup
     run, module = attack(network, pipeline, raws, targets, subset="all", lam=math.inf, steps=10)

@@ -14,6 +14,7 @@ from PIL import Image
 
 from ispkit.drift.forensics import ForensicsResults, ForensicsRun
 from ispkit.drift.forensics_report import plot_signature, plot_views, write_forensics_report
+from ispkit.drift.html_report import escape
 from ispkit.errors import InputError
 from ispkit.pipeline import Pipeline
 
@@ -206,3 +207,39 @@ def test_report_views_of_first_subset_without_all(run):
     run_dir, reference = run
     write_forensics_report(run_dir, _results(subsets=["gamma", "white_balance"]), pipeline=reference, raws=torch.rand(1, 1, 16, 16))
     assert (run_dir / "figures" / "views_gamma.png").exists()
+
+
+def _with_images(synthetic: bool) -> ForensicsResults:
+    """``_results`` with per-image scores on 50 images: `all` at λ = 0 gets 10 right, predicting class 'c' for all."""
+    results = _results()
+    for run in results.runs:
+        right = round(run.metric * 50)
+        run.per_image = [1.0] * right + [0.0] * (50 - right)
+        run.metric = right / 50
+        run.confusion = [[17, 0, 0], [0, 17, 0], [0, 0, 16]] if run.metric > 0.5 else [[0, 0, 17], [0, 0, 17], [0, 0, 16]]
+    results.baseline_run = results.run("all", INF)
+    results.baseline, results.classes, results.synthetic = results.baseline_run.metric, ["a", "b", "c"], synthetic
+    return results
+
+
+def test_report_opens_with_findings_banner_iff_synthetic_and_flags_collapse(tmp_path):
+    results = _with_images(synthetic=True)
+    page = write_forensics_report(tmp_path / "s", results).read_text(encoding="utf-8")
+    assert re.findall(r"<h2>([^<]*)</h2>", page)[:4] == ["Findings", "Summary", "Each subset's worst λ", "Below chance"]
+    assert page.index('<div class="banner">') < page.index("<h2>Findings</h2>")
+    statements = results.findings()["statements"]
+    assert re.findall(r"<li>(.*?)</li>", page) == [escape(s) for s in statements]
+    assert statements[1].startswith("Attacking all (worst λ = 0) lowers accuracy to 0.200 by 0.720 (95% CI ")
+    assert statements[1].endswith("distinguishable from image noise (50 images).")
+    assert '<td>all at λ = 0</td><td class="num">0.200</td><td>collapse to <strong>c</strong> (100% of predictions)</td>' in page
+    assert (tmp_path / "s" / "figures" / "confusion.png").read_bytes() in _images(page)
+    real = write_forensics_report(tmp_path / "r", _with_images(synthetic=False)).read_text(encoding="utf-8")
+    assert 'class="banner"' not in real and "Synthetic data" not in real
+
+
+def test_report_of_a_sweep_without_per_image_scores_says_not_recorded(tmp_path):
+    page = write_forensics_report(tmp_path, _results()).read_text(encoding="utf-8")
+    assert "per-image scores not recorded, so no interval" in page
+    assert '<td class="num">0.712</td><td class="num">not recorded</td><td>per-image scores not recorded</td>' in page  # all: 0.912 − 0.200
+    assert "Chance level unknown (the classes were not recorded)." in page
+    assert not (tmp_path / "figures" / "confusion.png").exists()

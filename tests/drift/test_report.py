@@ -12,8 +12,10 @@ import pytest
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from ispkit.drift.report import WORST_PAIR_PERCENTILE, plot_corruptions, plot_matrix, plot_worst_pair, write_report
+from ispkit.drift.html_report import SYNTHETIC_BANNER, escape
+from ispkit.drift.report import WORST_PAIR_BORDER, WORST_PAIR_PERCENTILE, difference_scale, plot_corruptions, plot_matrix, plot_worst_pair, write_report
 from ispkit.drift.results import SynthesisResults
+from ispkit.drift.statistics import signed
 from ispkit.errors import InputError
 
 PIPELINES = ["bi,s,me", "me,u,ga", "ma,s,no"]
@@ -188,7 +190,7 @@ def test_worst_pair_shows_the_absolute_difference_per_channel() -> None:
     panels = fig.axes[:5]
     np.testing.assert_allclose(panels[0].images[0].get_array(), a.transpose(1, 2, 0))
     np.testing.assert_allclose(panels[1].images[0].get_array(), b.transpose(1, 2, 0))
-    vmax = np.percentile(np.abs(a - b), WORST_PAIR_PERCENTILE)
+    vmax = difference_scale(np.abs(a - b))
     for channel, ax in enumerate(panels[2:]):
         np.testing.assert_allclose(ax.images[0].get_array(), np.abs(a[channel] - b[channel]))
         assert ax.images[0].get_clim() == pytest.approx((0.0, vmax))
@@ -257,7 +259,11 @@ def test_report_ranking_and_corruption_tables(tmp_path: Path) -> None:
     assert f'<td class="num">1</td><td>me,u,ga</td><td class="num">{best.mean:.3f} ± {best.std:.3f}</td>' in page
     assert '<tr class="own"><td class="num">2</td><td>bi,s,me</td>' in page
     table = results.corruption_mean().mean(axis=0)  # (C, S)
-    row = "".join(f'<td class="num">{v:.3f}</td>' for v in table[1])
+    drops = [c for c in results.findings()["corruption_cells"] if c["corruption"] == "motion_blur"]
+    row = "".join(
+        f'<td class="num">{v:.3f}<br><small>drop {signed(d["estimate"])} ({signed(d["low"])} to {signed(d["high"])})</small></td>'
+        for v, d in zip(table[1], drops, strict=True)
+    )
     assert f"<tr><td>motion_blur</td>{row}</tr>" in page
     assert "<th>severity 1</th><th>severity 3</th>" in page
 
@@ -319,3 +325,100 @@ def test_report_rejects_bad_worst_views(tmp_path: Path) -> None:
         write_report(tmp_path, _classification(), worst_views=(a,))
     with pytest.raises(InputError, match=r"expected|must be a numpy float array \(3, H, W\)"):
         write_report(tmp_path, _classification(), worst_views=(a.transpose(1, 2, 0), a))
+
+
+# -- findings, banner, below chance, difference scale ---------------------------------------------
+
+
+def test_difference_scale_shows_the_inside_of_the_image_not_its_border() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0.2, 0.8, (3, 40, 48))
+    b = a + rng.uniform(0.0, 0.02, a.shape)  # small differences everywhere inside
+    b[:, :, :2] = 1.0  # demosaicing edge effects: the two left columns differ a lot
+    b[:, -2:, :] = 0.0
+    diff = np.abs(a - b)
+    inner = diff[:, WORST_PAIR_BORDER:-WORST_PAIR_BORDER, WORST_PAIR_BORDER:-WORST_PAIR_BORDER]
+    top = difference_scale(diff)
+    assert top == pytest.approx(np.percentile(inner, WORST_PAIR_PERCENTILE)) and top < 0.02 < 0.3 < np.percentile(diff, 99.5)
+    fig = plot_worst_pair(a, b, "bi,s,me", "me,u,ga", 0.1)
+    for ax in fig.axes[2:5]:
+        assert ax.images[0].get_clim() == pytest.approx((0.0, top))
+    bars = fig.axes[5:]
+    assert len(bars) == 3 and all(bar.get_ylabel() == f"0 to {top:.3g} (p99 inside)" for bar in bars)
+    assert [im.colorbar.extend for im in (ax.images[0] for ax in fig.axes[2:5])] == ["max"] * 3  # larger values saturate, and the bar says so
+    assert difference_scale(np.zeros((3, 4, 4))) == 1.0 and difference_scale(np.full((3, 4, 4), 0.5)) == 0.5  # tiny or identical views
+
+
+def _with_classes(synthetic: bool = True, confusion: bool = True) -> SynthesisResults:
+    """``_classification`` with three classes; corruption cells at 0.05 whose predictions all name class 'eosinophil'."""
+    full = _classification()
+    corrupted = {"accuracy": np.full_like(full.corruption_metrics["accuracy"], 0.05)}
+    right = np.broadcast_to(np.diag([10.0, 10.0, 10.0]), (3, 3, 3, 3)).copy()
+    wrong = np.zeros((3, 2, 2, 3, 3))
+    wrong[..., 1] = 10.0
+    return SynthesisResults(
+        task=full.task, metric=full.metric, train_pipelines=full.train_pipelines, test_pipelines=full.test_pipelines, folds=full.folds,
+        metrics=full.metrics, corruptions=full.corruptions, severities=full.severities, corruption_metrics=corrupted,
+        classes=["basophil", "eosinophil", "<lymphocyte>"], synthetic=synthetic, confusion=right if confusion else None,
+        corruption_confusion=wrong if confusion else None,
+    )  # fmt: skip
+
+
+def _section(page: str, heading: str) -> str:
+    start = page.index(f"<h2>{heading}</h2>")
+    end = page.find("<h2>", start + 1)
+    return page[start : end if end >= 0 else len(page)]
+
+
+def test_report_opens_with_the_findings_in_words(tmp_path: Path) -> None:
+    results = _with_classes()
+    page = write_report(tmp_path, results).read_text(encoding="utf-8")
+    headings = re.findall(r"<h2>([^<]*)</h2>", page)
+    assert headings[:3] == ["Findings", "Summary", "Below chance"]
+    items = re.findall(r"<li>(.*?)</li>", _section(page, "Findings"))
+    assert items == [escape(s) for s in results.findings()["statements"]]
+    assert any(item.startswith("ISP drift ") and "95% CI" in item and "fold noise" in item for item in items)
+
+
+def test_report_banner_iff_synthetic(tmp_path: Path) -> None:
+    synthetic = write_report(tmp_path / "s", _with_classes(synthetic=True)).read_text(encoding="utf-8")
+    real = write_report(tmp_path / "r", _with_classes(synthetic=False)).read_text(encoding="utf-8")
+    banner = f'<div class="banner"><strong>Synthetic data.</strong> {escape(SYNTHETIC_BANNER)}</div>'
+    assert synthetic.count('class="banner"') == 1 and banner in synthetic
+    assert synthetic.index(banner) < synthetic.index("<h2>Findings</h2>")  # at the top, before anything else is said
+    assert 'class="banner"' not in real and "Synthetic data" not in real
+
+
+def test_report_flags_below_chance_with_the_collapse_class(tmp_path: Path) -> None:
+    page = write_report(tmp_path, _with_classes()).read_text(encoding="utf-8")
+    below = _section(page, "Below chance")
+    assert (
+        "12 of 21 cells score below chance (1/3 = 0.333): 12 corruption cells (gaussian_noise, motion_blur). Their predictions collapse to &#x27;eosinophil&#x27; in 12."
+        in below
+    )
+    assert below.count("collapse to <strong>eosinophil</strong> (100% of predictions)") == 12
+    assert "<td>bi,s,me → gaussian_noise (severity 1)</td>" in below
+    worst = _section(page, "Worst cells: confusion matrices")
+    assert (tmp_path / "figures" / "confusion.png").read_bytes() in _embedded_pngs(worst)
+    assert "&lt;lymphocyte&gt;" not in worst  # class names are in the figure, not raw in the page
+
+
+def test_report_without_recorded_matrices_says_not_recorded(tmp_path: Path) -> None:
+    write_report(tmp_path, _with_classes())
+    page = write_report(tmp_path, _with_classes(confusion=False)).read_text(encoding="utf-8")
+    assert not (tmp_path / "figures" / "confusion.png").exists()  # the earlier report's is gone
+    assert (
+        "<p>Confusion matrix not recorded for <code>me,u,ga → bi,s,me</code> (0.620), <code>bi,s,me → gaussian_noise (severity 1)</code> (0.050): "
+        "units from a run before confusion matrices were recorded.</p>"
+    ) in page
+    assert page.count("not recorded") >= 13  # 12 flagged cells and the worst cells' line
+    assert "have no confusion matrix (not recorded)" in page
+
+
+def test_report_lists_the_pairs_beyond_fold_noise(tmp_path: Path) -> None:
+    results = _with_classes()
+    found = [p for p in results.findings()["pairs"] if p["distinguishable"]]
+    section = _section(write_report(tmp_path, results).read_text(encoding="utf-8"), "Pairs that differ by more than fold noise")
+    assert section.count("<tr><td>") == len(found) > 0
+    for pair in found:
+        assert f'<tr><td>{pair["train"]}</td><td>{pair["test"]}</td><td class="num">{signed(pair["estimate"])}</td>' in section

@@ -135,3 +135,24 @@ def test_tracking_writes_a_local_mlflow_store(tmp_path, tiny):
     artifacts = {a.path for a in client.list_artifacts(study.info.run_id)}
     assert {"results.json", "report.html", "matrix.png"} <= artifacts
     assert str(tmp_path / "run" / "mlruns") in experiment.artifact_location
+
+
+def test_units_record_confusion_matrices_and_older_units_read_back_as_not_recorded(tmp_path, tiny):
+    config = tiny.config("synthesis")
+    first = run_synthesis(config, tmp_path / "run", tracking=False)
+    assert first.synthetic and first.classes == load_raw_set(config.dataset).classes
+    folds = json.loads((tmp_path / "run" / "folds.json").read_text())
+    unit = tmp_path / "run" / "units" / "me,u,ga" / "fold1"
+    result = json.loads((unit / "result.json").read_text())
+    for test, counts in result["confusion"]["pipelines"].items():  # each test image once, its right answers on the diagonal
+        assert np.sum(counts) == len(folds[1][1]) and np.trace(counts) == pytest.approx(result["pipelines"][test]["accuracy"] * len(folds[1][1]))
+    np.testing.assert_array_equal(first.confusion.sum(axis=(-2, -1)), sum(len(test) for _, test in folds))
+    np.testing.assert_array_equal(first.corruption_confusion.sum(axis=(-2, -1)), sum(len(test) for _, test in folds))
+    del result["confusion"]  # as a unit of a run from before the matrices were recorded
+    (unit / "result.json").write_text(json.dumps(result))
+    again = run_synthesis(config, tmp_path / "run", tracking=False)
+    np.testing.assert_array_equal(again.metrics["accuracy"], first.metrics["accuracy"])
+    assert np.isnan(again.confusion[1]).all() and np.isnan(again.corruption_confusion[1]).all() and np.isfinite(again.confusion[0]).all()
+    for flag in again.findings()["below_chance"]["cells"]:
+        assert (flag["collapse"] is None) == (flag["train"] == "me,u,ga")
+    assert SynthesisResults.load(tmp_path / "run" / "results.json").to_dict() == again.to_dict()
