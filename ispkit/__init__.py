@@ -11,6 +11,9 @@ TMLR 2023.
 ['bi,s,me', 'bi,s,ga', 'bi,u,me']
 """
 
+from importlib import metadata as _metadata
+from pathlib import Path as _Path
+
 from .camera import Camera
 from .errors import (
     ConfigError,
@@ -28,7 +31,29 @@ from .pipeline import PRESETS, Pipeline, PipelineModule, presets
 from .registry import get_registry
 from .stages.base import FromCamera, Param, Stage
 
-__version__ = "0.1.0"
+
+def _source_version(pyproject: _Path) -> str:
+    """The version in ``pyproject`` if it is ispkit's, else ``"0+unknown"``."""
+    import tomllib
+
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "0+unknown"
+    version = project.get("version") if isinstance(project, dict) else None
+    return version if isinstance(project, dict) and project.get("name") == "ispkit" and isinstance(version, str) else "0+unknown"
+
+
+def _version() -> str:
+    """The installed distribution's version; for a source tree that is not installed, its ``pyproject.toml``'s."""
+    try:
+        return _metadata.version("ispkit")
+    except _metadata.PackageNotFoundError:
+        return _source_version(_Path(__file__).resolve().parent.parent / "pyproject.toml")
+
+
+__version__ = _version()
+"""ispkit's version (semantic versioning; CHANGELOG.md says what each one changed)."""
 
 __all__ = [
     "Camera",

@@ -32,6 +32,8 @@ Commands
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import platform
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from . import __version__
 from .camera import Camera
 from .errors import ISPKitError, storage_oserror
 from .io import read_raw
@@ -266,8 +269,22 @@ def _experiment_command(sub: Any, kind: str, help: str, what: str, func: Any) ->
     run.set_defaults(func=func)
 
 
+def version_line() -> str:
+    """What ``ispkit --version`` prints: ``ispkit 0.2.0 (torch 2.14.1, python 3.11.7)``.
+
+    torch's version is its distribution's (as pip shows it, e.g. ``2.14.1+cu128`` for a
+    CUDA build), read from the installed metadata without importing torch.
+    """
+    try:
+        torch_version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        torch_version = "not installed"
+    return f"ispkit {__version__} (torch {torch_version}, python {platform.python_version()})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ispkit", description="Differentiable ISP data models for dataset-drift controls.")
+    parser.add_argument("--version", action="version", version=version_line(), help="print ispkit's, torch's and Python's versions and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     views = sub.add_parser("views", help="process a raw image through the paper's presets and write PNGs")
     views.add_argument("--out", type=Path, default=Path("out/views"), help="output folder (default: out/views)")

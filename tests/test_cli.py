@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -87,6 +89,22 @@ def test_presets_and_cameras(capsys):
 def test_console_script_entry_point():
     result = subprocess.run([sys.executable, "-m", "ispkit", "presets"], capture_output=True, text=True, check=True)
     assert result.stdout.split()[0] == "bi,s,me"
+
+
+def test_version_names_ispkit_torch_and_python(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    torch_version = importlib.metadata.version("torch")
+    assert out == f"ispkit {ispkit.__version__} (torch {torch_version}, python {platform.python_version()})\n"
+    assert re.fullmatch(r"ispkit \d+\.\d+\.\d+ \(torch \S+, python \d+\.\d+\.\d+\)\n", out), out
+
+
+def test_version_in_a_fresh_process_is_the_installed_distributions():
+    result = subprocess.run([sys.executable, "-m", "ispkit", "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.startswith(f"ispkit {importlib.metadata.version('ispkit')} (torch ")
+    assert result.stderr == ""
 
 
 def test_plugins_lists_every_hook_kind_in_a_fresh_process():
