@@ -197,7 +197,7 @@ def plot_worst_pair(view_a: np.ndarray, view_b: np.ndarray, train: str, test: st
     for ax, view, name, label in ((axes[0], a, train, "A"), (axes[1], b, test, "B")):
         ax.imshow(np.clip(view.transpose(1, 2, 0), 0.0, 1.0), interpolation="nearest")
         ax.set_title(f"{label}: through {name}", fontsize=9)
-    label = f"0 to {vmax:.3g} (p{WORST_PAIR_PERCENTILE:g} inside)"
+    label = f"|A − B|, scale 0 to {vmax:.3g}"
     for ax, channel, values in zip(axes[2:], "RGB", diff, strict=True):
         image = ax.imshow(values, cmap=DIFF_CMAP, vmin=0.0, vmax=vmax, interpolation="nearest")
         ax.set_title(f"|A − B|, {channel} (max {values.max():.3f})", fontsize=9)
@@ -205,8 +205,18 @@ def plot_worst_pair(view_a: np.ndarray, view_b: np.ndarray, train: str, test: st
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"worst pair: trained on {train}, tested on {test}; drop {fmt(drop)}", fontsize=11)
+    scale = f"difference scale 0 to {vmax:.3g}: the {_ordinal(WORST_PAIR_PERCENTILE)} percentile of |A − B| away from a {WORST_PAIR_BORDER}-pixel border" + (
+        "; larger differences saturate" if diff.max() > vmax else ""
+    )
+    fig.suptitle(f"worst pair: trained on {train}, tested on {test}; drop {fmt(drop)}\n{scale}", fontsize=10)
     return fig
+
+
+def _ordinal(value: float) -> str:
+    """``99`` → ``"99th"``, ``99.5`` → ``"99.5th"``, ``1`` → ``"1st"``."""
+    n = int(value)
+    suffix = "th" if value != n or 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{value:g}{suffix}"
 
 
 def _heatmap(ax: Axes, mean: np.ndarray, std: np.ndarray, norm: Normalize) -> AxesImage:
@@ -377,15 +387,16 @@ def _pairs_table(findings: dict[str, Any]) -> str:
         for p in pairs
     )
     return (
-        f"<p>{len(pairs)} of {len(findings['pairs'])} pairs (about {(1 - findings['confidence']) * len(findings['pairs']):.1f} "
-        "would by chance alone if no pair differed); drop = in-distribution score − score on the test pipeline.</p>"
+        f"<p>{len(pairs)} of {len(findings['pairs'])} pairs (if no pair differed, at most about {(1 - findings['confidence']) * len(findings['pairs']):.1f} "
+        "would by chance alone); drop = in-distribution score − score on the test pipeline.</p>"
         f"<table><thead><tr><th>trained on</th><th>tested on</th><th>drop</th><th>{findings['confidence']:.0%} CI over folds</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )
 
 
 def _details(results: SynthesisResults) -> list[str]:
-    corruptions = f"{len(results.corruptions)} corruptions × {len(results.severities)} severities" if _has_corruptions(results) else "no corruptions"
+    severities = f"{len(results.severities)} severit{'y' if len(results.severities) == 1 else 'ies'}"
+    corruptions = f"{len(results.corruptions)} corruptions × {severities}" if _has_corruptions(results) else "no corruptions"
     return [f"{len(results.train_pipelines)} train × {len(results.test_pipelines)} test pipelines", f"{results.folds} folds", corruptions]
 
 

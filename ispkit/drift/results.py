@@ -371,7 +371,7 @@ class SynthesisResults(JsonResults):
             if "corruptions_vs_isp_drift" in comparisons:
                 more = comparisons["corruptions_vs_isp_drift"]
                 relation = "exceeds" if not more.estimate < 0 else "falls short of"
-                text += f" That drop {relation} the ISP-drift drop by {signed(abs(more.estimate))} (difference {signed(more.estimate)}, {more.bounds_text()}): {more.verdict()}."
+                text += f" That drop {relation} the ISP-drift drop by {signed(abs(more.estimate))} ({_turned(more).bounds_text()}): {more.verdict()}."
             statements.append(text)
         if pairs:
             statements.append(_pairs_statement(pairs, self.summary()["worst_pair"]))
@@ -558,12 +558,17 @@ def _effect(subject: str, metric: str, interval: Interval, *, to: float | None =
     ``interval`` is of a drop (positive: the metric falls); a negative one is said as a rise,
     with the interval's sign turned. ``to``: the score it falls (or rises) to.
     """
-    sign = 1.0 if not interval.estimate < 0 else -1.0
-    low, high = sorted((sign * interval.low, sign * interval.high))
-    turned = replace(interval, estimate=sign * interval.estimate, low=low, high=high)
-    verb = "lowers" if sign > 0 else "raises"
+    verb = "lowers" if not interval.estimate < 0 else "raises"
     target = f" to {signed(to)}" if to is not None else ""
+    turned = _turned(interval)
     return f"{subject} {verb} {metric}{target} by {signed(turned.estimate)} ({turned.bounds_text()}): {interval.verdict()}."
+
+
+def _turned(interval: Interval) -> Interval:
+    """``interval`` of a negative estimate with its sign turned (a rise said as a positive number); others as they are."""
+    if not interval.estimate < 0:
+        return interval
+    return replace(interval, estimate=-interval.estimate, low=-interval.high, high=-interval.low)
 
 
 def _pairs_statement(pairs: list[dict[str, Any]], worst: dict[str, Any]) -> str:
@@ -577,7 +582,7 @@ def _pairs_statement(pairs: list[dict[str, Any]], worst: dict[str, Any]) -> str:
     chance = (1 - CONFIDENCE) * n
     return (
         f"Single train/test pairs: {drops} of {n} drop and {rises} rise by more than fold noise ({CONFIDENCE:.0%} CI excluding 0); "
-        f"about {chance:.1f} would by chance alone if no pair differed. Largest drop: trained on {worst['train']}, tested on {worst['test']}, "
+        f"if no pair differed, at most about {chance:.1f} would by chance alone. Largest drop: trained on {worst['train']}, tested on {worst['test']}, "
         f"{signed(largest['estimate'])} ({CONFIDENCE:.0%} CI {signed(largest['low'])} to {signed(largest['high'])}): {largest['verdict']}."
     )
 

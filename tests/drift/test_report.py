@@ -344,7 +344,10 @@ def test_difference_scale_shows_the_inside_of_the_image_not_its_border() -> None
     for ax in fig.axes[2:5]:
         assert ax.images[0].get_clim() == pytest.approx((0.0, top))
     bars = fig.axes[5:]
-    assert len(bars) == 3 and all(bar.get_ylabel() == f"0 to {top:.3g} (p99 inside)" for bar in bars)
+    assert len(bars) == 3 and all(bar.get_ylabel() == f"|A − B|, scale 0 to {top:.3g}" for bar in bars)
+    assert fig.get_suptitle().endswith(
+        f"difference scale 0 to {top:.3g}: the 99th percentile of |A − B| away from a 4-pixel border; larger differences saturate"
+    )
     assert [im.colorbar.extend for im in (ax.images[0] for ax in fig.axes[2:5])] == ["max"] * 3  # larger values saturate, and the bar says so
     assert difference_scale(np.zeros((3, 4, 4))) == 1.0 and difference_scale(np.full((3, 4, 4), 0.5)) == 0.5  # tiny or identical views
 
