@@ -79,14 +79,14 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, state: 
         try:
             if condition():
                 return
-        except Exception:  # noqa: BLE001 - not there yet
+        except Exception:  # not there yet
             pass
         time.sleep(0.02)
     detail = ""
     if state is not None:
         try:
             detail = f" (state: {state()})"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             detail = f" (state unavailable: {exc})"
     raise ShotFailed(f"{what}: not reached within {timeout:.0f} s{detail}")
 
@@ -193,9 +193,11 @@ def shot_composer(out: Path) -> None:
         widget.preset_combo.activated.emit(widget.preset_combo.findText("ma,s,me"))
         widget.editor("gamma.gamma").setValue(1.6)
         wait_until(
-            lambda: widget.is_idle()
-            and "malvar2004" in widget.preview_layer.metadata.get("ispkit_pipeline", "")
-            and "gamma: 1.6" in widget.preview_layer.metadata.get("ispkit_pipeline", ""),
+            lambda: (
+                widget.is_idle()
+                and "malvar2004" in widget.preview_layer.metadata.get("ispkit_pipeline", "")
+                and "gamma: 1.6" in widget.preview_layer.metadata.get("ispkit_pipeline", "")
+            ),
             30,
             "composer: preview of ma,s,me with gamma 1.6",
         )
@@ -242,11 +244,15 @@ def shot_classifier(out: Path) -> None:
         if not widget.load_bundled():
             raise ShotFailed("classifier: the bundled model did not load")
         wait_until(
-            lambda: widget.is_idle() and widget.prediction is not None and widget.source_layer.name == composer.preview_layer.name and widget.table.rowCount() > 0,
+            lambda: (
+                widget.is_idle() and widget.prediction is not None and widget.source_layer.name == composer.preview_layer.name and widget.table.rowCount() > 0
+            ),
             60,
             "classifier: prediction for the preview",
-            lambda: f"idle={widget.is_idle()} prediction={widget.prediction is not None} source={getattr(widget.source_layer, 'name', None)!r} "
-            f"preview={getattr(composer.preview_layer, 'name', None)!r} rows={widget.table.rowCount()} label={widget.prediction_label.text()!r}",
+            lambda: (
+                f"idle={widget.is_idle()} prediction={widget.prediction is not None} source={getattr(widget.source_layer, 'name', None)!r} "
+                f"preview={getattr(composer.preview_layer, 'name', None)!r} rows={widget.table.rowCount()} label={widget.prediction_label.text()!r}"
+            ),
         )
         save(viewer, out / "classifier.png")
     finally:
@@ -318,7 +324,7 @@ def shot_docked(out: Path) -> None:
         docked = dock_all(viewer)
         composer_frame, composer = docked["ISP pipeline composer"]
         wait_until(lambda: composer.is_idle() and composer.preview_layer is not None, 30, "docked: composer preview")
-        classifier_frame, classifier = docked["Classifier"]
+        _classifier_frame, classifier = docked["Classifier"]
         if not classifier.load_bundled():
             raise ShotFailed("docked: the bundled model did not load")
         wait_until(lambda: classifier.is_idle() and classifier.prediction is not None, 60, "docked: classifier prediction")
@@ -334,6 +340,7 @@ def shot_docked(out: Path) -> None:
 def _time_series(tmp: Path, sample) -> Path:
     """An OME-TIFF time series of raw frames: the sample drifting by 2 pixels a frame, dimming, at 0.1625 µm."""
     import tifffile
+
     from ispkit.io import write_sidecar
 
     mosaic = np.asarray(sample.data, dtype=np.float64)
@@ -368,6 +375,7 @@ def shot_stack(out: Path, tmp: Path) -> None:
 def shot_export(out: Path, tmp: Path) -> None:
     """A folder of raws through the Batch widget (two presets, results opened), and the composer's preview saved as a 16-bit TIFF."""
     import tifffile
+
     from ispkit.io import write_raw
 
     viewer = new_viewer("napari-drift: export")
@@ -436,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
             except ShotFailed as exc:
                 print(f"screenshots: FAILED {name}: {exc}", file=sys.stderr, flush=True)
                 return 1
-            except Exception:  # noqa: BLE001
+            except Exception:
                 print(f"screenshots: FAILED {name}:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
                 return 1
             print(f"  {name}: {time.monotonic() - start:.1f} s", flush=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+
 from ispkit import Camera
 from ispkit.io import write_raw
 
@@ -121,7 +122,7 @@ def _qt_unavailable() -> str | None:
         import napari.qt  # noqa: F401
         import pytestqt  # noqa: F401
         import qtpy  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - any import failure means no Qt
+    except Exception as exc:  # any import failure means no Qt
         return f"no Qt binding / pytest-qt / napari.qt: {exc}"
     if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
         return "no display (run under xvfb-run -a)"
@@ -255,10 +256,7 @@ def _crash_report(item, reports: list, returncode: int, output: str):
     when = _PHASES[len({r.when for r in reports})] if len(reports) < len(_PHASES) else "teardown"
     start = output.find("Fatal Python error")
     excerpt = output[start:].split("\nExtension modules:")[0] if start >= 0 else output[-4000:]
-    message = (
-        f"the fresh interpreter running this test ended with {_exit_status(returncode)} during {when}, "
-        f"without reporting a result; its output:\n{excerpt}"
-    )
+    message = f"the fresh interpreter running this test ended with {_exit_status(returncode)} during {when}, without reporting a result; its output:\n{excerpt}"
     now = time.time()
     return TestReport(item.nodeid, item.location, {k: 1 for k in item.keywords}, "failed", message, when, start=now, stop=now)
 

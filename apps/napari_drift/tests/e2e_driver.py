@@ -147,15 +147,13 @@ def main(argv: list[str]) -> int:
 
     spec = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
     report: dict[str, Any] = {"notifications": [], "qt_api": qtpy.API_NAME}
-    notification_manager.notification_ready.connect(
-        lambda notification: report["notifications"].append(f"{notification.severity}: {notification.message}")
-    )
+    notification_manager.notification_ready.connect(lambda notification: report["notifications"].append(f"{notification.severity}: {notification.message}"))
     viewer = napari.Viewer()
 
     def session() -> None:
         try:
             script(viewer, spec, report)
-        except BaseException:  # noqa: BLE001 - recorded, the viewer still closes
+        except BaseException:  # recorded, the viewer still closes
             report["failure"] = traceback.format_exc()
         finally:
             Path(spec["report"]).write_text(json.dumps(report, indent=1), encoding="utf-8")

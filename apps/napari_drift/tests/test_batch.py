@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 import zarr
+from napari_drift.logic.batch import BatchRunner, done_count, open_results
+
 from ispkit import InputError, Pipeline
 from ispkit.io import read_raw, write_raw
-
-from napari_drift.logic.batch import BatchRunner, done_count, open_results
 
 
 def _raw_folder(folder, n, size, seed=0):
@@ -32,7 +32,7 @@ def test_a_batch_runs_ispkit_bulk_and_counts_every_image(tmp_path):
     assert runner.command()[1:5] == ["-m", "ispkit", "bulk", str(folder.resolve())]
     assert runner.progress.total == 10 and runner.progress.done == 0
     seen = []
-    for line in runner.lines():
+    for _line in runner.lines():
         seen.append(runner.progress.done)
     assert runner.finished and runner.returncode == 0 and runner.progress.done == 10
     assert seen == sorted(seen)  # it only grows
@@ -83,7 +83,7 @@ def test_a_batch_runs_on_a_dask_scheduler_address(tmp_path, dask_cluster):
 
 def test_a_batch_is_checked_before_it_starts(tmp_path):
     folder = _raw_folder(tmp_path / "raws", 1, 8)
-    with pytest.raises(FileNotFoundError, match="raw folder .* not found"):
+    with pytest.raises(FileNotFoundError, match=r"raw folder .* not found"):
         BatchRunner(tmp_path / "missing", tmp_path / "v.zarr", ["bi,s,me"])
     with pytest.raises(InputError, match="unknown: 'nope'"):
         BatchRunner(folder, tmp_path / "v.zarr", ["bi,s,me", "nope"])
@@ -97,7 +97,7 @@ def test_a_batch_is_checked_before_it_starts(tmp_path):
         BatchRunner(folder, tmp_path / "v.zarr", ["bi,s,me"], scheduler="host:8786")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(InputError, match="no .tif, .tiff, .dng files"):
+    with pytest.raises(InputError, match=r"no \.tif, \.tiff, \.dng files"):
         BatchRunner(empty, tmp_path / "v.zarr", ["bi,s,me"])
     assert not (tmp_path / "v.zarr").exists()
 

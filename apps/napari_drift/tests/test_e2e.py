@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from ispkit import Pipeline
-from ispkit.io import write_raw
-
 from napari_drift.logic.classifier import ClassifierModel
 from napari_drift.logic.composer import to_view
 from napari_drift.logic.jobs import exit_status, forensics_pipelines
 from napari_drift.logic.raw_layer import read_raw_layers
+
+from ispkit import Pipeline
+from ispkit.io import write_raw
 
 pytestmark = pytest.mark.qt  # skipped without Qt or a display (conftest.py)
 
@@ -87,8 +87,7 @@ def test_napari_session_end_to_end(tmp_path, e2e_forensics):
     report = json.loads(Path(spec["report"]).read_text(encoding="utf-8")) if Path(spec["report"]).exists() else {}
     code = proc.returncode
     assert code == 0 and "failure" not in report, (
-        f"the napari session ended with {exit_status(code)}; "
-        f"failure: {report.get('failure')}\nstderr:\n{_stderr_excerpt(proc.stderr)}"
+        f"the napari session ended with {exit_status(code)}; failure: {report.get('failure')}\nstderr:\n{_stderr_excerpt(proc.stderr)}"
     )
 
     # every widget of the manifest was docked, as the class the manifest names

@@ -6,12 +6,12 @@ import dask.array as da
 import numpy as np
 import pytest
 import tifffile
-from ispkit import InputError, Pipeline
-
 from napari_drift._writer import write_views
 from napari_drift.logic.composer import to_view
 from napari_drift.logic.drift_view import lazy_drift_stack, preset_pipelines
 from napari_drift.logic.export import FORMAT, write_views_tiff
+
+from ispkit import InputError, Pipeline
 
 PIXEL = 6.5 / 40
 
@@ -74,12 +74,12 @@ def test_a_lazy_drift_stack_is_written_frame_by_frame_with_every_preset(tmp_path
 
 def test_the_writer_refuses_what_it_cannot_record(tmp_path):
     view = np.zeros((4, 4, 3), np.float32)
-    with pytest.raises(InputError, match="writes processed views .* this layer has none"):
+    with pytest.raises(InputError, match=r"writes processed views .* this layer has none"):
         write_views_tiff(tmp_path / "plain.tif", view, metadata={"ispkit_camera": "microscopy"})
     with pytest.raises(InputError, match="writes processed views"):  # presets without their pipelines
         write_views_tiff(tmp_path / "half.tif", view[None], metadata={"ispkit_presets": ["bi,s,me"], "ispkit_pipelines": {}})
     with pytest.raises(InputError, match=r"expected RGB views \(…, H, W, 3\), got shape \(4, 4\)"):
         write_views_tiff(tmp_path / "grey.tif", view[..., 0], metadata={"ispkit_pipeline": "x"})
-    with pytest.raises(InputError, match="writes .tif or .tiff files, not '.png'"):
+    with pytest.raises(InputError, match=r"writes \.tif or \.tiff files, not '\.png'"):
         write_views_tiff(tmp_path / "view.png", view, metadata={"ispkit_pipeline": "x"})
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing half-written

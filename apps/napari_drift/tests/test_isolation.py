@@ -17,7 +17,7 @@ import pytest
 
 pytestmark = pytest.mark.qt  # the viewer tests need a display (conftest.py)
 
-CRASHING_MODULE = '''
+CRASHING_MODULE = """
 import os
 import signal
 
@@ -36,7 +36,7 @@ def test_after_the_crash(make_napari_viewer):
 
 def test_without_a_viewer():
     assert "NAPARI_DRIFT_TEST_REPORTS" not in os.environ  # in the pytest process itself
-'''
+"""
 
 
 def test_a_crashing_viewer_test_fails_alone(tmp_path):

@@ -9,9 +9,9 @@ import threading
 import time
 
 import pytest
-from ispkit import InputError
-
 from napari_drift.logic.jobs import JobError, JobProgress, JobRunner, _decode, check_scheduler, detect_kind, figures, forensics_pipelines
+
+from ispkit import InputError
 
 CANCEL_WITHIN_S = 5.0  # a cancel mid-unit ends the job (and its process) within this
 SLOW_STEPS = 3000  # optimisation steps of the slow forensic unit: ~10 s on an idle 2-core machine (~3 ms a step)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ispkit import Camera, ParameterError, Pipeline, RawFormatError, UnknownStageError
-
 from napari_drift import _reader
 from napari_drift.logic import ComposerModel, camera_from_metadata, cfa_rgb, parse_value, read_raw_layers
 from napari_drift.logic.composer import to_view
 
+from ispkit import Camera, ParameterError, Pipeline, RawFormatError, UnknownStageError
 
 # -- raw layers -------------------------------------------------------------------------
 

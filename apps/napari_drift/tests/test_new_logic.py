@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ispkit import Pipeline
-from ispkit.data import RawMicroscopy, sample
-from ispkit.tasks import build_network, save_checkpoint
-
 from napari_drift.logic.classifier import ClassifierModel, bundled_checkpoint, softmax
 from napari_drift.logic.composer import to_view
 from napari_drift.logic.drift_view import difference_stack, drift_stack
 
+from ispkit import Pipeline
+from ispkit.data import RawMicroscopy, sample
+from ispkit.tasks import build_network, save_checkpoint
 
 # -- drift view -------------------------------------------------------------------------
 

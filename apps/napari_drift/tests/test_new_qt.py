@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ispkit import Pipeline
-
 from napari_drift.logic.composer import to_view
+
+from ispkit import Pipeline
 
 pytestmark = pytest.mark.qt  # skipped without Qt or a display (conftest.py)
 
@@ -105,8 +105,8 @@ def test_jobs_run_and_cancel(viewer, qtbot, tiny_forensics, tmp_path, errors):
     assert blocker.args == ["finished"] and widget.status_label.text() == "finished"
     assert widget.progress_bar.value() == 1000 and widget.progress_bar.text() == "100% · 3 of 3 units"
     assert "[3/3]" in widget.log.toPlainText() and widget.runner.scheduler == "local"
-    figures = [l for l in viewer.layers if l.name.startswith(FIGURE_PREFIX)]
-    assert figures and all(l.rgb and l.data.ndim == 3 for l in figures)
+    figures = [layer for layer in viewer.layers if layer.name.startswith(FIGURE_PREFIX)]
+    assert figures and all(layer.rgb and layer.data.ndim == 3 for layer in figures)
     assert widget.pipeline_combo.count() == 3
     label = next(t for t in widget.pipelines() if "λ=0" in t)
     assert widget.load_pipeline(label)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from napari_drift.logic.composer import to_view
 
 from ispkit import Pipeline
-
-from napari_drift.logic.composer import to_view
 
 pytestmark = pytest.mark.qt  # skipped without Qt or a display (conftest.py)
 
@@ -26,7 +25,7 @@ def _wait_idle(qtbot, widget):
 
 def test_viewer_open_with_plugin(viewer, raw_tiff, mosaic):
     layers = viewer.open(str(raw_tiff), plugin="napari-drift")
-    assert [l.name for l in layers] == ["cells", "cells [CFA]"]
+    assert [layer.name for layer in layers] == ["cells", "cells [CFA]"]
     np.testing.assert_allclose(viewer.layers["cells"].data, mosaic, atol=1 / 65535)
     assert viewer.layers["cells"].metadata["ispkit_camera"] == "microscopy"
     assert viewer.layers["cells [CFA]"].rgb and not viewer.layers["cells [CFA]"].visible
@@ -34,7 +33,7 @@ def test_viewer_open_with_plugin(viewer, raw_tiff, mosaic):
 
 def test_sample_data_loads(viewer):
     viewer.open_sample("napari-drift", "microscopy")
-    raw = [l for l in viewer.layers if "ispkit_camera" in l.metadata]
+    raw = [layer for layer in viewer.layers if "ispkit_camera" in layer.metadata]
     assert len(raw) == 1 and raw[0].metadata["ispkit_camera"] == "microscopy" and raw[0].data.ndim == 2
     # at the microscopy camera's pixel size (6.5 µm pitch / 40x), with the scale bar in µm
     assert tuple(raw[0].scale) == (6.5 / 40, 6.5 / 40) and [str(u) for u in raw[0].units] == ["micrometer", "micrometer"]
@@ -129,7 +128,7 @@ def test_load_and_save_yaml_dialogs(viewer, qtbot, tmp_path, monkeypatch, errors
 
 
 def test_widget_from_manifest(viewer, qtbot):
-    dock, widget = viewer.window.add_plugin_dock_widget("napari-drift", "ISP pipeline composer")
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-drift", "ISP pipeline composer")
     from napari_drift.widgets.composer import ComposerWidget
 
     assert isinstance(widget, ComposerWidget)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-from ispkit import Camera, InputError, RawFormatError
-from ispkit.io import read_raw, write_raw, write_sidecar
-
 from napari_drift.logic import stacks
 from napari_drift.logic.raw_layer import cfa_rgb, mosaic_from_layer, read_raw_layers
 from napari_drift.logic.stacks import folder_stack, pixel_size_of, tiff_stack
+
+from ispkit import Camera, InputError, RawFormatError
+from ispkit.io import read_raw, write_raw, write_sidecar
 
 MICRO_PIXEL = 6.5 / 40  # the microscopy camera's pixel size, µm
 
@@ -104,14 +104,14 @@ def test_a_folder_of_raw_files_is_a_stack(tmp_path, frames):
         np.asarray(stack.frames[3])
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(InputError, match="no .tif, .tiff, .dng files"):
+    with pytest.raises(InputError, match=r"no \.tif, \.tiff, \.dng files"):
         read_raw_layers(empty)
 
 
 def test_hostile_stacks_are_refused_with_the_reason(tmp_path, frames, monkeypatch):
     floats = tmp_path / "floats.tif"
     tifffile.imwrite(floats, frames.astype(np.float32), photometric="minisblack")
-    with pytest.raises(RawFormatError, match="holds unsigned integers .* found float32 frames"):
+    with pytest.raises(RawFormatError, match=r"holds unsigned integers .* found float32 frames"):
         tiff_stack(floats, "microscopy")
     odd = tmp_path / "odd.tif"
     tifffile.imwrite(odd, frames[:, :7, :5], photometric="minisblack")
@@ -133,11 +133,11 @@ def test_hostile_stacks_are_refused_with_the_reason(tmp_path, frames, monkeypatc
 
     garbage = tmp_path / "garbage.tif"
     garbage.write_bytes(b"II*\x00" + bytes(range(256)) * 4)  # a TIFF header, then nonsense: read_raw's refusal, not tifffile's
-    with pytest.raises(RawFormatError, match="garbage.tif"):
+    with pytest.raises(RawFormatError, match=r"garbage\.tif"):
         read_raw_layers(garbage, camera="microscopy")
     truncated = tmp_path / "truncated.tif"
     truncated.write_bytes(_pages(tmp_path / "whole.tif", frames).read_bytes()[:-40])
-    with pytest.raises(RawFormatError, match="truncated.tif"):
+    with pytest.raises(RawFormatError, match=r"truncated\.tif"):
         np.asarray(read_raw_layers(truncated, camera="microscopy")[0][0])
     rgb = tmp_path / "rgb.tif"
     tifffile.imwrite(rgb, np.zeros((8, 6, 3), np.uint16), photometric="rgb")  # interleaved samples: an RGB image

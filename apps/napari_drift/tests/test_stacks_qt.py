@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
+from napari_drift.logic.composer import to_view
+
 from ispkit import Pipeline
 from ispkit.io import write_raw, write_sidecar
-
-from napari_drift.logic.composer import to_view
 
 pytestmark = pytest.mark.qt  # skipped without Qt or a display (conftest.py)
 
@@ -29,7 +29,7 @@ def stack_tif(tmp_path):
 def test_a_stack_opens_lazily_with_scale_units_and_scale_bar(viewer, stack_tif, tmp_path):
     path, frames = stack_tif
     layers = viewer.open(str(path), plugin="napari-drift")
-    assert [l.name for l in layers] == ["series", "series [CFA]"]
+    assert [layer.name for layer in layers] == ["series", "series [CFA]"]
     raw = viewer.layers["series"]
     assert raw.data.shape == (3, 64, 48) and hasattr(raw.data, "dask")
     assert tuple(raw.scale) == (1.0, PIXEL, PIXEL) and [str(u) for u in raw.units] == ["pixel", "micrometer", "micrometer"]
@@ -72,7 +72,7 @@ def test_composer_and_drift_view_process_a_stack_frame_by_frame(viewer, qtbot, s
         drift.compute_button.click()
     stack, diff = drift.stack_layer, drift.diff_layer
     assert stack.data.shape == (2, 3, 64, 48, 3) and hasattr(stack.data, "dask")
-    assert tuple(stack.axis_labels)[:2] == ("preset", tuple(viewer.layers["series"].axis_labels)[0])
+    assert tuple(stack.axis_labels)[:2] == ("preset", next(iter(viewer.layers["series"].axis_labels)))
     assert tuple(stack.scale) == (1.0, 1.0, PIXEL, PIXEL)
     views = [to_view(Pipeline.preset(p, camera="microscopy")(frames[1].astype(np.float64))) for p in ("bi,s,me", "ma,s,ga")]
     np.testing.assert_array_equal(np.asarray(stack.data[:, 1]), np.stack(views))

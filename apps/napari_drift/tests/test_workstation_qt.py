@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
+
 from ispkit import Pipeline
 from ispkit.io import write_raw
 
@@ -159,7 +160,7 @@ def test_labels_follow_renamed_layers(viewer, qtbot, tmp_path, errors):
 
 
 def test_error_messages_name_the_layer_type_not_naparis_proxy(viewer, errors):
-    dock, composer = viewer.window.add_plugin_dock_widget("napari-drift", "ISP pipeline composer")  # sees napari's proxies
+    _dock, composer = viewer.window.add_plugin_dock_widget("napari-drift", "ISP pipeline composer")  # sees napari's proxies
     viewer.add_points(np.zeros((2, 2)), name="spots")
     viewer.layers.selection.active = viewer.layers["spots"]
     composer.use_selected_button.click()
@@ -170,7 +171,6 @@ def test_error_messages_name_the_layer_type_not_naparis_proxy(viewer, errors):
 def test_notifications_do_not_cover_the_drift_views_overlay(make_napari_viewer, qtbot, raw_tiff):
     from napari._qt.dialogs.qt_notification import NapariQtNotification
     from napari.utils.notifications import show_error
-
     from napari_drift.widgets.drift_view import DriftViewWidget
 
     viewer = make_napari_viewer(show=True)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ispkit import InputError, presets
 
 from .jobs import _child_environment, check_scheduler, exit_status
@@ -69,12 +70,12 @@ def done_count(store: str | os.PathLike[str], labels: Sequence[str]) -> int:
     total = 0
     try:
         done = zarr.open_group(os.fspath(store), mode="r")["_done"]
-    except Exception:  # noqa: BLE001 - not there yet: ispkit creates it first
+    except Exception:  # not there yet: ispkit creates it first
         return 0
     for label in labels:
         try:
             total += int(np.count_nonzero(done[label][:]))
-        except Exception:  # noqa: BLE001 - created a moment later, or being written
+        except Exception:  # created a moment later, or being written
             continue
     return total
 
@@ -83,6 +84,7 @@ def open_results(store: str | os.PathLike[str], labels: Sequence[str] | None = N
     """``{label: (views, pipeline YAML)}`` of a bulk store: lazy ``(N, H, W, 3)`` dask arrays (ispkit
     stores ``(N, 3, H, W)``), images not written yet read as zeros."""
     import zarr
+
     from ispkit.scale import open_bulk
 
     arrays = open_bulk(store)
@@ -201,7 +203,7 @@ class BatchRunner:
                     continue
                 if line is None:
                     break
-                tail = (tail + [line])[-_TAIL:]
+                tail = ([*tail, line])[-_TAIL:]
                 self._poll()
                 yield line
             self.returncode = self._process.wait()

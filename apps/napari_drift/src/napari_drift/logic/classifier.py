@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from ispkit import Camera, InputError, Pipeline
 from ispkit.tasks import Checkpoint, load_checkpoint
 
@@ -131,7 +132,7 @@ class ClassifierModel:
             try:
                 p = Pipeline.from_yaml(self.pipeline_yaml)
                 pipeline = f"; trained on views of {p.name or 'a custom pipeline'}"
-            except Exception:  # noqa: BLE001 - description only
+            except Exception:  # description only
                 pipeline = "; training pipeline unreadable"
         source = f"{self.path.name}: " if self.path else ""
         return f"{source}{net.name} ({self.task}, {len(self.classes)} {'classes' if self.task == 'classification' else 'outputs'}, {net.in_channels} input channels, downsample {net.downsample}){pipeline}"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ispkit import Camera, ParameterError, Pipeline, UnknownStageError, get_registry, presets
 from ispkit.atomic import atomic_write_text
 
@@ -83,10 +84,7 @@ def parse_value(text: str, shape: tuple[int, ...], dtype: type = float) -> Any:
     if len(tokens) != size:
         raise ParameterError(f"expected {size} number{'s' if size != 1 else ''} for shape {shape}, got {len(tokens)} in {text!r}")
     try:
-        if dtype is int:
-            numbers = [int(t) for t in tokens]
-        else:
-            numbers = [float(t) for t in tokens]
+        numbers = [int(t) for t in tokens] if dtype is int else [float(t) for t in tokens]
     except ValueError:
         raise ParameterError(f"expected {'integers' if dtype is int else 'numbers'}, got {text!r}") from None
     if not shape:

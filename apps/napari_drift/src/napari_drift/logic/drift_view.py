@@ -25,11 +25,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from ispkit import Camera, InputError, Pipeline, UnknownStageError, presets
 
 from .composer import to_view, views_of
 
-__all__ = ["DriftStack", "METADATA_PRESETS", "METADATA_REFERENCE", "difference_stack", "drift_stack", "drift_stacks", "lazy_drift_stack", "METADATA_PIPELINES", "preset_pipelines"]
+__all__ = [
+    "DriftStack",
+    "METADATA_PRESETS",
+    "METADATA_REFERENCE",
+    "difference_stack",
+    "drift_stack",
+    "drift_stacks",
+    "lazy_drift_stack",
+    "METADATA_PIPELINES",
+    "preset_pipelines",
+]
 
 METADATA_PRESETS = "ispkit_presets"
 METADATA_REFERENCE = "ispkit_reference"

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ispkit import InputError
 from ispkit.atomic import atomic_write
 

@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # ispkit's StudyInterrupted, or an interrupt outside its units
         interrupts.closed = True
         send("cancelled", message=str(exc))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+    except BaseException as exc:  # reported to the parent, which raises it
         interrupts.closed = True
         send("error", type=type(exc).__name__, message=str(exc), traceback=traceback.format_exc())
         return 1

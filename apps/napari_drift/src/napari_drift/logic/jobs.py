@@ -33,7 +33,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -364,7 +363,16 @@ class JobRunner:
 
     def command(self) -> list[str]:
         """The job process's command line (absolute paths: it does not depend on the working directory)."""
-        command = [sys.executable, "-X", "faulthandler", "-m", "napari_drift.logic.job_process", self.kind, str(self.config_path.resolve()), str(self.run_dir.resolve())]
+        command = [
+            sys.executable,
+            "-X",
+            "faulthandler",
+            "-m",
+            "napari_drift.logic.job_process",
+            self.kind,
+            str(self.config_path.resolve()),
+            str(self.run_dir.resolve()),
+        ]
         command += ["--scheduler", self.scheduler, "--workers", str(self.workers)]
         if self.tracking:
             command.append("--tracking")

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ispkit import Camera, InputError, RawFormatError, get_registry
 from ispkit.io import read_raw
 
@@ -122,7 +123,7 @@ def mosaic_from_layer(layer: Any, index: tuple[int, ...] = ()) -> tuple[np.ndarr
         )
     shape = np.shape(layer.data)
     index = tuple(int(i) for i in index)
-    if len(index) != len(shape) - 2 or any(not 0 <= i < n for i, n in zip(index, shape)):
+    if len(index) != len(shape) - 2 or any(not 0 <= i < n for i, n in zip(index, shape, strict=False)):
         raise InputError(f"layer {layer.name!r} has frames {shape[:-2]} of {shape[-2]}×{shape[-1]}; frame index {index} is not one of them")
     return np.asarray(layer.data[index] if index else layer.data, dtype=np.float64), camera_from_metadata(layer.metadata)
 
@@ -158,7 +159,9 @@ def _cfa_view(data: Any, pattern: str) -> Any:
     """The CFA view of a mosaic (NumPy, at once) or of a lazy stack (dask, frame by frame)."""
     if isinstance(data, np.ndarray):
         return cfa_rgb(data, pattern)
-    return data.map_blocks(_cfa_block, pattern, new_axis=data.ndim, chunks=(*data.chunks, (3,)), dtype=np.float32, meta=np.empty((0,) * (data.ndim + 1), np.float32))
+    return data.map_blocks(
+        _cfa_block, pattern, new_axis=data.ndim, chunks=(*data.chunks, (3,)), dtype=np.float32, meta=np.empty((0,) * (data.ndim + 1), np.float32)
+    )
 
 
 def raw_layer_data(
@@ -218,7 +221,9 @@ def read_raw_layers(
         stack = folder_stack(path, camera)
         return raw_layer_data(stack.frames, stack.camera, stack.name, path, cfa_layer=cfa_layer, pixel_size=stack.pixel_size, axes=stack.axes)
     if path.suffix.lower() not in SUFFIXES:
-        raise RawFormatError(f"{path}: napari-drift reads raw mosaics from {', '.join(SUFFIXES)} files and folders of them, not {path.suffix or 'extension-less files'!r}")
+        raise RawFormatError(
+            f"{path}: napari-drift reads raw mosaics from {', '.join(SUFFIXES)} files and folders of them, not {path.suffix or 'extension-less files'!r}"
+        )
     if path.suffix.lower() != ".dng":
         stack = tiff_stack(path, camera)
         if stack is not None:
@@ -228,7 +233,7 @@ def read_raw_layers(
     except RawFormatError as exc:
         if "carries no camera" in str(exc):
             raise RawFormatError(
-                f"{exc}. In napari: write the sidecar once (python -c \"from ispkit.io import write_sidecar; "
+                f'{exc}. In napari: write the sidecar once (python -c "from ispkit.io import write_sidecar; '
                 f"write_sidecar({str(path)!r}, 'microscopy')\") and open the file again, or call "
                 "napari_drift.logic.read_raw_layers(path, camera='microscopy') and add the layers yourself."
             ) from exc

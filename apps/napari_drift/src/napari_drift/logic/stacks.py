@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ispkit import Camera, RawFormatError
 from ispkit.io import MAX_PIXELS, sidecar_paths
 
@@ -148,7 +149,7 @@ def pixel_size_of(path: str | os.PathLike[str], camera: Camera | None = None) ->
         try:
             with tifffile.TiffFile(path) as tif:
                 found = _tiff_pixel_size(tif)
-        except Exception:  # noqa: BLE001 - the calibration is optional; read_raw judges the file
+        except Exception:  # the calibration is optional; read_raw judges the file
             found = None
     if found is None and camera is not None and camera.pixel_size is not None:
         found = (camera.pixel_size, camera.pixel_size)
@@ -195,7 +196,7 @@ def _read_frame(path: Path, layout: _Layout, index: int, camera: Camera) -> np.n
     try:
         with tifffile.TiffFile(path) as tif:
             data = tif.pages[layout.pages[page]].asarray()
-    except Exception as exc:  # noqa: BLE001 - an untrusted file: one error type, naming it
+    except Exception as exc:  # an untrusted file: one error type, naming it
         raise RawFormatError(f"{path}: cannot read frame {index} (page {layout.pages[page]}): {type(exc).__name__}: {exc}") from None
     if data.ndim == 3 and data.shape[0] == layout.planes:
         data = data[plane]
@@ -253,7 +254,7 @@ def tiff_stack(path: str | os.PathLike[str], camera: Any = None) -> RawStack | N
             pixel_size = _tiff_pixel_size(tif) if layout is not None else None
     except RawFormatError:
         raise
-    except Exception:  # noqa: BLE001 - not a TIFF tifffile can parse: read_raw, hardened, says what is wrong
+    except Exception:  # not a TIFF tifffile can parse: read_raw, hardened, says what is wrong
         return None
     if layout is None:
         return None
@@ -274,7 +275,7 @@ def tiff_stack(path: str | os.PathLike[str], camera: Any = None) -> RawStack | N
         path=path,
         layout=layout,
         camera=cam,
-        chunks=tuple((1,) * n for n in leading) + ((height,), (width,)),
+        chunks=(*tuple((1,) * n for n in leading), (height,), (width,)),
         dtype=np.float32,
         meta=np.empty((0,) * len(layout.shape), np.float32),
         name=f"napari-drift-stack-{tokenize(str(path), os.stat(path).st_mtime_ns, cam.to_yaml())}",

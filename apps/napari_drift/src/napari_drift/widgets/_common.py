@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -25,17 +26,15 @@ class DockedWidget(QWidget):
     widget, not their sum. The newest widget is shown; the tabs can be dragged apart.
     """
 
-    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event: Any) -> None:  # Qt's name
         super().showEvent(event)
         if not getattr(self, "_tabs_joined", False):
             self._tabs_joined = True
             QTimer.singleShot(0, self._join_plugin_tabs)  # after napari has placed the dock
 
     def _join_plugin_tabs(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the widget or its window was deleted meanwhile
             join_plugin_tabs(self)
-        except RuntimeError:  # the widget or its window was deleted meanwhile
-            pass
 
 
 def _dock_of(widget: QWidget) -> QDockWidget | None:
@@ -93,7 +92,7 @@ def current_frame(viewer: Any, layer: Any) -> tuple[int, ...]:
     point = tuple(viewer.dims.point)[-layer.ndim :]
     coordinates = layer.world_to_data(point)[:axes]
     shape = np.shape(layer.data)[:axes]
-    return tuple(int(min(max(round(float(c)), 0), n - 1)) for c, n in zip(coordinates, shape))
+    return tuple(int(min(max(round(float(c)), 0), n - 1)) for c, n in zip(coordinates, shape, strict=False))
 
 
 def derived_geometry(source: Any, leading: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -146,7 +145,7 @@ def guarded(slot: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return slot(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - a slot must not raise into Qt
+        except Exception as exc:  # a slot must not raise into Qt
             notify_error(f"{type(exc).__name__}: {exc}")
             return None
 
@@ -188,10 +187,8 @@ class RawLayerCombo(QComboBox):
     def disconnect_viewer(self) -> None:
         events = self._viewer.layers.events
         for emitter in (events.inserted, events.removed, events.reordered):
-            try:
+            with contextlib.suppress(Exception):  # already disconnected
                 emitter.disconnect(self.refresh)
-            except Exception:  # noqa: BLE001 - already disconnected
-                pass
 
     def _refresh(self) -> None:
         current = self.currentText()

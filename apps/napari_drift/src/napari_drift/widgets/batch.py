@@ -13,7 +13,6 @@ raw files' pixel size, with its pipeline in the metadata (the plugin's writer sa
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from napari.qt.threading import thread_worker
@@ -149,7 +148,7 @@ class BatchWidget(DockedWidget):
             runner = BatchRunner(
                 source, store, self.presets(), backend=self.backend_combo.currentText(), scheduler=self.scheduler_edit.text(), workers=self.workers_spin.value()
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             notify_error(f"Cannot start the batch: {type(exc).__name__}: {exc}")
             return False
         self.runner, self.state = runner, "running"
@@ -203,7 +202,7 @@ class BatchWidget(DockedWidget):
     def _show_progress(self) -> None:
         if self.runner is not None:
             progress = self.runner.progress
-            self.progress_bar.setValue(int(round(progress.fraction * 1000)))
+            self.progress_bar.setValue(round(progress.fraction * 1000))
             self.progress_bar.setFormat(f"{progress.fraction:.0%} · {progress.describe()}")
 
     def _on_done(self, runner: BatchRunner) -> None:
@@ -257,4 +256,3 @@ def _with_button(edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
     row.addWidget(edit, 1)
     row.addWidget(button)
     return row
-

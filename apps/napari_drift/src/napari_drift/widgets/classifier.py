@@ -14,6 +14,7 @@ Segmentation checkpoints: the predicted mask as a labels layer ``prediction: <so
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from napari.qt.threading import thread_worker
@@ -125,7 +126,7 @@ class ClassifierWidget(DockedWidget):
         """Load a checkpoint; missing/invalid files give an error notification and return False."""
         try:
             model = ClassifierModel.load(path)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             notify_error(f"Cannot load checkpoint {path}: {exc}")
             return False
         self.set_model(model)
@@ -134,7 +135,7 @@ class ClassifierWidget(DockedWidget):
     def load_bundled(self) -> bool:
         try:
             model = ClassifierModel.bundled()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             notify_error(f"Cannot load the bundled model: {exc}")
             return False
         self.set_model(model)
@@ -166,11 +167,9 @@ class ClassifierWidget(DockedWidget):
         except RuntimeError:  # widget deleted: stop listening
             events = self.viewer.layers.events
             for emitter in (events.inserted, events.removed, events.reordered):
-                try:
+                with contextlib.suppress(Exception):
                     emitter.disconnect(self._on_layers_changed)
-                except Exception:  # noqa: BLE001
-                    pass
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             notify_error(f"Classifier: {type(exc).__name__}: {exc}")
 
     def _refresh_sources(self, keep: str | None = None) -> None:
@@ -189,7 +188,7 @@ class ClassifierWidget(DockedWidget):
     def _resolve(self) -> Any:
         choice = self.source_combo.currentText()
         if choice and choice != AUTO:
-            return self.viewer.layers[choice] if choice in self.viewer.layers else None
+            return self.viewer.layers[choice] if choice in self.viewer.layers else None  # noqa: SIM401 - a LayerList has no .get
         layers = list(self.viewer.layers)
         for layer in reversed(layers):
             if _is_rgb_layer(layer) and "ispkit_pipeline" in layer.metadata:
@@ -223,10 +222,8 @@ class ClassifierWidget(DockedWidget):
         if layer is self._source:
             return
         if self._source is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._source.events.data.disconnect(self._on_data)
-            except Exception:  # noqa: BLE001
-                pass
         self._source = layer
         if layer is not None:
             layer.events.data.connect(self._on_data)
@@ -236,10 +233,8 @@ class ClassifierWidget(DockedWidget):
             self.source_label.setText("source: none (open a raw layer, or dock the composer for a preview)")
 
     def _on_data(self, *_: Any) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):
             self.schedule()
-        except RuntimeError:
-            pass
 
     def _on_step(self, *_: Any) -> None:
         """The viewer moved: a stack source is predicted again when its shown frame changed."""
@@ -247,10 +242,8 @@ class ClassifierWidget(DockedWidget):
             if self._source is not None and frame_axes(self._source) and current_frame(self.viewer, self._source) != self._frame:
                 self.schedule()
         except RuntimeError:  # widget deleted: stop listening
-            try:
+            with contextlib.suppress(Exception):
                 self.viewer.dims.events.current_step.disconnect(self._on_step)
-            except Exception:  # noqa: BLE001
-                pass
 
     # -- running ----------------------------------------------------------------------------
 
@@ -273,7 +266,7 @@ class ClassifierWidget(DockedWidget):
             else:
                 camera = camera_from_metadata(layer.metadata)
                 work = lambda: model.predict_mosaic(np.asarray(shown, dtype=np.float64), camera)  # noqa: E731
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             notify_error(f"Classifier: {type(exc).__name__}: {exc}")
             return
         self._busy = True
@@ -312,7 +305,7 @@ class ClassifierWidget(DockedWidget):
                 self.table.setItem(i, 1, QTableWidgetItem(f"{p:.3f}"))
                 bar = QProgressBar()
                 bar.setRange(0, 1000)
-                bar.setValue(int(round(p * 1000)))
+                bar.setValue(round(p * 1000))
                 bar.setTextVisible(False)
                 self.table.setCellWidget(i, 2, bar)
         else:

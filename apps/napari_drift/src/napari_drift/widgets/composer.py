@@ -45,10 +45,10 @@ from ._common import DockedWidget, RawLayerCombo, current_frame, derived_geometr
 
 __all__ = ["ComposerWidget", "DEBOUNCE_MS", "PREVIEW_PREFIX", "find_composer"]
 
-_INSTANCES: "weakref.WeakSet[ComposerWidget]" = weakref.WeakSet()
+_INSTANCES: weakref.WeakSet[ComposerWidget] = weakref.WeakSet()
 
 
-def find_composer(viewer: Any) -> "ComposerWidget | None":
+def find_composer(viewer: Any) -> ComposerWidget | None:
     """The (most recently created, still alive) composer widget of ``viewer``, if any."""
     for widget in sorted(_INSTANCES, key=lambda w: w._serial, reverse=True):
         if widget.viewer is viewer:
@@ -58,6 +58,7 @@ def find_composer(viewer: Any) -> "ComposerWidget | None":
                 continue
             return widget
     return None
+
 
 DEBOUNCE_MS = 200
 PREVIEW_PREFIX = "preview: "
@@ -166,7 +167,7 @@ class ComposerWidget(DockedWidget):
                 mosaic, frames, camera = None, layer.data, camera_from_metadata(layer.metadata)
             else:
                 (mosaic, camera), frames = mosaic_from_layer(layer), None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             notify_error(f"Cannot use layer {layer.name!r}: {exc}")
             return False
         self._source, self._mosaic, self._frames = layer, mosaic, frames
@@ -235,7 +236,7 @@ class ComposerWidget(DockedWidget):
         try:
             self.model.set_param(stage, param, value)
             return True
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             notify_error(f"{stage}.{param}: {exc}")
             return False
         finally:
@@ -317,7 +318,7 @@ class ComposerWidget(DockedWidget):
         def commit(edit: QLineEdit = line, k: str = p.name, shape: tuple = p.shape, dtype: type = p.dtype) -> None:
             try:
                 value = parse_value(edit.text(), shape, dtype)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 notify_error(f"{stage}.{k}: {exc}")
                 value = None
             if value is None or not self._set_param(stage, k, value):

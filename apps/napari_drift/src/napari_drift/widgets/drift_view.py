@@ -189,7 +189,7 @@ class DriftViewWidget(DockedWidget):
             return None
         try:
             index = current_frame(self.viewer, self.stack_layer)[0]  # the drift layer's first axis: the preset
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
         return self._names[min(max(index, 0), len(self._names) - 1)]
 
@@ -204,5 +204,5 @@ class DriftViewWidget(DockedWidget):
             overlay.position = "top_left"
             overlay.text = f"preset: {name}"
             overlay.visible = True
-        except Exception:  # noqa: BLE001 - cosmetic, never raise into Qt
+        except Exception:  # cosmetic, never raise into Qt
             pass

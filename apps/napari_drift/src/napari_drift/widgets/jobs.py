@@ -89,9 +89,7 @@ class JobsWidget(DockedWidget):
         row.addWidget(QLabel("Scheduler"))
         self.scheduler_edit = QLineEdit()
         self.scheduler_edit.setPlaceholderText("local, or a Dask scheduler address (tcp://host:8786)")
-        self.scheduler_edit.setToolTip(
-            "Where the units run: 'local' (this machine) or a Dask scheduler address; the cluster's workers must see the run folder"
-        )
+        self.scheduler_edit.setToolTip("Where the units run: 'local' (this machine) or a Dask scheduler address; the cluster's workers must see the run folder")
         row.addWidget(self.scheduler_edit, 1)
         row.addWidget(QLabel("Workers"))
         self.workers_spin = QSpinBox()
@@ -161,7 +159,7 @@ class JobsWidget(DockedWidget):
             runner = JobRunner(
                 kind, config, run_dir, tracking=self.tracking_box.isChecked(), scheduler=self.scheduler_edit.text(), workers=self.workers_spin.value()
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             notify_error(f"Cannot start the job: {type(exc).__name__}: {exc}")
             return False
         self.runner = runner
@@ -228,7 +226,7 @@ class JobsWidget(DockedWidget):
         if self.runner is None:
             return
         progress = self.runner.progress
-        self.progress_bar.setValue(int(round(progress.fraction * 1000)))
+        self.progress_bar.setValue(round(progress.fraction * 1000))
         self.progress_bar.setFormat(f"{progress.fraction:.0%} · {progress.describe()}")
 
     @guarded
@@ -278,7 +276,7 @@ class JobsWidget(DockedWidget):
         for path in figures(run_dir):
             try:
                 data = np.asarray(Image.open(path).convert("RGB"))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 notify_error(f"Cannot read figure {path}: {exc}")
                 continue
             layer = self.viewer.add_image(data, name=FIGURE_PREFIX + path.stem, rgb=True, metadata={"ispkit_figure": str(path)}, **viewer_units(self.viewer))
