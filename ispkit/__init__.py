@@ -6,6 +6,10 @@ forensics), and train pipelines with task models (drift adjustment). After Oala 
 "Data Models for Dataset Drift Controls in Machine Learning With Optical Images",
 TMLR 2023.
 
+Importing ispkit, and processing with the NumPy backend (``Pipeline.preset(...)(raw)``),
+loads no torch: :class:`PipelineModule` (and with it torch) is imported when first named,
+``ispkit.PipelineModule`` or :meth:`Pipeline.to_torch`.
+
 >>> import ispkit
 >>> ispkit.presets()[:3]
 ['bi,s,me', 'bi,s,ga', 'bi,u,me']
@@ -13,6 +17,8 @@ TMLR 2023.
 
 from importlib import metadata as _metadata
 from pathlib import Path as _Path
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from .camera import Camera
 from .errors import (
@@ -27,9 +33,21 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .memory import keep_freed_memory
-from .pipeline import PRESETS, Pipeline, PipelineModule, presets
+from .pipeline import PRESETS, Pipeline, presets
 from .registry import get_registry
 from .stages.base import FromCamera, Param, Stage
+
+if _TYPE_CHECKING:
+    from .pipeline.module import PipelineModule
+
+
+def __getattr__(name: str) -> _Any:
+    """``PipelineModule``, imported (with torch) when first asked for."""
+    if name == "PipelineModule":
+        from .pipeline.module import PipelineModule
+
+        return PipelineModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _source_version(pyproject: _Path) -> str:

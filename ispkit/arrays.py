@@ -7,23 +7,28 @@ pipeline.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
+from ._torch import is_tensor
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+else:
+    from ._torch import torch
 
 __all__ = ["check_mosaic", "check_raw_data", "check_rgb", "check_plane", "check_float", "check_finite"]
 
 
 def _kind(x: Any) -> str:
-    return "tensor" if isinstance(x, torch.Tensor) else "array"
+    return "tensor" if is_tensor(x) else "array"
 
 
 def check_float(x: Any, where: str) -> None:
     """Reject integer, boolean and complex data with a hint on how to normalise raw counts."""
-    if isinstance(x, torch.Tensor):
+    if is_tensor(x):
         ok = x.is_floating_point()
     elif isinstance(x, np.ndarray):
         ok = np.issubdtype(x.dtype, np.floating)
@@ -75,14 +80,14 @@ def check_finite(x: Any, where: str) -> None:
     a tensor, one number read back to the host (their difference, finite exactly when
     both are); the values are counted only when that number is not finite.
     """
-    if isinstance(x, torch.Tensor):
+    if is_tensor(x):
         if x.numel() and torch.isfinite(torch.sub(*torch.aminmax(x)[::-1]).double()).item():
             return
     elif x.size:
         with np.errstate(over="ignore", invalid="ignore"):
             if np.isfinite(np.float64(x.max()) - np.float64(x.min())):
                 return
-    bad = ~torch.isfinite(x) if isinstance(x, torch.Tensor) else ~np.isfinite(x)
+    bad = ~torch.isfinite(x) if is_tensor(x) else ~np.isfinite(x)
     count = int(bad.sum())
     if count:
         raise InputError(f"{where}: {count} value(s) are NaN or infinite; raw data must be finite")

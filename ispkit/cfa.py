@@ -13,13 +13,17 @@ for task models trained directly on raw data (Oala et al., TMLR 2023, §5.3);
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 
 from .errors import InputError, close_matches
 from .memory import cached
+
+if TYPE_CHECKING:
+    import torch
+else:
+    from ._torch import torch
 
 __all__ = [
     "BAYER_PATTERNS",

@@ -8,12 +8,18 @@ scikit-image computes it, so both backends invert identically.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from scipy import linalg
 from skimage.color import rgb2yuv, yuv2rgb
 
 from .memory import cached
+
+if TYPE_CHECKING:
+    import torch
+else:
+    from ._torch import torch
 
 __all__ = [
     "YUV_FROM_RGB",

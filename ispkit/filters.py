@@ -20,10 +20,16 @@ exactly as scipy does.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from .memory import cached
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:
+    from ._torch import functional as F
+    from ._torch import torch
 
 __all__ = [
     "BORDER_MODES",
@@ -180,7 +186,7 @@ def gaussian_kernel1d(
     sigma: torch.Tensor | float,
     truncate: float = 4.0,
     *,
-    dtype: torch.dtype = torch.float64,
+    dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
     radius: int | None = None,
 ) -> torch.Tensor:
@@ -190,12 +196,12 @@ def gaussian_kernel1d(
     is ``radius`` when given (a host value, e.g. :func:`gaussian_radius` of a copy of
     ``sigma`` kept on the host), else :func:`gaussian_radius` of the current value of
     ``sigma``, which reads a tensor ``sigma`` back to the host (a device
-    synchronisation, and no ``torch.export``).
+    synchronisation, and no ``torch.export``). ``dtype``: of the weights (default float64).
 
     >>> [round(v, 5) for v in gaussian_kernel1d(0.5).tolist()]
     [0.00026, 0.10645, 0.78657, 0.10645, 0.00026]
     """
-    sigma = torch.as_tensor(sigma, dtype=dtype, device=device)
+    sigma = torch.as_tensor(sigma, dtype=torch.float64 if dtype is None else dtype, device=device)
     if radius is None:
         radius = gaussian_radius(float(sigma.detach()), truncate)
     x = torch.arange(-radius, radius + 1, dtype=sigma.dtype, device=sigma.device)

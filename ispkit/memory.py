@@ -31,9 +31,13 @@ import ctypes.util
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from threading import Lock
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import torch
+if TYPE_CHECKING:
+    import torch
+else:
+    from ._torch import torch
+
 
 __all__ = ["keep_freed_memory", "cached", "clear_cache", "MAX_CACHED"]
 

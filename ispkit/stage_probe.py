@@ -5,7 +5,7 @@ float64. :func:`backend_difference` measures that on a small deterministic probe
 both backends exactly as a pipeline does: parameters at their declared defaults (read from
 ``camera`` where a default is a :class:`~ispkit.stages.base.FromCamera`), validated as a
 pipeline validates them; numpy through :meth:`Stage.run_numpy` on one image, torch through a
-:class:`~ispkit.stages.base.StageModule` on a batch of one, both in float64.
+:class:`~ispkit.stages.module.StageModule` on a batch of one, both in float64.
 
 The probe images are 16×16: a smooth ramp and a crop of ``skimage.data.astronaut()``. Raw
 stages get each as a Bayer mosaic and are probed under all four CFA layouts; RGB stages get
@@ -32,7 +32,8 @@ import torch
 from .camera import Camera
 from .cfa import BAYER_PATTERNS, masks_numpy
 from .color import rgb_to_yuv_numpy
-from .stages.base import Domain, Stage, StageModule
+from .stages.base import Domain, Stage
+from .stages.module import StageModule
 
 __all__ = [
     "CONFORMANCE_SHAPE",

@@ -76,7 +76,8 @@ from .stage_probe import (
     numpy_outputs,
     torch_outputs,
 )
-from .stages.base import FromCamera, Param, Stage, StageModule
+from .stages.base import FromCamera, Param, Stage
+from .stages.module import StageModule
 
 __all__ = ["CHECKS", "ConformanceError", "Failure", "assert_backends_agree", "check_stage"]
 

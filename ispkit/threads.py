@@ -29,9 +29,13 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import torch
+if TYPE_CHECKING:
+    import torch
+else:
+    from ._torch import torch
+
 
 __all__ = ["CHUNK_PIXELS", "workers", "chunk_size", "map_chunks", "limit_blas_threads"]
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS: dict[str, tuple[str, ...]] = {
     "core": (
-        "ispkit", "ispkit.errors", "ispkit.arrays", "ispkit.atomic", "ispkit.config", "ispkit.memory", "ispkit.threads", "ispkit.cfa",
+        "ispkit", "ispkit._torch", "ispkit.errors", "ispkit.arrays", "ispkit.atomic", "ispkit.config", "ispkit.memory", "ispkit.threads", "ispkit.cfa",
         "ispkit.color", "ispkit.dng_color", "ispkit.flatfield", "ispkit.filters", "ispkit.stages", "ispkit.camera", "ispkit.stage_probe",
         "ispkit.testing", "ispkit.hookspecs", "ispkit.builtins", "ispkit.registry", "ispkit.pipeline", "ispkit.static",
     ),

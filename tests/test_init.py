@@ -1,9 +1,13 @@
-"""The ``ispkit`` package itself: its version (``ispkit.__version__``)."""
+"""The ``ispkit`` package itself: its version (``ispkit.__version__``) and what importing it loads."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -61,3 +65,43 @@ def test_a_missing_or_binary_pyproject_gives_an_unknown_version(tmp_path):
     assert ispkit._source_version(tmp_path / "absent.toml") == "0+unknown"
     (tmp_path / "binary.toml").write_bytes(b"\xff\xfe\x00[project]")
     assert ispkit._source_version(tmp_path / "binary.toml") == "0+unknown"
+
+
+HEAVY = ("torch", "torchvision", "segmentation_models_pytorch", "mlflow", "matplotlib", "colour", "pandas")
+"""What a NumPy-only user must not pay for (colour and pandas come with colour-demosaicing's package)."""
+
+
+def _loaded_after(code: str) -> list[str]:
+    """The top-level packages of :data:`HEAVY` in ``sys.modules`` after ``code`` ran in a fresh process (plugins off)."""
+    report = f"import json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n"
+    env = {**os.environ, "ISPKIT_DISABLE_PLUGINS": "all"}  # an installed plugin may import what it likes
+    done = subprocess.run([sys.executable, "-c", code + report], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_import_and_the_numpy_backend_load_no_torch_mlflow_or_matplotlib():
+    code = (
+        "import numpy as np\nimport ispkit\nfrom ispkit import Pipeline\n"
+        "raw = np.random.default_rng(0).random((2, 32, 32))\n"
+        "for name in ispkit.presets():\n    assert Pipeline.preset(name, camera='microscopy')(raw).shape == (2, 3, 32, 32)\n"
+        "assert Pipeline.preset('ma,s,me', camera='drone')(raw[0]).shape == (3, 32, 32)\n"
+    )
+    assert _loaded_after(code) == []
+
+
+def test_the_torch_module_is_there_when_asked_for():
+    code = (
+        "import numpy as np\nimport ispkit\nfrom ispkit.pipeline.module import PipelineModule\nfrom ispkit.stages.module import StageModule\n"
+        "assert ispkit.PipelineModule is ispkit.pipeline.PipelineModule is PipelineModule\n"
+        "assert ispkit.stages.StageModule is StageModule\n"
+        "module = ispkit.Pipeline.preset('ma,s,me').to_torch()\nassert isinstance(module, PipelineModule)\n"
+        "import torch\nassert module.camera.name == 'microscopy' and next(module.buffers()).dtype == torch.float32\n"
+    )
+    assert _loaded_after(code) == ["torch"]
+
+
+@pytest.mark.parametrize("module", ["ispkit", "ispkit.pipeline", "ispkit.stages"])
+def test_an_unknown_attribute_is_still_an_attribute_error(module):
+    with pytest.raises(AttributeError, match="has no attribute 'Nowhere'"):
+        _ = importlib.import_module(module).Nowhere

@@ -16,9 +16,23 @@ gamma              power                           RGB
 
 from __future__ import annotations
 
-from .base import FromCamera, Param, Stage, StageModule
+from typing import TYPE_CHECKING, Any
+
+from .base import FromCamera, Param, Stage
+
+if TYPE_CHECKING:
+    from .module import StageModule
 
 __all__ = ["FromCamera", "Param", "Stage", "StageModule", "all_stages"]
+
+
+def __getattr__(name: str) -> Any:
+    """``StageModule``, from :mod:`ispkit.stages.module`, imported (with torch) when first asked for."""
+    if name == "StageModule":
+        from .module import StageModule
+
+        return StageModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def all_stages() -> list[type[Stage]]:

@@ -7,11 +7,17 @@ the released code does. The result is not clipped.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from ..cfa import site_map_numpy, site_map_torch
 from .base import FromCamera, Param, Stage
+
+if TYPE_CHECKING:
+    import torch
+else:
+    from .._torch import torch
 
 __all__ = ["black_level_numpy", "black_level", "BlackLevel"]
 

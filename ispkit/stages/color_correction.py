@@ -5,10 +5,16 @@ The output may leave [0, 1]; gamma correction clips it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from .base import FromCamera, Param, Stage
+
+if TYPE_CHECKING:
+    import torch
+else:
+    from .._torch import torch
 
 __all__ = ["color_correction_numpy", "color_correction", "ColorCorrection"]
 

@@ -18,10 +18,16 @@ it in float64 would, at 5 to 25 times the cost of the float32 pipeline on CPU.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from .base import Param, Stage
+
+if TYPE_CHECKING:
+    import torch
+else:
+    from .._torch import torch
 
 __all__ = ["gamma_numpy", "gamma", "propagated_difference", "Gamma"]
 

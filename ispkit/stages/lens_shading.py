@@ -38,17 +38,21 @@ differentiable in ``gains`` and ``k``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 from ..camera import SHADING_POINTS
 from .base import FromCamera, Param, Stage
 
-_Number = TypeVar("_Number", float, torch.Tensor)
-_Array = TypeVar("_Array", np.ndarray, torch.Tensor)
+if TYPE_CHECKING:
+    import torch
+else:
+    from .._torch import torch
+
+_Number = TypeVar("_Number", float, "torch.Tensor")
+_Array = TypeVar("_Array", np.ndarray, "torch.Tensor")
 
 __all__ = ["gain_map_numpy", "gain_map", "radial_numpy", "radial", "GainMapShading", "RadialShading"]
 

@@ -13,12 +13,18 @@ rule, both backends: scipy's ``reflect`` (edge-inclusive symmetric,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from scipy import ndimage
 
 from .. import filters
 from ..arrays import check_plane
+
+if TYPE_CHECKING:
+    import torch
+else:
+    from .._torch import torch
 
 __all__ = ["convolve_luma_numpy", "convolve_luma"]
 

@@ -20,15 +20,20 @@ Border rule, both methods and both backends: scipy's ``mode="reflect"``
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from skimage import filters as skfilters
 
 from .. import filters
 from ..arrays import check_plane
 from .base import Param, Stage
 from .luma_convolution import convolve_luma, convolve_luma_numpy
+
+if TYPE_CHECKING:
+    import torch
+else:
+    from .._torch import torch
 
 __all__ = ["SharpenFilter", "unsharp_mask_numpy", "unsharp_mask", "UnsharpMask"]
 
@@ -75,7 +80,7 @@ def unsharp_mask(y: torch.Tensor, radius: torch.Tensor, amount: torch.Tensor, *,
 
     The Gaussian weights are differentiable in ``radius``; their support
     ``2 · int(4 · radius + 0.5) + 1`` follows its current value, as scipy's does: taken
-    from ``host["radius"]`` when given (what :class:`~ispkit.stages.base.StageModule`
+    from ``host["radius"]`` when given (what :class:`~ispkit.stages.module.StageModule`
     passes, so that no call reads the device), else read from ``radius``.
     """
     check_plane(y, "unsharp_mask", batched=True)

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from ispkit.errors import InputError, ParameterError
-from ispkit.stages.base import FromCamera, Param, Stage, StageModule
+from ispkit.stages.base import FromCamera, Param, Stage
+from ispkit.stages.module import StageModule
 
 SIZE = Param("size", (), 3, "odd side of the window", bounds=(1, 15), differentiable=False, dtype=int)
 FLAG = Param("flag", (), False, "use the refining step", differentiable=False, dtype=bool)

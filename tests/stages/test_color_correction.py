@@ -15,8 +15,9 @@ from torch import nn
 from ispkit.camera import Camera
 from ispkit.cfa import BAYER_PATTERNS
 from ispkit.errors import ParameterError
-from ispkit.stages.base import FromCamera, StageModule
+from ispkit.stages.base import FromCamera
 from ispkit.stages.color_correction import ColorCorrection, color_correction, color_correction_numpy
+from ispkit.stages.module import StageModule
 
 SETTINGS = settings(max_examples=25, deadline=None)
 CAMERAS = Path(__file__).resolve().parents[2] / "ispkit" / "cameras"

@@ -30,7 +30,6 @@ from support import (
 
 from ispkit.cfa import BAYER_PATTERNS, masks_torch, site_selectors
 from ispkit.errors import InputError, ParameterError
-from ispkit.stages.base import StageModule
 from ispkit.stages.demosaic import (
     BILINEAR_KERNELS,
     Bilinear,
@@ -44,10 +43,11 @@ from ispkit.stages.demosaic import (
     demosaic_menon2007_numpy,
 )
 from ispkit.stages.demosaic.menon2007 import _classifier, _green_estimates
+from ispkit.stages.module import StageModule
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # colour's note that matplotlib is missing
-    from colour_demosaicing import demosaicing_CFA_Bayer_bilinear
+    from colour_demosaicing import demosaicing_CFA_Bayer_bilinear, demosaicing_CFA_Bayer_Malvar2004, demosaicing_CFA_Bayer_Menon2007
 
 
 STAGES = [pytest.param(s, id=s.method) for s in (Bilinear, Malvar2004, Menon2007)]
@@ -253,9 +253,15 @@ class TestDemosaic:
         # the interior really reads the layout: demosaicing the rolled mosaic as the old layout is far off
         assert np.abs(stage.run_numpy(rolled, values, pattern)[INTERIOR] - np.roll(stage.run_numpy(raw, values, pattern), 1, axis)[INTERIOR]).max() > 0.05
 
-    def test_import_silences_colour_without_touching_global_filters(self):
-        code = "import warnings, numpy, scipy.ndimage, torch; before = list(warnings.filters); import ispkit.stages.demosaic; assert warnings.filters == before"
+    def test_numpy_backends_import_neither_colour_nor_torch(self):
+        """The NumPy references are written out (colour imports matplotlib and pandas), the torch twins import torch when called."""
+        code = (
+            "import sys, numpy as np; from ispkit.stages.demosaic import demosaic_malvar2004_numpy, demosaic_menon2007_numpy; "
+            "raw = np.random.default_rng(0).random((8, 8)); demosaic_malvar2004_numpy(raw, pattern='RGGB'); "
+            "demosaic_menon2007_numpy(raw, True, pattern='RGGB'); print(sorted(m for m in ('colour', 'colour_demosaicing', 'matplotlib', 'torch') if m in sys.modules))"
+        )
         result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+        assert result.stdout.strip() == "[]", result.stderr
         assert result.returncode == 0, result.stderr
 
 
@@ -343,7 +349,20 @@ class TestBilinear:
         assert module.kernels.grad is not None and module.kernels.grad.abs().sum() > 0
 
 
+def assert_bit_equal(got: np.ndarray, library: np.ndarray) -> None:
+    """``got`` (channel-first) is exactly the library's channel-last result moved channel-first: no tolerance."""
+    expected = np.moveaxis(library, -1, 0)
+    assert got.shape == expected.shape and got.dtype == np.float64
+    assert np.array_equal(got, expected), f"differs by up to {np.abs(got - expected).max():.3g}"
+
+
 class TestMalvar2004:
+    @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+    @SETTINGS
+    @given(batch=raw_batches(max_n=1) | dn_raw_batches(max_n=1))
+    def test_numpy_is_the_library_bit_for_bit(self, pattern, batch):
+        assert_bit_equal(demosaic_malvar2004_numpy(batch[0], pattern=pattern), demosaicing_CFA_Bayer_Malvar2004(batch[0], pattern))
+
     def test_declaration(self):
         assert Malvar2004.method == "malvar2004" and Malvar2004.params == ()
 
@@ -380,6 +399,21 @@ RAMP = np.add.outer(np.arange(4.0), np.arange(4.0)) / 6
 
 
 class TestMenon2007:
+    @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+    @pytest.mark.parametrize("refining_step", [True, False])
+    @SETTINGS
+    @given(batch=raw_batches(max_n=1) | dn_raw_batches(max_n=1) | st.just(RAMP[None]))
+    def test_numpy_is_the_library_bit_for_bit(self, pattern, refining_step, batch):
+        """Integer-DN raws and the ramp tie the directional decision in exact arithmetic: the ties go the library's way too."""
+        raw = batch[0]
+        assert_bit_equal(demosaic_menon2007_numpy(raw, refining_step, pattern=pattern), demosaicing_CFA_Bayer_Menon2007(raw, pattern, refining_step))
+
+    @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+    def test_numpy_is_the_library_bit_for_bit_on_a_photograph(self, pattern):
+        raw = mosaic(natural_crop("astronaut", 40, 60, 96, 128), pattern)
+        for refining_step in (True, False):
+            assert_bit_equal(demosaic_menon2007_numpy(raw, refining_step, pattern=pattern), demosaicing_CFA_Bayer_Menon2007(raw, pattern, refining_step))
+
     def test_declaration(self):
         (p,) = Menon2007.params
         assert (p.name, p.shape, p.default, p.differentiable, p.dtype) == ("refining_step", (), True, False, bool)

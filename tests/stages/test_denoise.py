@@ -15,7 +15,6 @@ from support import assert_backends_agree, default_values, rgb_batches
 
 from ispkit import filters
 from ispkit.errors import InputError, ParameterError
-from ispkit.stages.base import StageModule
 from ispkit.stages.denoise import (
     GaussianDenoise,
     MedianDenoise,
@@ -25,6 +24,7 @@ from ispkit.stages.denoise import (
     median_denoise_numpy,
 )
 from ispkit.stages.luma_convolution import convolve_luma, convolve_luma_numpy
+from ispkit.stages.module import StageModule
 
 # Y planes of varied content in [-0.25, 1.25], sizes 2×2 to 24×24: every channel of an RGB batch.
 luma_batches = rgb_batches(max_n=2).map(lambda b: b.reshape(-1, *b.shape[-2:]))

@@ -15,8 +15,8 @@ from torch import nn
 
 from ispkit.cfa import BAYER_PATTERNS
 from ispkit.errors import ParameterError
-from ispkit.stages.base import StageModule
 from ispkit.stages.gamma import Gamma, gamma, gamma_numpy, propagated_difference
+from ispkit.stages.module import StageModule
 
 SETTINGS = settings(max_examples=25, deadline=None)
 WHERE = "gamma.gamma"

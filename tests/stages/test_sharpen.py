@@ -13,8 +13,8 @@ from hypothesis.extra.numpy import arrays
 from support import assert_backends_agree, default_values, rgb_batches
 
 from ispkit.errors import InputError, ParameterError
-from ispkit.stages.base import StageModule
 from ispkit.stages.luma_convolution import convolve_luma, convolve_luma_numpy
+from ispkit.stages.module import StageModule
 from ispkit.stages.sharpen import SharpenFilter, UnsharpMask, unsharp_mask, unsharp_mask_numpy
 
 # Y planes of varied content in [-0.25, 1.25], sizes 2×2 to 24×24: every channel of an RGB batch.

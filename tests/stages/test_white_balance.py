@@ -15,7 +15,8 @@ from torch import nn
 from ispkit.camera import Camera
 from ispkit.cfa import BAYER_PATTERNS
 from ispkit.errors import ParameterError
-from ispkit.stages.base import FromCamera, StageModule
+from ispkit.stages.base import FromCamera
+from ispkit.stages.module import StageModule
 from ispkit.stages.white_balance import WhiteBalance, white_balance, white_balance_numpy
 
 SETTINGS = settings(max_examples=25, deadline=None)

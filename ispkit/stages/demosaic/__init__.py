@@ -1,8 +1,9 @@
 """Demosaicing (``kind = "demosaic"``): a raw Bayer mosaic ``(H, W)`` → RGB ``(3, H, W)``.
 
-Three methods, one per module, each with a NumPy reference built on
-colour-demosaicing (channel-last there, moved channel-first here) and a batched,
-differentiable PyTorch twin ``(N, H, W)`` → ``(N, 3, H, W)``:
+Three methods, one per module, each with a NumPy reference equal to colour-demosaicing's
+function bit for bit (channel-last there, channel-first here; written out with SciPy, so
+that the NumPy backend does not import colour, which imports matplotlib and pandas) and a
+batched, differentiable PyTorch twin ``(N, H, W)`` → ``(N, 3, H, W)``:
 
 ==============  ===================================  ================================
 method          algorithm                            torch backend differentiable in
@@ -16,14 +17,6 @@ The CFA layout is the camera's: every function takes it as the keyword ``pattern
 """
 
 from __future__ import annotations
-
-import warnings
-
-# colour-demosaicing is imported once, here, before the method modules: importing
-# colour warns (ColourUsageWarning) that matplotlib is missing, which ispkit never uses.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import colour_demosaicing  # noqa: F401
 
 from .bilinear import BILINEAR_KERNELS, Bilinear, demosaic_bilinear, demosaic_bilinear_numpy
 from .malvar2004 import Malvar2004, demosaic_malvar2004, demosaic_malvar2004_numpy

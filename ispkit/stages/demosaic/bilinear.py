@@ -13,14 +13,20 @@ doi:10.1016/S1076-5670(10)62005-8
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from scipy import ndimage
 
 from ...arrays import check_mosaic
 from ...cfa import check_pattern, masks_numpy, masks_torch
 from ...filters import convolve2d
 from ..base import Param, Stage
+
+if TYPE_CHECKING:
+    import torch
+else:
+    from ..._torch import torch
 
 __all__ = ["BILINEAR_KERNELS", "demosaic_bilinear_numpy", "demosaic_bilinear", "Bilinear"]
 

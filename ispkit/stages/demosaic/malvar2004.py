@@ -3,8 +3,10 @@
 Each missing colour is its bilinear estimate corrected by a scaled Laplacian of the
 colour sampled at the pixel; per CFA site and colour that is one fixed 5×5 linear
 filter (four distinct ones in all). The method is linear in the mosaic, hence
-differentiable everywhere; the torch backend reproduces
-``colour_demosaicing.demosaicing_CFA_Bayer_Malvar2004`` to float rounding.
+differentiable everywhere. The NumPy backend is
+``colour_demosaicing.demosaicing_CFA_Bayer_Malvar2004`` written out operation for operation
+(equal bit for bit, without importing colour); the torch backend reproduces it to float
+rounding.
 
 References
 ----------
@@ -15,15 +17,21 @@ Acoustics, Speech, and Signal Processing (ICASSP), vol. 3, pp. 485–488, 2004.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from colour_demosaicing import demosaicing_CFA_Bayer_Malvar2004
+from scipy import ndimage
 
 from ...arrays import check_mosaic
-from ...cfa import check_pattern, row_mask, select, site_selectors
+from ...cfa import check_pattern, masks_numpy, row_mask, select, site_selectors
 from ...filters import convolve2d
 from ...memory import cached
 from ..base import Stage
+
+if TYPE_CHECKING:
+    import torch
+else:
+    from ..._torch import torch
 
 __all__ = ["KERNELS", "demosaic_malvar2004_numpy", "demosaic_malvar2004", "Malvar2004"]
 
@@ -104,7 +112,22 @@ def demosaic_malvar2004_numpy(raw: np.ndarray, *, pattern: str) -> np.ndarray:
     True
     """
     check_mosaic(raw, "demosaic_malvar2004_numpy", batched=False)
-    return np.ascontiguousarray(np.moveaxis(demosaicing_CFA_Bayer_Malvar2004(raw, check_pattern(pattern)), -1, 0))
+    cfa = np.asarray(raw, dtype=np.float64)
+    r_m, g_m, b_m = masks_numpy(cfa.shape, check_pattern(pattern))
+    at_rb, along_row, along_column, across = (ndimage.convolve(cfa, kernel) for kernel in KERNELS)
+    red_rows, blue_rows = r_m.any(axis=1)[:, None], b_m.any(axis=1)[:, None]
+    red_columns, blue_columns = r_m.any(axis=0)[None], b_m.any(axis=0)[None]
+    # colour_demosaicing.demosaicing_CFA_Bayer_Malvar2004 (colour-demosaicing 0.2.7, BSD-3-Clause,
+    # Colour Developers) operation for operation, so bit for bit the library's result; written
+    # out because importing colour-demosaicing imports all of colour (about a second).
+    g = np.where(r_m | b_m, at_rb, cfa * g_m)
+    r = np.where(red_rows & blue_columns, along_row, cfa * r_m)
+    r = np.where(blue_rows & red_columns, along_column, r)
+    b = np.where(blue_rows & red_columns, along_row, cfa * b_m)
+    b = np.where(red_rows & blue_columns, along_column, b)
+    r = np.where(blue_rows & blue_columns, across, r)
+    b = np.where(red_rows & red_columns, across, b)
+    return np.stack([r, g, b])
 
 
 def demosaic_malvar2004(raw: torch.Tensor, *, pattern: str) -> torch.Tensor:

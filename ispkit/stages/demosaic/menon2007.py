@@ -5,7 +5,9 @@ rows and along the columns, a local classifier keeps the direction with the smal
 colour-difference gradients, red and blue follow along the chosen direction, and an
 optional refining step smooths the colour differences.
 
-The torch backend reproduces ``colour_demosaicing.demosaicing_CFA_Bayer_Menon2007``.
+The NumPy backend is ``colour_demosaicing.demosaicing_CFA_Bayer_Menon2007`` (the library)
+written out operation for operation, equal to it bit for bit without importing colour
+(see :func:`_menon2007_planes`); the torch backend reproduces it.
 Everything up to the directional decision is summed tap by tap in the order in which
 ``scipy.ndimage`` sums it, and always in float64 whatever the input dtype, so the
 decision is bit-identical to the library's run on the same values, ties included:
@@ -40,18 +42,25 @@ doi:10.1109/TIP.2006.884928
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from colour_demosaicing import demosaicing_CFA_Bayer_Menon2007
+from typing import TYPE_CHECKING
 
+import numpy as np
+from scipy import ndimage
+
+from ..._torch import no_grad
 from ...arrays import check_mosaic
-from ...cfa import check_pattern, row_mask, select, site_selectors
+from ...cfa import check_pattern, masks_numpy, row_mask, select, site_selectors
 from ...filters import pad2d
 from ..base import Param, Stage
 
-__all__ = ["demosaic_menon2007_numpy", "demosaic_menon2007", "Menon2007"]
+if TYPE_CHECKING:
+    import torch
 
-Selector = tuple[torch.Tensor, torch.Tensor]  # a 0/1 mask and its complement, for ispkit.cfa.select
+    Selector = tuple[torch.Tensor, torch.Tensor]  # a 0/1 mask and its complement, for ispkit.cfa.select
+else:
+    from ..._torch import torch
+
+__all__ = ["demosaic_menon2007_numpy", "demosaic_menon2007", "Menon2007"]
 
 #: Directional green filters: ``h_0`` averages the two green neighbours, ``h_1`` is
 #: the high-pass correction from the same-colour samples two pixels away.
@@ -118,8 +127,79 @@ def demosaic_menon2007_numpy(raw: np.ndarray, refining_step: bool, *, pattern: s
     [[0.2, 0.2, 0.2, 0.2], [0.5, 0.5, 0.5, 0.5], [0.8, 0.8, 0.8, 0.8]]
     """
     check_mosaic(raw, "demosaic_menon2007_numpy", batched=False)
-    pattern = check_pattern(pattern)
-    return np.ascontiguousarray(np.moveaxis(demosaicing_CFA_Bayer_Menon2007(raw, pattern, refining_step), -1, 0))
+    cfa = np.asarray(raw, dtype=np.float64)
+    masks = masks_numpy(cfa.shape, check_pattern(pattern))
+    r, g, b, decided = _menon2007_planes(cfa, masks)
+    if refining_step:
+        r, g, b = _menon2007_refine(r, g, b, masks, decided)
+    return np.stack([r, g, b])
+
+
+def _cnv(x: np.ndarray, weights: np.ndarray | tuple[float, ...], horizontal: bool) -> np.ndarray:
+    """``scipy.ndimage.convolve1d`` along the rows (``horizontal``) or the columns, mirror borders: the library's ``_cnv_h``/``_cnv_v``."""
+    out: np.ndarray = ndimage.convolve1d(x, np.asarray(weights, dtype=np.float64), axis=-1 if horizontal else 0, mode="mirror")
+    return out
+
+
+def _rows_and_columns(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and the columns holding a site of ``mask``, as booleans broadcast to its shape."""
+    return np.broadcast_to(mask.any(axis=1, keepdims=True), mask.shape), np.broadcast_to(mask.any(axis=0, keepdims=True), mask.shape)
+
+
+def _menon2007_planes(cfa: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1–4 of DDFAPD on a float64 mosaic: the R, G and B planes and the decision ``M`` (true: horizontal).
+
+    ``colour_demosaicing.demosaicing_CFA_Bayer_Menon2007`` (colour-demosaicing 0.2.7,
+    BSD-3-Clause, Colour Developers) operation for operation, so the result is the
+    library's bit for bit (the tests compare them); written out here because importing
+    colour-demosaicing imports all of colour, and with it matplotlib and pandas (about a
+    second).
+    """
+    r_m, g_m, b_m = masks
+    r, g, b = cfa * r_m, cfa * g_m, cfa * b_m
+    g_h = np.where(g_m, g, _cnv(cfa, H_0, True) + _cnv(cfa, H_1, True))
+    g_v = np.where(g_m, g, _cnv(cfa, H_0, False) + _cnv(cfa, H_1, False))
+    c_h = np.where(b_m, b - g_h, np.where(r_m, r - g_h, 0.0))
+    c_v = np.where(b_m, b - g_v, np.where(r_m, r - g_v, 0.0))
+    d_h = np.abs(c_h - np.pad(c_h, ((0, 0), (0, 2)), mode="reflect")[:, 2:])
+    d_v = np.abs(c_v - np.pad(c_v, ((0, 2), (0, 0)), mode="reflect")[2:, :])
+    decided = ndimage.convolve(d_v, CLASSIFIER.T, mode="constant") >= ndimage.convolve(d_h, CLASSIFIER, mode="constant")
+    g = np.where(decided, g_h, g_v)
+    red_rows, blue_rows = _rows_and_columns(r_m)[0], _rows_and_columns(b_m)[0]
+    r = np.where(g_m & red_rows, g + _cnv(r, K_B, True) - _cnv(g, K_B, True), r)
+    r = np.where(g_m & blue_rows, g + _cnv(r, K_B, False) - _cnv(g, K_B, False), r)
+    b = np.where(g_m & blue_rows, g + _cnv(b, K_B, True) - _cnv(g, K_B, True), b)
+    b = np.where(g_m & red_rows, g + _cnv(b, K_B, False) - _cnv(g, K_B, False), b)
+    r_at_b = np.where(decided, b + _cnv(r, K_B, True) - _cnv(b, K_B, True), b + _cnv(r, K_B, False) - _cnv(b, K_B, False))
+    r = np.where(blue_rows & b_m, r_at_b, r)
+    b_at_r = np.where(decided, r + _cnv(b, K_B, True) - _cnv(r, K_B, True), r + _cnv(b, K_B, False) - _cnv(r, K_B, False))
+    b = np.where(red_rows & r_m, b_at_r, b)
+    return r, g, b, decided
+
+
+def _along_decision(x: np.ndarray, weights: np.ndarray, decided: np.ndarray) -> np.ndarray:
+    """``x`` filtered by ``weights`` along the rows where ``decided``, else along the columns."""
+    return np.where(decided, _cnv(x, weights, True), _cnv(x, weights, False))
+
+
+def _menon2007_refine(r: np.ndarray, g: np.ndarray, b: np.ndarray, masks: np.ndarray, decided: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 5, the refining step: ``colour_demosaicing.refining_step_Menon2007`` operation for operation."""
+    r_m, g_m, b_m = masks
+    fir = np.ones(3) / 3
+    b_g_m = np.where(b_m, _along_decision(b - g, fir, decided), 0.0)
+    r_g_m = np.where(r_m, _along_decision(r - g, fir, decided), 0.0)
+    g = np.where(r_m, r - r_g_m, g)
+    g = np.where(b_m, b - b_g_m, g)
+    (red_rows, red_columns), (blue_rows, blue_columns) = _rows_and_columns(r_m), _rows_and_columns(b_m)
+    r_g, b_g = r - g, b - g
+    r = np.where(g_m & blue_rows, g + _cnv(r_g, K_B, False), r)
+    r = np.where(g_m & blue_columns, g + _cnv(r_g, K_B, True), r)
+    b = np.where(g_m & red_rows, g + _cnv(b_g, K_B, False), b)
+    b = np.where(g_m & red_columns, g + _cnv(b_g, K_B, True), b)
+    r_b = r - b
+    r = np.where(b_m, b + _along_decision(r_b, fir, decided), r)
+    b = np.where(r_m, r - _along_decision(r_b, fir, decided), b)
+    return r, g, b
 
 
 def _convolve1d(x: torch.Tensor, weights: tuple[float, ...], axis: int) -> torch.Tensor:
@@ -177,7 +257,7 @@ def _green_estimates(raw: torch.Tensor, green: Selector) -> tuple[torch.Tensor, 
     return green_h, green_v
 
 
-@torch.no_grad()
+@no_grad
 def _classifier(raw: torch.Tensor, green_h: torch.Tensor, green_v: torch.Tensor, green: Selector) -> tuple[torch.Tensor, torch.Tensor]:
     """The classifier sums ``(d_H, d_V)``; constant in ``raw`` almost everywhere, so built without a graph."""
     not_green = green[1]  # (raw - Ĝ)·0 is ±0: the same |differences| as the library's 0
