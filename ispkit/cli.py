@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import platform
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -354,6 +356,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" in {saved}" if saved else ""
         print(f"ispkit: error: {fault}; what finished is kept{where}: free space (or make it writable) and run the same command to resume", file=sys.stderr)
         return 2
+
+
+def console_main() -> int:
+    """The ``ispkit`` command and ``python -m ispkit``: :func:`main`, then the exit.
+
+    Once :func:`main` has returned, its work is saved and its exit status chosen; a Ctrl-C
+    that arrives while the interpreter shuts down (joining threads, atexit handlers) ends the
+    process at once with that status instead of a ``KeyboardInterrupt`` traceback and death
+    by ``SIGINT`` (which would read as an interrupted run to whoever started it).
+    """
+    status = main()
+
+    def exit_now(signum: int, frame: object) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+    signal.signal(signal.SIGINT, exit_now)
+    return status
 
 
 def _interrupted(exc: KeyboardInterrupt, saved_in: Path | None) -> str:

@@ -91,6 +91,27 @@ def test_console_script_entry_point():
     assert result.stdout.split()[0] == "bi,s,me"
 
 
+def test_console_script_entry_point_is_console_main():
+    (script,) = importlib.metadata.distribution("ispkit").entry_points.select(group="console_scripts", name="ispkit")
+    assert script.value == "ispkit.cli:console_main"
+
+
+@pytest.mark.parametrize("status", [0, 2, 130])
+def test_a_ctrl_c_during_shutdown_keeps_the_exit_status_main_chose(status):
+    # the command has finished (its status chosen) when a Ctrl-C arrives while the interpreter
+    # shuts down: the process must still exit with that status, not die by SIGINT (-2)
+    child = f"""
+import atexit, os, signal, sys, time
+from ispkit import cli
+cli.main = lambda: {status}
+atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(1.0), print("not reached")))
+sys.exit(cli.console_main())
+"""
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert result.returncode == status, result.stderr
+    assert "not reached" not in result.stdout and "KeyboardInterrupt" not in result.stderr
+
+
 def test_version_names_ispkit_torch_and_python(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])

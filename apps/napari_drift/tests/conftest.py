@@ -201,6 +201,10 @@ def pytest_runtest_protocol(item, nextitem):
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     for report in results.pop(item.nodeid):
         item.ihook.pytest_runtest_logreport(report=report)
+    # what pytest's own protocol does after an item: finish the fixtures and collectors that
+    # ``nextitem`` does not share (those of the last test run here, in this process), so the
+    # next test -- of another module or package -- starts from a clean setup state
+    item.session._setupstate.teardown_exact(nextitem)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
 

@@ -44,7 +44,7 @@ def test_a_batch_runs_ispkit_bulk_and_counts_every_image(tmp_path):
 
 
 def test_a_cancelled_batch_keeps_what_it_wrote_and_a_rerun_finishes_it(tmp_path):
-    folder = _raw_folder(tmp_path / "raws", 24, 256)  # menon2007 on 256² images: a few per second
+    folder = _raw_folder(tmp_path / "raws", 40, 512)  # menon2007 on 512² images: ~0.2 s each, 10 s of work on 2 cores
     store = tmp_path / "views.zarr"
     runner = BatchRunner(folder, store, ["me,s,me"])
     lines: list[str] = []
@@ -61,14 +61,14 @@ def test_a_cancelled_batch_keeps_what_it_wrote_and_a_rerun_finishes_it(tmp_path)
     assert runner.cancelled and not runner.finished and runner.returncode == 130
     assert "ispkit: interrupted" in "\n".join(lines) and lines[-1].startswith("cancelled after")
     written = done_count(store, ["me,s,me"])
-    assert 2 <= written < 24 and runner.progress.done == written
+    assert 2 <= written < 40 and runner.progress.done == written
 
     again = BatchRunner(folder, store, ["me,s,me"])
     again.run()
-    assert again.finished and done_count(store, ["me,s,me"]) == 24
+    assert again.finished and done_count(store, ["me,s,me"]) == 40
     flags = zarr.open_group(str(store), mode="r")["_done"]["me,s,me"][:]
     assert flags.all()
-    np.testing.assert_array_equal(zarr.open_array(str(store), path="me,s,me", mode="r")[23], _expected(folder / "img_23.tiff", "me,s,me"))
+    np.testing.assert_array_equal(zarr.open_array(str(store), path="me,s,me", mode="r")[39], _expected(folder / "img_39.tiff", "me,s,me"))
 
 
 def test_a_batch_runs_on_a_dask_scheduler_address(tmp_path, dask_cluster):

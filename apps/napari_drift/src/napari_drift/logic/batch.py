@@ -213,10 +213,11 @@ class BatchRunner:
                 self.cancel()
                 self._process.wait()
             self._process.stdout.close()
-        if self.returncode == 0:
+        interrupted = self._cancel.is_set() and self.returncode in (INTERRUPTED, -signal.SIGINT, -signal.SIGTERM)
+        if self.returncode == 0 or (interrupted and self.progress.done == self.progress.total):  # a late cancel: all written
             self.finished = True
             return
-        if self._cancel.is_set() and self.returncode in (INTERRUPTED, -signal.SIGINT, -signal.SIGTERM):
+        if interrupted:
             self.cancelled = True
             yield self._cancelled_line()
             return
