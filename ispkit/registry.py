@@ -10,6 +10,13 @@ loads. ispkit's own items always win over a plugin claiming the same name; two t
 plugins claiming one name is a :class:`~ispkit.errors.PluginError` naming both. Each entry
 point's import time is kept (:meth:`Registry.slow_imports`).
 
+**Plugins load when they can matter.** ispkit's own items always win, so looking up one of
+them (a built-in stage method or camera by name, as the presets do) has the same answer
+whether plugins are loaded or not: such a lookup imports no plugin. Entry points are loaded
+the first time anything else is asked -- a listing, a name ispkit does not provide,
+:attr:`Registry.failures` -- or at once in strict mode. A NumPy-only user of the built-in
+presets therefore does not pay for a plugin that imports torch.
+
 **Hook kinds.** What a hook provides is described by a :class:`HookKind`: its hook
 specification, how an item is checked and keyed, and the plugin with ispkit's own items.
 The registry knows no kind in particular: each layer registers its kinds with
@@ -159,6 +166,7 @@ class Registry:
 
     Every kind registered so far (:data:`HOOK_KINDS`) is added before plugins are loaded; a
     kind registered later (its layer imported later) is added then (:meth:`add_kind`).
+    Entry points are loaded on first need (see the module docstring), or here when strict.
 
     Parameters
     ----------
@@ -166,23 +174,39 @@ class Registry:
         Discover plugins from the ``ispkit`` entry-point group (tests pass ``False``).
     strict
         Raise on the first plugin failure instead of recording it; defaults to the
-        ``ISPKIT_STRICT_PLUGINS`` environment variable.
+        ``ISPKIT_STRICT_PLUGINS`` environment variable. A strict registry loads its entry
+        points when it is made, so that a failing plugin raises there.
     """
 
     def __init__(self, *, entry_points: bool = True, strict: bool | None = None) -> None:
         self.strict = os.environ.get("ISPKIT_STRICT_PLUGINS", "") in ("1", "true", "yes") if strict is None else strict
         self.manager = pluggy.PluginManager("ispkit")
-        self.failures: list[PluginFailure] = []
-        self.imports: list[PluginImport] = []
+        self._failures: list[PluginFailure] = []
+        self._imports: list[PluginImport] = []
+        self._entry_points_pending = False
         self._kinds: dict[str, HookKind] = {}
         self._providers: dict[str, str] = {}
         self._builtin: set[str] = set()
         self._found: dict[str, dict[Hashable, Any]] = {}
+        self._own: dict[str, dict[Hashable, Any]] = {}
         self._checked: set[type[Stage]] = set()
         for kind in list(HOOK_KINDS.values()):
             self.add_kind(kind)
-        if entry_points:
-            self.load_entry_points()
+        self._entry_points_pending = entry_points
+        if self.strict:
+            self._load_pending_entry_points()
+
+    @property
+    def failures(self) -> list[PluginFailure]:
+        """The plugins (or items of plugins) that could not be used (loading pending entry points first)."""
+        self._load_pending_entry_points()
+        return self._failures
+
+    @property
+    def imports(self) -> list[PluginImport]:
+        """Each loaded entry point's import time (loading pending entry points first)."""
+        self._load_pending_entry_points()
+        return self._imports
 
     # -- kinds --------------------------------------------------------------------------
 
@@ -242,7 +266,11 @@ class Registry:
 
     def get(self, hook: str, key: Hashable) -> Any:
         """The item ``key`` of the kind of ``hook``; an unknown key is an :class:`InputError` naming close matches."""
-        kind, found = self.kind(hook), self.items(hook)
+        kind = self.kind(hook)
+        own = self._own_items(kind)
+        if key in own:
+            return own[key]
+        found = self.items(hook)
         if key not in found:
             raise InputError(f"unknown {kind.what} {kind.label(key)}: {close_matches(str(key), sorted(map(str, found)))}")
         return found[key]
@@ -262,6 +290,12 @@ class Registry:
         self.manager.unregister(name=name)
         self._providers.pop(name, None)
         self._invalidate()
+
+    def _load_pending_entry_points(self) -> None:
+        """Load the ``ispkit`` entry points if this registry discovers plugins and has not loaded them yet."""
+        if self._entry_points_pending:
+            self._entry_points_pending = False
+            self.load_entry_points()
 
     def load_entry_points(self, group: str = "ispkit") -> None:
         """Load every entry point of ``group`` on its own, recording failures and import times.
@@ -293,7 +327,7 @@ class Registry:
             self._fail(ep.name, dist, f"import failed: {_describe(exc)}", exc)
             return
         finally:
-            self.imports.append(PluginImport(ep.name, dist, time.perf_counter() - start))
+            self._imports.append(PluginImport(ep.name, dist, time.perf_counter() - start))
         try:
             self.register(plugin, name=ep.name, provider=dist)
         except _PLUGIN_FAULTS as exc:  # pluggy rejects hook implementations it cannot call
@@ -314,18 +348,30 @@ class Registry:
         if self.strict:
             raise PluginError(f"plugin {plugin!r} from {distribution!r}: {error}") from exc
         detail = "".join(traceback.format_exception(exc)) if exc is not None else ""
-        self.failures.append(PluginFailure(plugin, distribution, error, detail))
+        self._failures.append(PluginFailure(plugin, distribution, error, detail))
 
     def _invalidate(self) -> None:
-        self._found = {}
+        self._found, self._own = {}, {}
 
-    def _collect(self, hook: str) -> Iterator[tuple[str, str, Any]]:
-        """Call ``hook`` plugin by plugin, ispkit's own first, yielding ``(plugin, provider, item)``.
+    def _own_items(self, kind: HookKind) -> dict[Hashable, Any]:
+        """ispkit's own items of ``kind`` by key (their registry values); loads no plugin.
+
+        ispkit's own items win over any plugin's, so :meth:`items` holds each of them under
+        its key whichever plugins are installed.
+        """
+        if kind.hook not in self._own:
+            self._own[kind.hook] = {kind.key(item): kind.entry(item, BUILTIN) for _, _, item in self._collect(kind.hook, own_only=True)}
+        return self._own[kind.hook]
+
+    def _collect(self, hook: str, *, own_only: bool = False) -> Iterator[tuple[str, str, Any]]:
+        """Call ``hook`` plugin by plugin, ispkit's own first (only those with ``own_only``), yielding ``(plugin, provider, item)``.
 
         A hook that raises (or calls ``sys.exit``) or returns something other than a
         collection of items is recorded as a failure and contributes nothing.
         """
         impls = sorted(getattr(self.manager.hook, hook).get_hookimpls(), key=lambda impl: impl.plugin_name not in self._builtin)
+        if own_only:
+            impls = [impl for impl in impls if impl.plugin_name in self._builtin]
         for impl in impls:
             provider = self._providers.get(impl.plugin_name, impl.plugin_name)
             try:
@@ -346,6 +392,7 @@ class Registry:
         Unusable items and items claiming a key ispkit itself provides are recorded and
         skipped; two third-party plugins claiming one key raise :class:`PluginError`.
         """
+        self._load_pending_entry_points()
         if kind.hook not in self._found:
             found: dict[Hashable, Any] = {}
             owners: dict[Hashable, tuple[str, str]] = {}
@@ -387,11 +434,20 @@ class Registry:
         return methods
 
     def stage(self, kind: str, method: str | None = None) -> type[Stage]:
-        """The stage class for ``kind`` and ``method`` (optional when the kind has one method).
+        """The stage class for ``kind`` and ``method``.
 
-        The first time a plugin's stage is handed out its backends are probed (see
+        ``method`` may be omitted when the kind has one method -- or when ispkit itself
+        provides exactly one method of the kind, which is then the one: a plugin adding
+        methods to a built-in kind does not make existing pipelines ambiguous. The first
+        time a plugin's stage is handed out its backends are probed (see
         :meth:`_check_backends`).
         """
+        own = self._own_items(STAGES)
+        if method is None:
+            own_methods = [entry.stage.method for entry in own.values() if entry.stage.kind == kind]
+            method = own_methods[0] if len(own_methods) == 1 else None
+        if (kind, method) in own:
+            return own[kind, method].stage  # type: ignore[no-any-return]
         methods = self.methods(kind)
         if method is None:
             if len(methods) > 1:
@@ -444,6 +500,9 @@ class Registry:
 
     def camera(self, name: str) -> Camera:
         """The registered camera ``name``; an unknown name is an :class:`~ispkit.errors.UnknownStageError` naming close matches."""
+        own = self._own_items(CAMERAS)
+        if name in own:
+            return own[name]  # type: ignore[no-any-return]
         cameras = self.cameras()
         if name not in cameras:
             raise UnknownStageError(f"unknown camera {name!r}: {close_matches(name, cameras)}")

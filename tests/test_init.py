@@ -71,23 +71,29 @@ HEAVY = ("torch", "torchvision", "segmentation_models_pytorch", "mlflow", "matpl
 """What a NumPy-only user must not pay for (colour and pandas come with colour-demosaicing's package)."""
 
 
-def _loaded_after(code: str) -> list[str]:
-    """The top-level packages of :data:`HEAVY` in ``sys.modules`` after ``code`` ran in a fresh process (plugins off)."""
+def _loaded_after(code: str, *, plugins: bool = False) -> list[str]:
+    """The top-level packages of :data:`HEAVY` in ``sys.modules`` after ``code`` ran in a fresh process
+    (installed plugins off unless ``plugins``: a plugin may import what it likes once it is loaded)."""
     report = f"import json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n"
-    env = {**os.environ, "ISPKIT_DISABLE_PLUGINS": "all"}  # an installed plugin may import what it likes
+    env = {**os.environ, "ISPKIT_DISABLE_PLUGINS": "" if plugins else "all"}
     done = subprocess.run([sys.executable, "-c", code + report], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_import_and_the_numpy_backend_load_no_torch_mlflow_or_matplotlib():
+@pytest.mark.parametrize("plugins", [False, True], ids=["plugins off", "plugins installed"])
+def test_import_and_the_numpy_backend_load_no_torch_mlflow_or_matplotlib(plugins):
+    # with the README's install the optics and denoise plugins (which import torch) are
+    # installed: the built-in presets must not load them (ispkit.registry loads plugins when
+    # they can matter)
     code = (
         "import numpy as np\nimport ispkit\nfrom ispkit import Pipeline\n"
         "raw = np.random.default_rng(0).random((2, 32, 32))\n"
         "for name in ispkit.presets():\n    assert Pipeline.preset(name, camera='microscopy')(raw).shape == (2, 3, 32, 32)\n"
         "assert Pipeline.preset('ma,s,me', camera='drone')(raw[0]).shape == (3, 32, 32)\n"
+        "assert not [m for m in sys.modules if m.startswith('ispkit_plugin')]\n"
     )
-    assert _loaded_after(code) == []
+    assert _loaded_after("import sys\n" + code, plugins=plugins) == []
 
 
 def test_the_torch_module_is_there_when_asked_for():

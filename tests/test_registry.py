@@ -601,3 +601,70 @@ class TestEntryPoints:
         assert registry.stages()[("offset", "constant")].provider in {"ispkit-plugin-dummy", "ispkit-plugin-copycat"}
         [clash] = [f for f in registry.failures if f.plugin == "dummy"]
         assert "entry point name 'dummy' is already taken by" in clash.error
+
+
+WATCHED_PLUGIN = '''
+import sys
+
+import ispkit
+from ispkit.stages.base import Stage
+
+sys.modules["ispkit_plugin_watched_imported"] = sys  # a mark that this module ran
+
+class BlackLevelToo(Stage):
+    """A second black_level method, as a plugin may add to a built-in kind."""
+    kind = "black_level"
+    method = "shifted"
+    takes = "raw"
+    gives = "raw"
+    params = ()
+    numpy = staticmethod(lambda raw: raw)
+    torch = staticmethod(lambda raw: raw)
+
+@ispkit.hookimpl
+def ispkit_stages():
+    return [BlackLevelToo]
+'''
+
+
+class TestPluginsLoadWhenTheyCanMatter:
+    @pytest.fixture
+    def watched(self, install):
+        install("ispkit-plugin-watched", "watched", WATCHED_PLUGIN)
+        yield
+        sys.modules.pop("ispkit_plugin_watched_imported", None)
+
+    def test_builtin_presets_and_cameras_import_no_plugin(self, watched):
+        registry = Registry(strict=False)
+        monkey = pytest.MonkeyPatch()
+        monkey.setattr("ispkit.registry._REGISTRY", registry)
+        try:
+            views = Pipeline.preset("ma,s,me", camera="microscopy")(np.full((8, 8), 0.5))
+            assert views.shape == (3, 8, 8)
+            assert registry.camera("drone").name == "drone"
+            assert registry.stage("demosaic", "menon2007").method == "menon2007"
+            assert "ispkit_plugin_watched_imported" not in sys.modules
+            assert ("black_level", "shifted") in registry.stages()  # a listing loads the plugins
+            assert "ispkit_plugin_watched_imported" in sys.modules
+        finally:
+            monkey.undo()
+
+    @pytest.mark.parametrize("ask", ["failures", "imports", "kinds", "unknown method"])
+    def test_anything_else_loads_them(self, watched, ask):
+        registry = Registry(strict=False)
+        if ask == "unknown method":
+            assert registry.stage("black_level", "shifted").method == "shifted"
+        elif ask == "kinds":
+            assert "black_level" in registry.kinds()
+        else:
+            getattr(registry, ask)
+        assert "ispkit_plugin_watched_imported" in sys.modules
+
+    def test_a_strict_registry_loads_them_when_made(self, watched):
+        Registry(strict=True)
+        assert "ispkit_plugin_watched_imported" in sys.modules
+
+    def test_a_plugin_adding_a_method_to_a_builtin_kind_keeps_the_kind_unambiguous(self, watched):
+        registry = Registry(strict=False)
+        assert registry.methods("black_level") == ["per_site", "shifted"]
+        assert registry.stage("black_level").method == "per_site"  # ispkit's only method of the kind
