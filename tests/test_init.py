@@ -67,6 +67,7 @@ def test_a_missing_or_binary_pyproject_gives_an_unknown_version(tmp_path):
     assert ispkit._source_version(tmp_path / "binary.toml") == "0+unknown"
 
 
+REAL_DNG = Path(__file__).parent / "data" / "real" / "canon_eos_kiss_x4_colorchart.dng"
 HEAVY = ("torch", "torchvision", "segmentation_models_pytorch", "mlflow", "matplotlib", "colour", "pandas")
 """What a NumPy-only user must not pay for (colour and pandas come with colour-demosaicing's package)."""
 
@@ -74,7 +75,8 @@ HEAVY = ("torch", "torchvision", "segmentation_models_pytorch", "mlflow", "matpl
 def _loaded_after(code: str, *, plugins: bool = False) -> list[str]:
     """The top-level packages of :data:`HEAVY` in ``sys.modules`` after ``code`` ran in a fresh process
     (installed plugins off unless ``plugins``: a plugin may import what it likes once it is loaded)."""
-    report = f"import json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n"
+    loaded = "{m.split('.')[0] for m, module in sys.modules.items() if module is not None}"
+    report = f"import json, sys\nprint(json.dumps(sorted({loaded} & set({HEAVY!r}))))\n"
     env = {**os.environ, "ISPKIT_DISABLE_PLUGINS": "" if plugins else "all"}
     done = subprocess.run([sys.executable, "-c", code + report], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -111,3 +113,17 @@ def test_the_torch_module_is_there_when_asked_for():
 def test_an_unknown_attribute_is_still_an_attribute_error(module):
     with pytest.raises(AttributeError, match="has no attribute 'Nowhere'"):
         _ = importlib.import_module(module).Nowhere
+
+
+def test_the_numpy_backend_runs_where_torch_mlflow_and_matplotlib_cannot_be_imported():
+    # as on a machine without them: each import of these packages fails (sys.modules[name] = None)
+    code = (
+        "import sys\nfor name in " + repr(HEAVY) + ":\n    sys.modules[name] = None\n"
+        "import numpy as np\nimport ispkit\nfrom ispkit import Pipeline\nfrom ispkit.io import read_raw\n"
+        "raw = np.random.default_rng(0).random((2, 32, 32))\n"
+        "for name in ispkit.presets():\n    assert Pipeline.preset(name, camera='drone')(raw).shape == (2, 3, 32, 32)\n"
+        f"real = read_raw({str(REAL_DNG)!r})\nassert Pipeline.preset('ma,s,me', camera=real.camera)(real.mosaic[:64, :64]).shape == (3, 64, 64)\n"
+        "pipeline = Pipeline.from_yaml(Pipeline.preset('me,s,me').to_yaml())\nassert pipeline(raw[0]).shape == (3, 32, 32)\n"
+        "try:\n    pipeline.to_torch()\nexcept ImportError as exc:\n    assert 'torch' in str(exc), exc\nelse:\n    raise AssertionError('to_torch without torch')\n"
+    )
+    assert _loaded_after(code, plugins=True) == []
