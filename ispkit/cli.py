@@ -18,6 +18,9 @@ Commands
                     copy one into DIR (default: experiments), never overwriting, and say how to run it
 ``ispkit synthesis run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking] [--scheduler S] [--workers N]``
                     run (or resume) a drift-synthesis study and write its report
+``ispkit rawbench run CONFIG [...same options]``
+                    run (or resume) a raw-domain corruption benchmark: a synthesis study whose
+                    experiment has ``raw_corruptions:``, with its mCE per corruption family
 ``ispkit forensics run CONFIG [...same options]``
                     run (or resume) a drift-forensics sweep: signature, operating specification, report
 ``ispkit adjust run CONFIG [...same options]``
@@ -190,6 +193,7 @@ def _run_experiment(args: argparse.Namespace, kind: str) -> tuple[Any, Path]:
     from .drift import config as configs
 
     runs: dict[str, Callable[..., Any]] = {"synthesis": synthesis.run_synthesis, "forensics": forensics.run_forensics, "adjust": adjustment.run_adjustment}
+    runs["rawbench"] = synthesis.run_synthesis  # the synthesis study; its config reader requires raw_corruptions:
     run = runs[kind]
     config = configs.COMMANDS[kind].from_yaml(args.config)
     out = args.out or Path("runs") / config.name
@@ -207,6 +211,21 @@ def _synthesis(args: argparse.Namespace) -> int:
         f"{s['under_corruptions']:.3f} under corruptions (drop ratio {s['drop_ratio']:.3f})"
     )
     return 0
+
+
+def _rawbench(args: argparse.Namespace) -> int:
+    results = _run_experiment(args, "rawbench")[0]
+    s, mce = results.summary(), results.raw_mce()
+    print(
+        f"{s['metric']}: {s['in_distribution']:.3f} in distribution, {s['under_isp_drift']:.3f} under ISP drift, "
+        f"{s['under_corruptions']:.3f} under image corruptions, {s['under_raw_corruptions']:.3f} under raw corruptions"
+    )
+    print(f"mCE relative to {mce['baseline']}: " + ", ".join(f"{train} {_percent(values['all'])}" for train, values in mce["mce"].items()))
+    return 0
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.0f}%" if value == value else "n/a"  # NaN: undefined
 
 
 def _forensics(args: argparse.Namespace) -> int:
@@ -323,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument("dir", nargs="?", type=Path, default=Path("experiments"), help="folder to copy into (default: experiments, created if missing)")
     copy.set_defaults(func=_experiments_copy)
     _experiment_command(sub, "synthesis", "drift synthesis: train on one data model, test on all", "a drift-synthesis study", _synthesis)
+    _experiment_command(sub, "rawbench", "raw-domain corruption benchmark: a synthesis study with raw_corruptions:", "a raw-corruption benchmark", _rawbench)
     _experiment_command(sub, "forensics", "drift forensics: find processing settings under which a model fails", "a forensic sweep", _forensics)
     _experiment_command(sub, "adjust", "drift adjustment: train pipeline parameters jointly with the task model", "an adjustment study", _adjust)
     bulk = sub.add_parser("bulk", help="process a folder of raw files through pipelines into a Zarr store with Dask")

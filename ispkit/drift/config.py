@@ -18,6 +18,7 @@ the training schedule, the folds, the corruption baseline and a seed::
     training: {epochs: 10, batch_size: 32, lr: 0.003}
     folds: 3
     corruptions: {names: all, severities: [3], scale: auto}
+    raw_corruptions: {names: all, severities: [1, 3, 5], baseline: "bi,s,me"}   # optional: the raw-domain axis
     device: auto                # auto | cpu | cuda[:N]
     threads: 2                  # optional: torch threads per unit wherever it runs
 
@@ -41,6 +42,20 @@ model), ``factory:`` names any ``torch.nn.Module`` factory by its path, with an 
 
 The module is imported when the experiment is read, so a missing module, a missing or
 non-callable attribute and unknown options are errors at their line.
+
+**Raw-domain corruptions** (:mod:`ispkit.raw_corruptions`, optional; absent: the study has no
+such axis): ``names`` (``all``: every registered raw corruption, plugins' included, or a
+list), ``severities`` (default ``[1, 2, 3, 4, 5]``), ``baseline`` (the train pipeline whose
+errors normalise the mean corruption error, default: the first train pipeline) and
+``camera`` (camera facts the corruptions need and the dataset's camera lacks:
+``{gain: 2.2, read_noise: 1.5}`` for the synthetic microscopy data)::
+
+    raw_corruptions: {names: [low_light, vignetting], severities: [1, 3], baseline: "bi,s,me", camera: {gain: 2.2, read_noise: 1.5}}
+
+When the experiment is read, every corruption is applied once at every severity to a tiny
+raw with the dataset's camera, so an unknown name (with close matches), a camera fact
+missing, or a severity the camera cannot take (``illuminant`` 4–5 on the published
+microscopy colour matrix) is an error at its line before anything runs.
 
 ``threads`` makes the results independent of where the units run: floating-point sums
 in torch depend on the number of threads, so without it a unit uses the threads of the
@@ -72,7 +87,7 @@ from ..tasks.training import TrainConfig
 from .distances import distances
 
 __all__ = [
-    "DATASET_KINDS", "FOLDER_KINDS", "DatasetConfig", "ModelConfig", "CorruptionConfig", "ExperimentConfig", "SynthesisConfig", "ForensicsConfig", "AdjustmentConfig", "ARMS",
+    "DATASET_KINDS", "FOLDER_KINDS", "DatasetConfig", "ModelConfig", "CorruptionConfig", "RawCorruptionConfig", "ExperimentConfig", "SynthesisConfig", "RawBenchConfig", "ForensicsConfig", "AdjustmentConfig", "ARMS",
     "COMMANDS", "ShippedExperiment", "shipped_experiments", "copy_experiment",
 ]  # fmt: skip
 
@@ -152,6 +167,41 @@ class CorruptionConfig:
     """Spatial scale of the corruptions; ``None`` (``auto``): view width / 224."""
 
 
+RAW_CAMERA_FACTS = ("gain", "read_noise", "pixel_size")
+"""Camera facts a synthesis experiment may give for its raw corruptions (``raw_corruptions.camera``)."""
+
+
+@dataclass(frozen=True)
+class RawCorruptionConfig:
+    """The raw-domain axis of a synthesis study (:mod:`ispkit.raw_corruptions`).
+
+    Attributes
+    ----------
+    names
+        Registered raw corruptions, in the order of the tables.
+    severities
+        Severities 1..5 each corruption is evaluated at.
+    baseline
+        The train pipeline whose model's errors normalise the mean corruption error (a train pipeline label).
+    camera
+        Camera facts (:data:`RAW_CAMERA_FACTS`) replacing the dataset camera's for the corruptions.
+    """
+
+    names: tuple[str, ...]
+    severities: tuple[int, ...]
+    baseline: str
+    camera: dict[str, Any] = field(default_factory=dict)
+
+    def camera_for(self, camera: Any) -> Any:
+        """``camera`` (a :class:`~ispkit.camera.Camera` or anything :meth:`Camera.get` takes) with :attr:`camera`'s facts replacing its own."""
+        from dataclasses import replace as replaced
+
+        from ..camera import Camera
+
+        resolved = Camera.get(camera)
+        return replaced(resolved, **self.camera) if self.camera else resolved
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExperimentConfig:
     """What every experiment holds, whichever drift control it is for (keyword-only fields).
@@ -195,6 +245,8 @@ class SynthesisConfig(ExperimentConfig):
     pipeline_files: dict[str, Path]
     folds: int
     corruptions: CorruptionConfig
+    raw_corruptions: RawCorruptionConfig | None = None
+    """The raw-domain axis, or ``None`` when the experiment has no ``raw_corruptions:``."""
 
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> SynthesisConfig:
@@ -203,6 +255,18 @@ class SynthesisConfig(ExperimentConfig):
     def pipeline(self, label: str, camera: Any) -> Pipeline:
         """The :class:`~ispkit.Pipeline` a label stands for (a preset, or a YAML file)."""
         return _labelled_pipeline(label, self.pipeline_files, camera)
+
+
+class RawBenchConfig(SynthesisConfig):
+    """A raw-domain corruption benchmark (``ispkit rawbench run``): a drift-synthesis experiment that must have ``raw_corruptions:``.
+
+    :meth:`from_yaml` returns the :class:`SynthesisConfig` (the study is a synthesis study); an
+    experiment without ``raw_corruptions:`` is a :class:`~ispkit.errors.ConfigError`.
+    """
+
+    @classmethod
+    def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> SynthesisConfig:
+        return _read(path_or_text, _parse_rawbench)
 
 
 def _labelled_pipeline(label: str, files: dict[str, Path], camera: Any) -> Pipeline:
@@ -277,7 +341,7 @@ def _read(path_or_text: str | os.PathLike[str], parse: Any) -> Any:
 
 _COMMON_TOP = ("name", "seed", "device", "threads", "dataset", "model", "training")
 """Top-level keys of every experiment (:class:`ExperimentConfig`)."""
-_TOP = ("pipelines", "folds", "corruptions")
+_TOP = ("pipelines", "folds", "corruptions", "raw_corruptions")
 
 
 def _mapping(value: Any, loc: Locator, path: tuple, what: str) -> dict[str, Any]:
@@ -592,10 +656,22 @@ def _parse(data: Any, loc: Locator, base: Path, text: str) -> SynthesisConfig:
     training = _training(top, loc, common["seed"])
     folds = loc.check(("folds",), check_int, top.get("folds", 5), minimum=2)
     corruptions = _corruptions(top, loc)
+    raw = _raw_corruptions(top["raw_corruptions"], loc, train, dataset) if "raw_corruptions" in top else None
     return SynthesisConfig(
         **common, dataset=dataset, model=model, training=training, train_pipelines=train, test_pipelines=test, pipeline_files=files,
-        folds=folds, corruptions=corruptions,
+        folds=folds, corruptions=corruptions, raw_corruptions=raw,
     )  # fmt: skip
+
+
+def _parse_rawbench(data: Any, loc: Locator, base: Path, text: str) -> SynthesisConfig:
+    config = _parse(data, loc, base, text)
+    if config.raw_corruptions is None:
+        loc.error(
+            (),
+            "a raw-corruption benchmark needs raw_corruptions: (e.g. raw_corruptions: {names: all, severities: [1, 3]}); "
+            "this experiment has none: add it, or run it as a plain study with `ispkit synthesis run`",
+        )
+    return config
 
 
 def _corruptions(top: dict[str, Any], loc: Locator) -> CorruptionConfig:
@@ -611,6 +687,64 @@ def _corruptions(top: dict[str, Any], loc: Locator) -> CorruptionConfig:
     if scale != "auto":
         scale = loc.check(("corruptions", "scale"), check_number, scale, low=0.0, exclusive_low=True, what="'auto' or a positive number (finite)")
     return CorruptionConfig(tuple(CORRUPTIONS) if names == "all" else tuple(names), tuple(severities), None if scale == "auto" else scale)
+
+
+_RAW_CAMERA: dict[str, Check] = {
+    "gain": _number(exclusive_low=True, what="a conversion gain > 0 (DN per electron at the camera's bit depth, finite)"),
+    "read_noise": _number(what="a read noise >= 0 (electrons, finite)"),
+    "pixel_size": _number(exclusive_low=True, what="a pixel size > 0 (µm in the object plane, finite)"),
+}
+_RAW_PROBE_SIZE = 16
+"""Side of the flat raw each raw corruption is tried on when an experiment is read."""
+
+
+def _raw_corruptions(value: Any, loc: Locator, train: tuple[str, ...], dataset: DatasetConfig) -> RawCorruptionConfig:
+    """``raw_corruptions:`` checked key by key, then every corruption tried at every severity with the dataset's camera."""
+    from ..raw_corruptions import raw_corruptions
+
+    path = ("raw_corruptions",)
+    rc = _mapping(value, loc, path, "raw_corruptions")
+    loc.check_keys(rc, ("names", "severities", "baseline", "camera"), path, "unknown raw_corruptions key")
+    registered = raw_corruptions()
+    names = rc.get("names", "all")
+    listed = names != "all"
+    if not listed:
+        names = list(registered)
+    elif not isinstance(names, list):
+        loc.error((*path, "names"), f"expected 'all' or a list of raw corruptions, got {names!r}; {close_matches(str(names), registered)}")
+    else:
+        names = _distinct_list(names, loc, (*path, "names"), (check_string, {"what": "a raw corruption name"}), "raw corruption names")
+        for i, name in enumerate(names):
+            if name not in registered:
+                loc.error((*path, "names", i), f"unknown raw corruption {name!r}: {close_matches(name, registered)}")
+    severities = _distinct_list(rc.get("severities", [1, 2, 3, 4, 5]), loc, (*path, "severities"), _integer(1, maximum=5), "severities 1..5")
+    baseline = loc.check((*path, "baseline"), check_string, rc.get("baseline", train[0]), what="a train pipeline label")
+    if baseline not in train:
+        loc.error((*path, "baseline"), f"the baseline must be one of the train pipelines, got {baseline!r}: {close_matches(baseline, train)}")
+    camera = _section(_mapping(rc.get("camera"), loc, (*path, "camera"), "raw_corruptions.camera"), loc, (*path, "camera"), _RAW_CAMERA, "unknown camera fact")
+    config = RawCorruptionConfig(tuple(names), tuple(severities), baseline, camera)
+    _probe_raw_corruptions(config, loc, dataset, listed)
+    return config
+
+
+def _probe_raw_corruptions(config: RawCorruptionConfig, loc: Locator, dataset: DatasetConfig, listed: bool) -> None:
+    """Apply each raw corruption at each severity to a flat raw of the dataset's camera: what the camera cannot take is an
+    error now, at the corruption's name (``listed``) or at ``names: all``."""
+    import torch
+
+    from ..raw_corruptions import raw_corruption
+
+    camera = config.camera_for(_reference_camera(dataset))
+    raw = torch.full((1, _RAW_PROBE_SIZE, _RAW_PROBE_SIZE), 0.25, dtype=torch.float64)
+    for i, name in enumerate(config.names):
+        corruption = raw_corruption(name)
+        for severity in config.severities:
+            try:
+                corruption.apply_torch(raw, severity, camera=camera, generator=torch.Generator().manual_seed(0))
+            except ISPKitError as exc:
+                hint = "; give the missing facts as raw_corruptions.camera" if any(getattr(camera, n) is None for n in corruption.needs) else ""
+                where = ("raw_corruptions", "names", i) if listed else ("raw_corruptions", "names")
+                loc.error(where, f"{name} at severity {severity}: {exc}{hint}")
 
 
 _FORENSICS_TOP = ("pipeline", "split", "samples", "subsets", "lambdas", "distance", "optimisation", "tolerance")
@@ -714,6 +848,7 @@ def _parse_adjustment(data: Any, loc: Locator, base: Path, text: str) -> Adjustm
 
 COMMANDS: dict[str, type[SynthesisConfig] | type[ForensicsConfig] | type[AdjustmentConfig]] = {
     "synthesis": SynthesisConfig,
+    "rawbench": RawBenchConfig,
     "forensics": ForensicsConfig,
     "adjust": AdjustmentConfig,
 }
@@ -770,11 +905,12 @@ def shipped_experiments() -> dict[str, ShippedExperiment]:
 
 
 def _command(text: str, name: str) -> str:
-    """The command of an experiment, from its top-level keys (``pipelines``: synthesis; an adjustment key: adjust; else forensics)."""
+    """The command of an experiment, from its top-level keys (``pipelines``: synthesis, or rawbench with ``raw_corruptions``;
+    an adjustment key: adjust; else forensics)."""
     data, _ = parse_yaml(text, name)
     keys = set(data) if isinstance(data, dict) else set()
     if "pipelines" in keys:
-        return "synthesis"
+        return "rawbench" if "raw_corruptions" in keys else "synthesis"
     return "adjust" if keys & set(_ADJUSTMENT_ONLY) else "forensics"
 
 

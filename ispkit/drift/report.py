@@ -22,7 +22,9 @@ common corruptions. It shows
   cells below chance with the class their predictions collapse to, the confusion
   matrices of the worst cells, the figures, the pairs that differ by more than fold
   noise, the ranking table of each train pipeline (as the paper's Tables 7–11), a
-  corruption × severity table with each drop's interval, and the run's configuration.
+  corruption × severity table with each drop's interval, with raw-domain corruptions the
+  same table for them and the mean corruption errors (mCE, relative mCE) of every train
+  pipeline per corruption family against the baseline model, and the run's configuration.
 
 Figures are built without pyplot (:mod:`ispkit.drift.html_report`), so no global
 state is touched.
@@ -370,7 +372,7 @@ def _sections(results: SynthesisResults, findings: dict[str, Any], images: dict[
         parts += ["<h2>Worst pair</h2>", embed_figure(images["worst_pair"], "one test image through the worst pair")]
     return [
         *parts, "<h2>Pairs that differ by more than fold noise</h2>", _pairs_table(findings), "<h2>Rankings</h2>", _rankings(results),
-        "<h2>Corruptions</h2>", _corruption_table(results, findings),
+        "<h2>Corruptions</h2>", _corruption_table(results, findings), *_raw_section(results, findings),
     ]  # fmt: skip
 
 
@@ -397,7 +399,11 @@ def _pairs_table(findings: dict[str, Any]) -> str:
 def _details(results: SynthesisResults) -> list[str]:
     severities = f"{len(results.severities)} severit{'y' if len(results.severities) == 1 else 'ies'}"
     corruptions = f"{len(results.corruptions)} corruptions × {severities}" if _has_corruptions(results) else "no corruptions"
-    return [f"{len(results.train_pipelines)} train × {len(results.test_pipelines)} test pipelines", f"{results.folds} folds", corruptions]
+    details = [f"{len(results.train_pipelines)} train × {len(results.test_pipelines)} test pipelines", f"{results.folds} folds", corruptions]
+    if results.has_raw_axis:
+        n = len(results.raw_severities)
+        details.append(f"{len(results.raw_corruptions)} raw corruptions × {n} severit{'y' if n == 1 else 'ies'} (baseline {results.raw_baseline})")
+    return details
 
 
 def _summary_text(summary: dict[str, Any]) -> str:
@@ -414,7 +420,12 @@ def _summary_text(summary: dict[str, Any]) -> str:
         f"Drop under ISP drift: {fmt(summary['isp_drop'])}; "
         f"under corruptions: {fmt(summary['corruption_drop'])}; "
         f"ratio ISP / corruptions: {fmt(summary['drop_ratio'])}. "
-        f"Worst pair: {worst}."
+        + (
+            f"Under raw-domain corruptions: {fmt(summary['under_raw_corruptions'])} (drop {fmt(summary['raw_corruption_drop'])}). "
+            if "raw_corruption_drop" in summary
+            else ""
+        )
+        + f"Worst pair: {worst}."
     )
 
 
@@ -456,3 +467,58 @@ def _corruption_table(results: SynthesisResults, findings: dict[str, Any]) -> st
 def _corruption_cell(value: float, drop: dict[str, Any]) -> str:
     interval = f"{escape(signed(drop['low']))} to {escape(signed(drop['high']))}" if drop["low"] is not None else "no CI"
     return f'<td class="num">{fmt(value)}<br><small>drop {escape(signed(drop["estimate"]))} ({interval})</small></td>'
+
+
+def _raw_section(results: SynthesisResults, findings: dict[str, Any]) -> list[str]:
+    """The raw-domain corruptions: score per corruption and severity with its drop, and the corruption errors per family."""
+    if not results.has_raw_axis:
+        return []
+    table = results.raw_corruption_mean().mean(axis=0)  # (R, S)
+    drops = {(c["corruption"], c["severity"]): c for c in findings["raw_corruption_cells"]}
+    head = "".join(f"<th>severity {escape(str(s))}</th>" for s in results.raw_severities)
+    body = "".join(
+        f"<tr><td>{escape(name)}</td><td>{escape(results.raw_families[name])}</td>"
+        f"{''.join(_corruption_cell(v, drops[name, s]) for v, s in zip(row, results.raw_severities, strict=True))}</tr>"
+        for name, row in zip(results.raw_corruptions, table, strict=True)
+    )
+    scores = (
+        f"<table><caption>{escape(results.metric)} under raw-domain corruptions (the held-out raws corrupted before the ISP, then processed "
+        f"by each model's own train pipeline), mean over train pipelines and folds; below it the drop from in distribution and its "
+        f"{findings['confidence']:.0%} CI over folds</caption>"
+        f"<thead><tr><th>raw corruption</th><th>family</th>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+    return ["<h2>Raw-domain corruptions</h2>", scores, _mce_table(results.raw_mce(), results.metric)]
+
+
+def _mce_table(mce: dict[str, Any], metric: str) -> str:
+    """Each train pipeline's mCE and relative mCE per family and overall, as percentages of the baseline's."""
+    columns = [*mce["families"], "all"]
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join(
+        f"<tr{_OWN if train == mce['baseline'] else ''}><td>{escape(train)}</td>"
+        + "".join(f'<td class="num">{_percent(mce["mce"][train][c])}</td>' for c in columns)
+        + "".join(f'<td class="num">{_percent(mce["relative_mce"][train][c])}</td>' for c in columns)
+        + "</tr>"
+        for train in mce["mce"]
+    )
+    undefined = sorted({*mce["undefined"]["ce"], *mce["undefined"]["relative_ce"]})
+    note = (
+        f"<p>Error = {escape(mce['error'])}, fold means. CE of a corruption: the model's errors summed over severities "
+        f"{escape(', '.join(map(str, mce['severities'])))} divided by the baseline's; relative CE: the same for the errors' rise above the "
+        f"model's own in-distribution error. mCE: their mean over a family's corruptions (and over all). Baseline model (bold): trained on "
+        f"<code>{escape(str(mce['baseline']))}</code>, 100% by construction; below 100% is more robust than the baseline.</p>"
+    )
+    if undefined:
+        note += f"<p>Undefined where the baseline is unharmed (left out of the means): {escape(', '.join(undefined))}.</p>"
+    return (
+        f"{note}<table><caption>mean corruption error (mCE) and relative mCE per corruption family, % of the baseline's</caption>"
+        f'<thead><tr><th rowspan="2">trained on</th><th colspan="{len(columns)}">mCE</th><th colspan="{len(columns)}">relative mCE</th></tr>'
+        f"<tr>{head}{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+_OWN = ' class="own"'
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:.0f}%"

@@ -34,6 +34,25 @@ and their ratio ``Δ_ISP / Δ_corr`` says how much of the drift that "add noise 
 the image" testing predicts an ISP change actually causes (the paper: 0.82 → 0.80
 under ISP drift against 0.82 → 0.55 under corruptions for classification).
 
+**Raw-domain corruptions** (optional, ``raw_corruptions``): ``raw_corruption_metrics[m]``,
+array ``(P, R, S, K)``, the same model tested on the held-out fold's raws corrupted by raw
+corruption ``r`` (:mod:`ispkit.raw_corruptions`) at severity ``s`` and processed by its own
+train pipeline ``p``. Their **mean corruption error** follows ImageNet-C (Hendrycks &
+Dietterich, ICLR 2019) with the error ``E = 1 − metric`` (fold means) and a *baseline
+model*, the train pipeline ``b = raw_baseline``:
+
+.. math::
+
+    \\mathrm{CE}_{p,r} = \\frac{\\sum_s E_{p,r,s}}{\\sum_s E_{b,r,s}},
+    \\qquad
+    \\mathrm{relCE}_{p,r} = \\frac{\\sum_s (E_{p,r,s} - E_{p,\\text{clean}})}{\\sum_s (E_{b,r,s} - E_{b,\\text{clean}})},
+
+``E_clean`` the in-distribution error; mCE and relative mCE are their means over the
+corruptions of a family (``raw_families``: exposure, blur, optics, colour, sensor) and over
+all of them. A ratio whose denominator is not positive (the baseline unharmed by the
+corruption) is undefined (NaN) and left out of the means (:func:`corruption_errors`,
+:meth:`SynthesisResults.raw_mce`). The baseline's own mCE is 1 by construction.
+
 **Findings.** Each class's ``findings()`` states what was found, with its uncertainty, as
 plain values and sentences (``results.json`` carries it under ``"findings"``; the reports
 open with its ``statements``): every effect as a paired difference with a 95 % confidence
@@ -63,7 +82,18 @@ from ..atomic import atomic_write_text
 from ..errors import InputError
 from .statistics import CONFIDENCE, Interval, fold_interval, image_interval, signed
 
-__all__ = ["SynthesisResults", "Ranking", "JsonResults", "ForensicsRun", "ForensicsResults", "plain_lambda", "AdjustmentResults", "COLLAPSE_SHARE", "collapse"]
+__all__ = [
+    "SynthesisResults",
+    "corruption_errors",
+    "Ranking",
+    "JsonResults",
+    "ForensicsRun",
+    "ForensicsResults",
+    "plain_lambda",
+    "AdjustmentResults",
+    "COLLAPSE_SHARE",
+    "collapse",
+]
 
 COLLAPSE_SHARE = 0.5
 """A model *collapses* to a class when at least this share of its predictions on a cell name it."""
@@ -128,6 +158,15 @@ class SynthesisResults(JsonResults):
     """``(P, Q, n, n)``: true (row) × predicted (column) class counts summed over folds; NaN: not recorded."""
     corruption_confusion: np.ndarray | None = None
     """``(P, C, S, n, n)``, as ``confusion`` under each corruption and severity."""
+    raw_corruptions: list[str] = field(default_factory=list)
+    """The raw-domain corruptions evaluated (empty: the study has no raw axis)."""
+    raw_severities: list[int] = field(default_factory=list)
+    raw_corruption_metrics: dict[str, np.ndarray] = field(default_factory=dict)
+    """``(P, R, S, K)`` per metric: the model of ``p`` on raws corrupted by ``r`` at severity ``s``, processed by ``p``."""
+    raw_families: dict[str, str] = field(default_factory=dict)
+    """The family of each raw corruption (:data:`ispkit.raw_corruptions.FAMILIES`)."""
+    raw_baseline: str | None = None
+    """The train pipeline whose model's errors normalise the mean corruption error."""
 
     def __post_init__(self) -> None:
         if self.metric not in self.metrics:
@@ -147,6 +186,23 @@ class SynthesisResults(JsonResults):
             raise InputError(f"SynthesisResults: train pipelines {missing} are not among the test pipelines (their in-distribution score is needed)")
         self.confusion = _checked_confusion(self.confusion, shape[:2], self.classes, "confusion")
         self.corruption_confusion = _checked_confusion(self.corruption_confusion, cshape[:3], self.classes, "corruption_confusion")
+        self._check_raw_axis()
+
+    def _check_raw_axis(self) -> None:
+        rshape = (len(self.train_pipelines), len(self.raw_corruptions), len(self.raw_severities), self.folds)
+        for name, values in self.raw_corruption_metrics.items():
+            self.raw_corruption_metrics[name] = values = np.asarray(values, dtype=float)
+            if values.shape != rshape:
+                raise InputError(f"SynthesisResults: raw_corruption_metrics[{name!r}] has shape {values.shape}, expected {rshape}")
+        if not self.has_raw_axis:
+            return
+        if self.metric not in self.raw_corruption_metrics:
+            raise InputError(f"SynthesisResults: primary metric {self.metric!r} not among the raw corruption metrics {sorted(self.raw_corruption_metrics)}")
+        if self.raw_baseline not in self.train_pipelines:
+            raise InputError(f"SynthesisResults: raw_baseline must be one of the train pipelines {self.train_pipelines}, got {self.raw_baseline!r}")
+        missing = [name for name in self.raw_corruptions if name not in self.raw_families]
+        if missing:
+            raise InputError(f"SynthesisResults: raw_families has no family for {missing}")
 
     # -- summaries ----------------------------------------------------------------------
 
@@ -161,6 +217,56 @@ class SynthesisResults(JsonResults):
     def corruption_mean(self, metric: str | None = None) -> np.ndarray:
         """Mean over folds of the corruption scores, ``(P, C, S)``."""
         return self.corruption_metrics[metric or self.metric].mean(axis=-1)
+
+    @property
+    def has_raw_axis(self) -> bool:
+        """Whether raw-domain corruptions were evaluated."""
+        return bool(self.raw_corruptions) and bool(self.raw_severities)
+
+    def raw_corruption_mean(self, metric: str | None = None) -> np.ndarray:
+        """Mean over folds of the raw-corruption scores, ``(P, R, S)``."""
+        return self.raw_corruption_metrics[metric or self.metric].mean(axis=-1)
+
+    @property
+    def raw_corruption_drop(self) -> float:
+        """Mean drop from the in-distribution score under every raw corruption and severity (nan without the axis)."""
+        if not self.has_raw_axis:
+            return float("nan")
+        return float((self.in_distribution()[:, None, None] - self.raw_corruption_mean()).mean())
+
+    def raw_mce(self) -> dict[str, Any]:
+        """Corruption errors of the raw axis (see the module docstring), JSON-ready (NaN: undefined).
+
+        Returns ``{"baseline", "error", "severities", "families": {family: [names]}, "ce", "relative_ce":
+        {train: {corruption: value}}, "mce", "relative_mce": {train: {family: value, ..., "all": value}},
+        "undefined": {"ce": [...], "relative_ce": [...]}}`` where ``undefined`` lists the corruptions whose
+        baseline denominator is not positive; ``{}`` without the axis.
+        """
+        if not self.has_raw_axis:
+            return {}
+        errors = 1.0 - self.raw_corruption_mean()
+        clean = 1.0 - self.in_distribution()
+        ce, relative = corruption_errors(errors, clean, self.train_pipelines.index(str(self.raw_baseline)))
+        families: dict[str, list[str]] = {}
+        for name in self.raw_corruptions:
+            families.setdefault(self.raw_families[name], []).append(name)
+        columns = {family: [self.raw_corruptions.index(n) for n in names] for family, names in families.items()}
+        columns["all"] = list(range(len(self.raw_corruptions)))
+
+        def per_corruption(values: np.ndarray) -> dict[str, dict[str, float]]:
+            return {train: dict(zip(self.raw_corruptions, map(float, row), strict=True)) for train, row in zip(self.train_pipelines, values, strict=True)}
+
+        def means(values: np.ndarray) -> dict[str, dict[str, float]]:
+            return {train: {family: _nanmean(row[cols]) for family, cols in columns.items()} for train, row in zip(self.train_pipelines, values, strict=True)}
+
+        undefined = {
+            key: [n for n, v in zip(self.raw_corruptions, values[0], strict=True) if not np.isfinite(v)]
+            for key, values in (("ce", ce), ("relative_ce", relative))
+        }
+        return {
+            "baseline": self.raw_baseline, "error": f"1 − {self.metric}", "severities": list(self.raw_severities), "families": families,
+            "ce": per_corruption(ce), "relative_ce": per_corruption(relative), "mce": means(ce), "relative_mce": means(relative), "undefined": undefined,
+        }  # fmt: skip
 
     def in_distribution(self, metric: str | None = None) -> np.ndarray:
         """Fold-mean score of each train pipeline on its own views, ``(P,)``."""
@@ -215,7 +321,7 @@ class SynthesisResults(JsonResults):
     def summary(self) -> dict[str, Any]:
         """The headline numbers as plain Python values."""
         train, test, drop = self.worst_pair() if len(self.test_pipelines) > 1 else (None, None, float("nan"))
-        return {
+        summary = {
             "metric": self.metric,
             "in_distribution": float(self.in_distribution().mean()),
             "under_isp_drift": float(self.in_distribution().mean() - self.isp_drop),
@@ -225,6 +331,10 @@ class SynthesisResults(JsonResults):
             "drop_ratio": self.drop_ratio,
             "worst_pair": {"train": train, "test": test, "drop": drop},
         }
+        if self.has_raw_axis:  # only then: a study without the axis keeps its summary as it was
+            summary["under_raw_corruptions"] = float(self.in_distribution().mean() - self.raw_corruption_drop)
+            summary["raw_corruption_drop"] = self.raw_corruption_drop
+        return summary
 
     # -- files --------------------------------------------------------------------------
 
@@ -244,17 +354,29 @@ class SynthesisResults(JsonResults):
             "synthetic": self.synthetic,
             "confusion": _json_counts(self.confusion),
             "corruption_confusion": _json_counts(self.corruption_confusion),
+            **self._raw_dict(),
             "summary": _finite(self.summary()),
             "findings": _finite(self.findings()),
         }
 
+    def _raw_dict(self) -> dict[str, Any]:
+        """The raw axis and its corruption errors for :meth:`to_dict` (nothing without the axis, so such files stay as they were)."""
+        if not self.has_raw_axis:
+            return {}
+        return {
+            "raw_corruptions": list(self.raw_corruptions), "raw_severities": list(self.raw_severities), "raw_families": dict(self.raw_families),
+            "raw_baseline": self.raw_baseline, "raw_corruption_metrics": {k: v.tolist() for k, v in self.raw_corruption_metrics.items()},
+            "raw_mce": _finite(self.raw_mce()),
+        }  # fmt: skip
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SynthesisResults:
-        """Inverts :meth:`to_dict`; the derived ``summary`` and ``findings`` are recomputed, and older files without classes,
-        confusion matrices or the synthetic flag load with ``None``/``False``."""
-        fields = {k: v for k, v in data.items() if k not in ("summary", "findings")}
+        """Inverts :meth:`to_dict`; the derived ``summary``, ``findings`` and ``raw_mce`` are recomputed, and older files without classes,
+        confusion matrices, the synthetic flag or the raw axis load with ``None``/``False``/no raw axis."""
+        fields = {k: v for k, v in data.items() if k not in ("summary", "findings", "raw_mce")}
         fields["metrics"] = {k: np.asarray(v, dtype=float) for k, v in data["metrics"].items()}
         fields["corruption_metrics"] = {k: np.asarray(v, dtype=float) for k, v in data.get("corruption_metrics", {}).items()}
+        fields["raw_corruption_metrics"] = {k: np.asarray(v, dtype=float) for k, v in data.get("raw_corruption_metrics", {}).items()}
         for name in ("confusion", "corruption_confusion"):
             fields[name] = _counts_array(data.get(name))
         return cls(**fields)
@@ -298,8 +420,19 @@ class SynthesisResults(JsonResults):
             for c, name in enumerate(self.corruptions)
             for s, severity in enumerate(self.severities)
         ] if corruption_drops is not None else []  # fmt: skip
+        raw_cells: list[dict[str, Any]] = []
+        if self.has_raw_axis:
+            raw_drops = own[:, None, None, :] - self.raw_corruption_metrics[self.metric]  # (P, R, S, K)
+            comparisons["raw_corruptions"] = fold_interval(raw_drops.mean(axis=(0, 1, 2)))
+            if off.any():
+                comparisons["raw_corruptions_vs_isp_drift"] = fold_interval(raw_drops.mean(axis=(0, 1, 2)) - drops[off].mean(axis=0))
+            raw_cells = [
+                {"corruption": name, "family": self.raw_families[name], "severity": severity, **fold_interval(raw_drops[:, c, s].mean(axis=0)).to_dict()}
+                for c, name in enumerate(self.raw_corruptions)
+                for s, severity in enumerate(self.raw_severities)
+            ]
         below = self._below_chance()
-        return {
+        found = {
             "metric": self.metric,
             "confidence": CONFIDENCE,
             "method": _FOLD_METHOD,
@@ -312,6 +445,9 @@ class SynthesisResults(JsonResults):
             "worst_cells": self._worst_cells(),
             "statements": self._statements(comparisons, pairs, below),
         }
+        if self.has_raw_axis:  # only then: a study without the axis keeps its findings as they were
+            found["raw_corruption_cells"] = raw_cells
+        return found
 
     def in_distribution_per_fold(self, metric: str | None = None) -> np.ndarray:
         """Score of each train pipeline on its own views in each fold, ``(P, K)``."""
@@ -373,11 +509,35 @@ class SynthesisResults(JsonResults):
                 relation = "exceeds" if not more.estimate < 0 else "falls short of"
                 text += f" That drop {relation} the ISP-drift drop by {signed(abs(more.estimate))} ({_turned(more).bounds_text()}): {more.verdict()}."
             statements.append(text)
+        if "raw_corruptions" in comparisons:
+            statements += self._raw_statements(comparisons)
         if pairs:
             statements.append(_pairs_statement(pairs, self.summary()["worst_pair"]))
         if below["statement"]:
             statements.append(below["statement"])
         return statements
+
+    def _raw_statements(self, comparisons: dict[str, Interval]) -> list[str]:
+        """The raw axis in sentences: its drop (against ISP drift) and each train pipeline's mCE by family."""
+        summary = self.summary()
+        text = _effect(
+            f"Corrupting the raw acquisitions ({len(self.raw_corruptions)} raw corruptions × {len(self.raw_severities)} "
+            f"severit{'y' if len(self.raw_severities) == 1 else 'ies'}, processed by each model's own pipeline)",
+            self.metric, comparisons["raw_corruptions"], to=summary["under_raw_corruptions"],
+        )  # fmt: skip
+        if "raw_corruptions_vs_isp_drift" in comparisons:
+            more = comparisons["raw_corruptions_vs_isp_drift"]
+            relation = "exceeds" if not more.estimate < 0 else "falls short of"
+            text += f" That drop {relation} the ISP-drift drop by {signed(abs(more.estimate))} ({_turned(more).bounds_text()}): {more.verdict()}."
+        mce = self.raw_mce()
+        families = list(mce["families"])
+        rows = "; ".join(
+            f"{train}: {_ratio_text(values['all'])} ({', '.join(f'{f} {_ratio_text(values[f])}' for f in families)})"
+            for train, values in mce["mce"].items()
+            if train != self.raw_baseline
+        )
+        where = f"Mean corruption error relative to the baseline model (trained on {self.raw_baseline}; error = 1 − {self.metric}, summed over severities)"
+        return [text, where + (f": {rows}." if rows else ": the baseline is the only train pipeline.")]
 
     def _fold_levels(self) -> dict[str, np.ndarray]:
         """Per fold: mean in-distribution score, mean score under ISP drift and under corruptions, ``(K,)`` each."""
@@ -397,9 +557,57 @@ class SynthesisResults(JsonResults):
         for name, values in self.corruption_metrics.items():
             for (p, c, s, k), v in np.ndenumerate(values):
                 rows.append(("corruption", self.train_pipelines[p], self.corruptions[c], self.severities[s], k, name, repr(float(v))))
+        for name, values in self.raw_corruption_metrics.items():
+            for (p, c, s, k), v in np.ndenumerate(values):
+                rows.append(("raw_corruption", self.train_pipelines[p], self.raw_corruptions[c], self.raw_severities[s], k, name, repr(float(v))))
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerows(rows)
         return atomic_write_text(path, text.getvalue())
+
+
+def corruption_errors(errors: np.ndarray, clean: np.ndarray, baseline: int) -> tuple[np.ndarray, np.ndarray]:
+    """Corruption errors and relative corruption errors in the sense of ImageNet-C, ``(P, C)`` each.
+
+    Parameters
+    ----------
+    errors
+        ``(P, C, S)``: error of model ``p`` under corruption ``c`` at each severity.
+    clean
+        ``(P,)``: each model's error without corruption.
+    baseline
+        Index of the baseline model, whose sums normalise.
+
+    Returns
+    -------
+    ``CE[p, c] = Σ_s errors[p, c, s] / Σ_s errors[b, c, s]`` and
+    ``relCE[p, c] = Σ_s (errors[p, c, s] − clean[p]) / Σ_s (errors[b, c, s] − clean[b])``; NaN where the
+    baseline's sum is not positive.
+
+    >>> ce, rel = corruption_errors(np.array([[[0.2, 0.4]], [[0.1, 0.2]]]), np.array([0.1, 0.05]), 0)
+    >>> ce.round(3).tolist(), rel.round(3).tolist()
+    ([[1.0], [0.5]], [[1.0], [0.5]])
+    """
+    errors, clean = np.asarray(errors, dtype=float), np.asarray(clean, dtype=float)
+    totals = errors.sum(axis=-1)
+    degradations = (errors - clean[:, None, None]).sum(axis=-1)
+    return _normalised(totals, totals[baseline]), _normalised(degradations, degradations[baseline])
+
+
+def _normalised(values: np.ndarray, by: np.ndarray) -> np.ndarray:
+    """``values / by`` per column, NaN where ``by`` is not positive."""
+    positive = by > 0
+    return np.where(positive, values / np.where(positive, by, 1.0), np.nan)
+
+
+def _ratio_text(value: float) -> str:
+    """A corruption error as a percentage of the baseline's, ``"n/a"`` when undefined."""
+    return f"{100 * value:.0f}%" if np.isfinite(value) else "n/a"
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """The mean of the finite values, NaN when there are none."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
 
 
 def _finite(value: Any) -> Any:

@@ -4,7 +4,16 @@ Oala et al., TMLR 2023, §5.1 (Figures 4–5, Tables 7–11). For every train pi
 ``p`` and fold ``k`` a task model is trained on the views of the other folds processed
 by ``p``; it is then tested on the held-out fold processed by every test pipeline
 ``q`` and on ``p``'s held-out views under each common corruption and severity
-(:mod:`ispkit.corruptions`). The scores fill a :class:`~ispkit.drift.results.SynthesisResults`.
+(:mod:`ispkit.corruptions`). With ``raw_corruptions:`` in the experiment it is also tested on
+the held-out fold's raw mosaics corrupted in the raw domain (:mod:`ispkit.raw_corruptions`)
+at each severity and then processed by ``p``, its own pipeline: the same ISP, a physically
+different acquisition. The scores fill a :class:`~ispkit.drift.results.SynthesisResults`.
+
+A raw corruption draws its random numbers from a generator seeded by
+:func:`raw_corruption_seed` (the study's seed, the fold, the corruption's name and the
+severity, not the train pipeline), fed batch by batch in the order of the fold's test
+indices: every model of a fold sees the same corrupted acquisitions, so their errors, and
+the mean corruption error normalised by the baseline model's, differ by the model alone.
 
 Views are computed batched in torch (a :class:`ViewBank` keeps each pipeline's
 prepared views in memory while they fit a budget, and otherwise processes every
@@ -27,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,13 +45,15 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write_text
+from ..camera import Camera
 from ..corruptions import CORRUPTIONS
-from ..tasks.base import TaskNetwork
+from ..raw_corruptions import raw_corruption
+from ..tasks.base import TaskNetwork, downsample_views
 from ..tasks.checkpoint import save_checkpoint
 from ..tasks.metrics import PRIMARY_METRIC
 from ..tasks.state import load_state
-from ..tasks.training import Evaluation, evaluate_detailed, fit
-from .config import SynthesisConfig
+from ..tasks.training import Evaluation, ViewSource, evaluate_detailed, fit
+from .config import RawCorruptionConfig, SynthesisConfig
 from .execution import execute
 from .report import write_report
 from .results import SynthesisResults
@@ -50,13 +62,16 @@ from .runs import RawSet, ViewBank, load_raw_set, open_run, resolve_device, save
 from .tracking import make_tracker
 from .units import Clock, Metrics, Progress, Study, Unit, epoch_metrics, slug, unit_seed
 
-__all__ = ["RawSet", "load_raw_set", "ViewBank", "open_run", "SynthesisStudy", "run_synthesis", "resolve_device", "seeded_network"]
+__all__ = [
+    "RawSet", "load_raw_set", "ViewBank", "open_run", "SynthesisStudy", "run_synthesis", "resolve_device", "seeded_network", "raw_corruption_seed",
+    "raw_corrupted_source",
+]  # fmt: skip
 # RawSet, load_raw_set, ViewBank, open_run, resolve_device and seeded_network are defined in ispkit.drift.runs
 # (the plumbing all three controls share) and stay importable from here.
 
 
 def _evaluate_unit(
-    network: TaskNetwork, bank: ViewBank, data: RawSet, config: SynthesisConfig, test: np.ndarray, train_label: str, seed: int
+    network: TaskNetwork, bank: ViewBank, data: RawSet, config: SynthesisConfig, test: np.ndarray, train_label: str, seed: int, fold: int
 ) -> dict[str, Any]:
     batch = config.training.batch_size
     evaluations = {q: evaluate_detailed(network, bank.source(q), data.targets, test, batch_size=batch) for q in config.test_pipelines}
@@ -73,16 +88,68 @@ def _evaluate_unit(
                 return CORRUPTIONS[name](source(index), severity, generator=generator, scale=scale)
 
             corrupted[name][str(severity)] = evaluate_detailed(network, corrupt, data.targets, test, batch_size=batch)
+    raw = _evaluate_raw(network, bank, data, config.raw_corruptions, test, train_label, fold, config.seed, batch) if config.raw_corruptions else {}
     result: dict[str, Any] = {
         "pipelines": {q: e.metrics for q, e in evaluations.items()},
         "corruptions": {name: {s: e.metrics for s, e in by_severity.items()} for name, by_severity in corrupted.items()},
     }
+    if config.raw_corruptions:
+        result["raw_corruptions"] = {name: {s: e.metrics for s, e in by_severity.items()} for name, by_severity in raw.items()}
     if data.task == "classification":  # the confusion matrices (true × predicted class) of the same predictions
         result["confusion"] = {
             "pipelines": {q: _counts(e) for q, e in evaluations.items()},
             "corruptions": {name: {s: _counts(e) for s, e in by_severity.items()} for name, by_severity in corrupted.items()},
         }
+        if config.raw_corruptions:
+            result["confusion"]["raw_corruptions"] = {name: {s: _counts(e) for s, e in by_severity.items()} for name, by_severity in raw.items()}
     return result
+
+
+def raw_corruption_seed(seed: int, fold: int, name: str, severity: int) -> int:
+    """The seed of raw corruption ``name`` at ``severity`` on fold ``fold``'s test raws (the same for every train pipeline).
+
+    The name enters through its CRC-32, so adding or removing corruptions leaves the others' draws as they were.
+
+    >>> raw_corruption_seed(0, 1, "low_light", 3) == raw_corruption_seed(0, 1, "low_light", 3) != raw_corruption_seed(0, 1, "low_light", 4)
+    True
+    """
+    return unit_seed(seed, fold, zlib.crc32(name.encode("utf-8")), severity)
+
+
+def raw_corrupted_source(bank: ViewBank, label: str, camera: Camera, name: str, severity: int, generator: torch.Generator) -> ViewSource:
+    """A view source: the raws at an index corrupted by ``name`` at ``severity`` (on the CPU, drawing from ``generator``),
+    then processed by ``label``'s pipeline and downsampled as the bank's views are."""
+    corruption, module = raw_corruption(name), bank.module(label)
+
+    def source(index: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            raws = corruption.apply_torch(bank.raws[torch.as_tensor(index)], severity, camera=camera, generator=generator)
+            return downsample_views(module(raws.to(bank.device)), bank.downsample)
+
+    return source
+
+
+def _evaluate_raw(
+    network: TaskNetwork, bank: ViewBank, data: RawSet, raw: RawCorruptionConfig, test: np.ndarray, label: str, fold: int, seed: int, batch: int
+) -> dict[str, dict[str, Evaluation]]:
+    """The unit's model on the test fold's raws under each raw corruption and severity, processed by its own pipeline ``label``."""
+    camera = raw.camera_for(data.camera)
+    evaluations: dict[str, dict[str, Evaluation]] = {}
+    for name in raw.names:
+        evaluations[name] = {}
+        for severity in raw.severities:
+            generator = torch.Generator().manual_seed(raw_corruption_seed(seed, fold, name, severity))
+            source = raw_corrupted_source(bank, label, camera, name, severity, generator)
+            evaluations[name][str(severity)] = evaluate_detailed(network, source, data.targets, test, batch_size=batch)
+    return evaluations
+
+
+def has_raw_axis(result: dict[str, Any], raw: RawCorruptionConfig | None) -> bool:
+    """Whether a unit's ``result`` holds every raw corruption and severity ``raw`` asks for (always, when ``raw`` is ``None``)."""
+    if raw is None:
+        return True
+    found = result.get("raw_corruptions") or {}
+    return all(str(s) in found.get(name, {}) for name in raw.names for s in raw.severities)
 
 
 def _counts(evaluation: Evaluation) -> list[list[int]] | None:
@@ -128,6 +195,8 @@ class SynthesisStudy(Study):
         network = seeded_network(config.model, data, seed, self.device)
         metric = PRIMARY_METRIC[data.task]
         name = f"{unit.tag} {label} fold {fold + 1}/{config.folds}"
+        if (unit.folder / "result.json").exists():
+            clock.say(f"{name}: its result lacks raw corruptions this experiment asks for; running it again")
         state = unit.folder / "train_state.pt"
         if state.exists():
             done = load_state(state, what="training resume state")["epoch"]
@@ -140,7 +209,7 @@ class SynthesisStudy(Study):
         history = fit(
             network, bank.source(label), data.targets, train, replace(config.training, seed=seed), validation_index=test, on_epoch=on_epoch, state_path=state
         )
-        result = _evaluate_unit(network, bank, data, config, test, label, seed)
+        result = _evaluate_unit(network, bank, data, config, test, label, seed, fold)
         result["history"] = {"loss": history.loss, "validation": history.validation}
         save_checkpoint(
             unit.folder / "model.pt", network, pipeline_yaml=bank.pipelines[label].to_yaml(),
@@ -149,6 +218,12 @@ class SynthesisStudy(Study):
         atomic_write_text(unit.folder / "result.json", json.dumps(result, indent=1))
         state.unlink(missing_ok=True)
         return result
+
+    def done(self, unit: Unit) -> dict[str, Any] | None:
+        """The unit's result if it finished and holds every raw corruption and severity the experiment asks for, else ``None``
+        (a unit finished without them, e.g. under an earlier config, runs again rather than being reused)."""
+        result = super().done(unit)
+        return result if result is not None and has_raw_axis(result, self.config.raw_corruptions) else None
 
     def metrics(self, unit: Unit, result: dict[str, Any]) -> Metrics:
         metric = PRIMARY_METRIC[self.data.task]
@@ -175,7 +250,26 @@ def _collect(config: SynthesisConfig, data: RawSet, results: dict[tuple[int, int
         task=task, metric=PRIMARY_METRIC[task], train_pipelines=list(config.train_pipelines), test_pipelines=list(config.test_pipelines),
         folds=K, metrics=metrics, corruptions=list(config.corruptions.names), severities=list(config.corruptions.severities), corruption_metrics=corrupted,
         classes=data.classes, synthetic=data.synthetic, confusion=confusion[0] if confusion else None, corruption_confusion=confusion[1] if confusion else None,
+        **_raw_fields(config, names, results),
     )  # fmt: skip
+
+
+def _raw_fields(config: SynthesisConfig, names: list[str], results: dict[tuple[int, int], dict[str, Any]]) -> dict[str, Any]:
+    """The raw-domain axis as :class:`SynthesisResults` fields: metric arrays ``(P, R, S, K)``, names, severities, families and
+    baseline (nothing when the experiment has no ``raw_corruptions:``)."""
+    raw = config.raw_corruptions
+    if raw is None:
+        return {}
+    values = {m: np.zeros((len(config.train_pipelines), len(raw.names), len(raw.severities), config.folds)) for m in names}
+    for (p, k), result in results.items():
+        for c, name in enumerate(raw.names):
+            for s, severity in enumerate(raw.severities):
+                for m in names:
+                    values[m][p, c, s, k] = result["raw_corruptions"][name][str(severity)][m]
+    return {
+        "raw_corruptions": list(raw.names), "raw_severities": list(raw.severities), "raw_corruption_metrics": values,
+        "raw_families": {name: raw_corruption(name).family for name in raw.names}, "raw_baseline": raw.baseline,
+    }  # fmt: skip
 
 
 def _confusions(config: SynthesisConfig, data: RawSet, results: dict[tuple[int, int], dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
@@ -252,6 +346,8 @@ def run_synthesis(
         "folds": config.folds,
         "seed": config.seed,
     }
+    if config.raw_corruptions is not None:
+        params["raw_corruptions"] = config.raw_corruptions.__dict__
     tracker = make_tracker(run_dir, config.name, params, tracking_uri=tracking_uri, enabled=tracking)
     results = execute(study, units, clock=clock, tracker=tracker, scheduler=scheduler, workers=workers)
     summary = _collect(config, data, results)

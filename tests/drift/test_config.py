@@ -144,7 +144,7 @@ def test_other_errors(extra, message):
         SynthesisConfig.from_yaml(MINIMAL + extra + "\n")
 
 
-KINDS = {"synthesis": SynthesisConfig, "train": SynthesisConfig, "forensics": ForensicsConfig, "adjustment": AdjustmentConfig}
+KINDS = {"synthesis": SynthesisConfig, "rawbench": SynthesisConfig, "train": SynthesisConfig, "forensics": ForensicsConfig, "adjustment": AdjustmentConfig}
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EXPERIMENTS.glob("*.yaml")))
@@ -159,7 +159,7 @@ def test_shipped_experiments_parse(name):
 
 def test_the_repository_experiments_are_the_packaged_ones():
     shipped = shipped_experiments()
-    assert sorted(shipped) == sorted(p.stem for p in EXPERIMENTS.glob("*.yaml")) and len(shipped) == 9
+    assert sorted(shipped) == sorted(p.stem for p in EXPERIMENTS.glob("*.yaml")) and len(shipped) >= 10
     for name, experiment in shipped.items():
         assert (EXPERIMENTS / f"{name}.yaml").read_text(encoding="utf-8") == experiment.text, f"experiments/{name}.yaml differs from ispkit/experiments/"
 
@@ -167,7 +167,10 @@ def test_the_repository_experiments_are_the_packaged_ones():
 @pytest.mark.parametrize("name", sorted(shipped_experiments()))
 def test_each_packaged_experiment_is_listed_with_the_command_that_runs_it(name):
     experiment = shipped_experiments()[name]
-    assert experiment.command == {"synthesis": "synthesis", "train": "synthesis", "forensics": "forensics", "adjustment": "adjust"}[name.split("_")[0]]
+    assert (
+        experiment.command
+        == {"synthesis": "synthesis", "rawbench": "rawbench", "train": "synthesis", "forensics": "forensics", "adjustment": "adjust"}[name.split("_")[0]]
+    )
     assert isinstance(COMMANDS[experiment.command].from_yaml(experiment.text), KINDS[name.split("_")[0]])
     assert experiment.summary == " ".join(line[2:] for line in experiment.text.splitlines() if line.startswith("# ")) and len(experiment.summary) > 40
 
