@@ -200,14 +200,6 @@ def _torch_generator(seed: int | None) -> torch.Generator | None:
 # -- the tables -------------------------------------------------------------------------------------
 
 
-def _cell(value: Any, quantity: Quantity) -> str:
-    if value is None:
-        return str(quantity.none_means)
-    if isinstance(value, tuple):
-        return "/".join(f"{v:g}" for v in value)
-    return f"{value:g}"
-
-
 def _chosen(corruptions: Iterable[RawCorruption] | None) -> list[RawCorruption]:
     if corruptions is not None:
         return list(corruptions)
@@ -222,7 +214,7 @@ def severity_table(corruptions: Iterable[RawCorruption] | None = None) -> str:
     for corruption in _chosen(corruptions):
         for i, quantity in enumerate(corruption.quantities):
             head = f"`{corruption.name}` | {corruption.family}" if i == 0 else " | "
-            values = " | ".join(_cell(level[quantity.name], quantity) for level in corruption.levels)
+            values = " | ".join(quantity.show(level[quantity.name]) for level in corruption.levels)
             rows.append(f"| {head} | `{quantity.name}` | {quantity.unit} | {values} |")
     return "\n".join(rows)
 

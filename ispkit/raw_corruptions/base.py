@@ -122,6 +122,14 @@ class Quantity:
         if not self.low <= self.high:
             raise InputError(f"quantity {self.name!r}: need low <= high, got {self.low} > {self.high}")
 
+    def show(self, value: Any) -> str:
+        """``value`` as the severity tables show it: ``0.03``, ``-0.05/0.1`` for a vector, :attr:`none_means` for ``None``."""
+        if value is None:
+            return str(self.none_means)
+        if isinstance(value, tuple):
+            return "/".join(f"{v:g}" for v in value)
+        return f"{value:g}"
+
     def check(self, value: Any, where: str) -> Any:
         """``value`` if it is valid, as a float (a tuple of floats for a vector) or the tensor given; else :class:`InputError`.
 
@@ -278,6 +286,14 @@ class RawCorruption:
         return {q.name: q.check(base[q.name], where) for q in self.quantities}
 
     # -- application -----------------------------------------------------------------------------
+
+    def describe(self, severity: int) -> str:
+        """Severity ``severity`` in words: the quantities that change with severity and their values,
+        e.g. ``"low_light 3: exposure 0.03 ×"``."""
+        level = self.level(severity)
+        changing = [q for q in self.quantities if len({repr(lv[q.name]) for lv in self.levels}) > 1] or list(self.quantities)
+        values = ", ".join(f"{q.name} {q.show(level[q.name])}{' ' + q.unit if q.unit else ''}" for q in changing)
+        return f"{self.name} {severity}: {values}"
 
     def check_camera(self, camera: Camera | str | Mapping[str, Any]) -> Camera:
         """The camera, resolved (:meth:`Camera.get`), once it has every field in :attr:`needs`; else an :class:`InputError` saying how to add them."""

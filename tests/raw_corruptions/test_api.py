@@ -273,11 +273,24 @@ class TestRegistry:
         impostor = dataclasses.replace(raw_corruption("low_light"), torch=lambda raw, camera, generator, exposure: raw)
         registry.register(self._plugin([impostor]), name="impostor", provider="impostor-dist")
         assert raw_corruption("low_light").torch is not impostor.torch
+        assert raw_corruptions()["low_light"].torch is not impostor.torch  # the listing records the clash
         assert "raw corruption 'low_light' is provided twice: by 'ispkit' and by 'impostor-dist'" in registry.failures[0].error
 
     def test_a_missing_plugin_corruption_names_the_plugin(self, registry, camera):
         with pytest.raises(InputError, match="'defocus' is provided by the plugin 'ispkit-plugin-optics', which is not installed"):
             corrupt_raw(np.zeros((8, 8)), "defocus", 1, camera=camera)
+
+
+class TestDescribe:
+    def test_a_severity_in_words_names_the_quantities_that_change(self):
+        assert raw_corruption("low_light").describe(3) == "low_light 3: exposure 0.03 ×"
+        assert raw_corruption("chromatic_aberration").describe(5) == "chromatic_aberration 5: red_pct 0.5 %, blue_pct -0.5 %"
+        # hot_fraction is the same at every severity: only the density is named
+        assert raw_corruption("defective_pixels").describe(2) == "defective_pixels 2: density 0.0003"
+
+    def test_an_unknown_severity_is_refused(self):
+        with pytest.raises(InputError, match="severity"):
+            raw_corruption("vignetting").describe(6)
 
 
 class TestDocs:

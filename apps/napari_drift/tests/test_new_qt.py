@@ -45,6 +45,57 @@ def test_drift_view_stack(viewer, qtbot, raw_tiff, errors):
     assert not errors
 
 
+def test_drift_view_shows_raw_corruptions_through_one_preset(viewer, qtbot, tmp_path, errors):
+    from napari_drift.logic.drift_view import raw_corruption_stack
+    from napari_drift.widgets.drift_view import MODES, RAW_DIFF_PREFIX, RAW_STACK_PREFIX, DriftViewWidget
+    from skimage import data
+
+    from ispkit import Camera
+    from ispkit.demo import scene_to_raw
+    from ispkit.io import write_raw
+
+    scene = np.moveaxis(data.coffee()[100:164, 200:296], -1, 0) / 255.0
+    path = write_raw(tmp_path / "coffee.tiff", scene_to_raw(scene, Camera.get("drone")), "drone")
+    viewer.open(str(path), plugin="napari-drift")
+    widget = DriftViewWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.mode_combo.setCurrentText(MODES[1])
+    assert widget.corruption_list.isVisibleTo(widget) and not widget.preset_list.isVisibleTo(widget)
+    assert widget.compute_button.text() == "Compute raw corruption stack" and widget.reference_label.text() == "Preset"
+    widget.set_raw_corruptions(["lens_shading", "chromatic_aberration"])
+    for box in widget.severity_boxes:
+        box.setChecked(box.text() in ("2", "5"))
+    widget.reference_combo.setCurrentText("ma,u,me")
+    with qtbot.waitSignal(widget.computed, timeout=60000):
+        widget.compute_button.click()
+    source = np.asarray(viewer.layers["coffee"].data, dtype=np.float64)
+    expected = raw_corruption_stack(source, "drone", "ma,u,me", ["lens_shading", "chromatic_aberration"], [2, 5])
+    stack, diff = widget.raw_stack_layer, widget.raw_diff_layer
+    assert stack.name == RAW_STACK_PREFIX + "coffee" and diff.name == RAW_DIFF_PREFIX + "coffee"
+    np.testing.assert_array_equal(stack.data, expected.data)
+    np.testing.assert_array_equal(diff.data, expected.difference())
+    assert tuple(stack.axis_labels[:2]) == ("corruption", "severity") and stack.metadata["ispkit_severities"] == [2, 5]
+    viewer.dims.set_current_step(0, 1)
+    viewer.dims.set_current_step(1, 1)
+    assert viewer.canvas.overlays.text.text == "chromatic_aberration 5: red_pct 0.5 %, blue_pct -0.5 % (through ma,u,me)"
+    assert not errors
+
+
+def test_drift_view_with_every_raw_corruption_names_those_the_camera_cannot_support(viewer, qtbot, raw_tiff, errors):
+    from napari_drift.widgets.drift_view import MODES, DriftViewWidget
+
+    viewer.open(str(raw_tiff), plugin="napari-drift")  # a microscopy raw: no published gain or read noise
+    widget = DriftViewWidget(viewer)
+    widget.mode_combo.setCurrentText(MODES[1])
+    for box in widget.severity_boxes:
+        box.setChecked(box.text() == "1")
+    with qtbot.waitSignal(widget.computed, timeout=60000):
+        widget.compute_button.click()
+    assert "Left out (the camera cannot support them): low_light" in widget.status.text()
+    assert "low_light" not in widget.raw_stack.names and "vignetting" in widget.raw_stack.names
+    assert not errors
+
+
 def test_drift_view_without_raw_layer_notifies(viewer, errors):
     from napari_drift.widgets.drift_view import DriftViewWidget
 

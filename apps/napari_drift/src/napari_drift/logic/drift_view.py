@@ -16,6 +16,11 @@ construction); torch pays off for batches of mosaics or on a GPU, so NumPy is th
 A stack of frames (``(*frames, H, W)``, a lazy dask array) gets a lazy drift stack
 ``(N, *frames, H, W, 3)`` (:func:`lazy_drift_stack`): one view is computed when it is read
 (napari: when it is shown), with the NumPy backend.
+
+Physical drift before the ISP: :func:`raw_corruption_stack` shows one mosaic under each
+raw-domain corruption (:mod:`ispkit.raw_corruptions`) and severity, every corrupted raw
+processed by the same preset -- same ISP, another acquisition -- as ``(C, S, H, W, 3)``
+with the clean view to compare with.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from .composer import to_view, views_of
 
 __all__ = [
     "DriftStack",
+    "RawCorruptionStack",
+    "raw_corruption_stack",
     "METADATA_PRESETS",
     "METADATA_REFERENCE",
     "difference_stack",
@@ -164,3 +171,99 @@ def _view_function(pipeline: Pipeline) -> Callable[[np.ndarray], np.ndarray]:
         return to_view(pipeline(np.asarray(mosaic, dtype=np.float64)))
 
     return view
+
+
+@dataclass(frozen=True)
+class RawCorruptionStack:
+    """One mosaic under raw-domain corruptions, seen through one preset.
+
+    ``data[c, s]`` is the view of the mosaic under corruption ``names[c]`` at severity
+    ``severities[s]``, ``(C, S, H, W, 3)`` float32 in [0, 1]; ``clean`` is the preset's view
+    of the mosaic itself; ``skipped`` names the corruptions left out (the camera lacks what
+    they need) with the reason.
+    """
+
+    data: np.ndarray
+    clean: np.ndarray
+    names: tuple[str, ...]
+    severities: tuple[int, ...]
+    preset: str
+    skipped: dict[str, str]
+
+    def difference(self) -> np.ndarray:
+        """``|view - clean view|`` for every corruption and severity, ``(C, S, H, W, 3)`` float32."""
+        return np.abs(self.data - self.clean[None, None])
+
+    def describe(self, c: int, s: int) -> str:
+        """Corruption ``c`` at severity ``s`` in words (its physical quantities)."""
+        from ispkit.raw_corruptions import raw_corruption
+
+        return raw_corruption(self.names[c]).describe(self.severities[s])
+
+
+def raw_corruption_stack(
+    mosaic: np.ndarray,
+    camera: Camera | str,
+    preset: str,
+    names: Sequence[str] | None = None,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    *,
+    seed: int = 0,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> RawCorruptionStack:
+    """``mosaic`` (H, W) under each raw-domain corruption ``names`` (default: every registered one
+    the camera supports) at each of ``severities``, processed by ``preset`` for ``camera``.
+
+    Each view equals ``to_view(Pipeline.preset(preset, camera)(corrupt_raw(mosaic, name, severity,
+    camera=camera, seed=...)))`` with a seed drawn from ``seed``, the corruption's index and the
+    severity, so the same call gives the same stack. A corruption named explicitly that the
+    camera cannot support is an :class:`~ispkit.InputError` saying what the camera lacks.
+    """
+    from ispkit.raw_corruptions import SEVERITIES, corrupt_raw, raw_corruption, raw_corruptions
+
+    (preset,) = _check_presets([preset])
+    mosaic = np.asarray(mosaic, dtype=np.float64)
+    if mosaic.ndim != 2:
+        raise InputError(f"expected an (H, W) mosaic, got shape {mosaic.shape}")
+    severities = tuple(int(s) for s in severities)
+    if not severities or any(s not in SEVERITIES for s in severities):
+        raise InputError(f"severities must be some of {', '.join(map(str, SEVERITIES))}, got {list(severities)}")
+    camera = Camera.get(camera)
+    skipped: dict[str, str] = {}
+    if names is None:
+        chosen = []
+        for corruption in raw_corruptions().values():
+            try:
+                corruption.check_camera(camera)
+            except InputError as exc:
+                skipped[corruption.name] = str(exc)
+            else:
+                chosen.append(corruption.name)
+    else:
+        for name in names:
+            raw_corruption(name).check_camera(camera)  # unknown names and unsupported cameras are InputErrors
+        chosen = list(names)
+    if not chosen:
+        raise InputError("choose at least one raw corruption")
+    pipeline = Pipeline.preset(preset, camera=camera)
+    views: dict[str, np.ndarray] = {}
+    for c, name in enumerate(chosen):
+        try:
+            views[name] = np.stack(
+                [to_view(pipeline(corrupt_raw(mosaic, name, severity, camera=camera, seed=_cell_seed(seed, name, severity)))) for severity in severities]
+            )
+        except InputError as exc:  # e.g. an illuminant shift the camera's colour model cannot give
+            if names is not None:
+                raise
+            skipped[name] = str(exc)
+        if progress:
+            progress(c + 1, len(chosen), name)
+    if not views:
+        raise InputError(f"no raw corruption applies to camera {camera.name!r}: " + "; ".join(skipped.values()))
+    data = np.stack(list(views.values()))
+    return RawCorruptionStack(data, to_view(pipeline(mosaic)), tuple(views), severities, preset, skipped)
+
+
+def _cell_seed(seed: int, name: str, severity: int) -> int:
+    """The seed of one corruption and severity: the same for the same call, different across cells."""
+    return int(np.random.SeedSequence([seed, *name.encode(), severity]).generate_state(1)[0])
