@@ -224,6 +224,17 @@ class Camera:
         """A neutral camera: no black level, unit gains, identity colour matrix."""
         return cls(name="identity", pattern=pattern, description="neutral: black level 0, white balance 1, M = I")
 
+    def differences(self, other: Camera) -> list[str]:
+        """The fields in which this camera and ``other`` differ, each as ``"name (mine vs other's)"``
+        (an empty list for equal cameras), for messages about files that should share one camera.
+
+        >>> Camera.identity().differences(Camera.identity("GRBG"))
+        ["pattern ('RGGB' vs 'GRBG')"]
+        """
+        return [
+            f"{name} ({getattr(self, name)!r} vs {getattr(other, name)!r})" for name in self.__dataclass_fields__ if getattr(self, name) != getattr(other, name)
+        ]
+
     @classmethod
     def builtin(cls, name: str) -> Camera:
         """A camera registered through the plugin registry (``microscopy``, ``drone``, ...).

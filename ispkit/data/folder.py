@@ -293,13 +293,8 @@ def check_same_raw(image: RawImage, path: Path, reference: Path, shape: tuple[in
             "all raw files of a dataset have one size: crop or bin them to one size first"
         )
     if image.camera != camera:
-        differ = [
-            f"{name} ({getattr(image.camera, name)!r} vs {getattr(camera, name)!r})"
-            for name in Camera.__dataclass_fields__
-            if getattr(image.camera, name) != getattr(camera, name)
-        ]
         raise RawFormatError(
-            f"{path} and {reference} carry different cameras: {'; '.join(differ)}; the files of one dataset share one camera: "
+            f"{path} and {reference} carry different cameras: {'; '.join(image.camera.differences(camera))}; the files of one dataset share one camera: "
             "fix the files, or give one camera for all (dataset.camera in an experiment, camera= in Python)"
         )
 

@@ -148,12 +148,10 @@ def _check_member(path: Path, shape: tuple[int, ...], camera: Camera, want_shape
     if tuple(shape) != tuple(want_shape):
         raise InputError(f"raw archive: {path} has shape {tuple(shape)}, but the archive's images are {tuple(want_shape)}")
     if camera != want_camera:
-        diffs = [
-            f"{f}={getattr(camera, f)!r} (archive: {getattr(want_camera, f)!r})"
-            for f in Camera.__dataclass_fields__
-            if getattr(camera, f) != getattr(want_camera, f)
-        ]
-        raise InputError(f"raw archive: {path} has another camera than the archive: {'; '.join(diffs)}; pass camera= to override")
+        raise InputError(
+            f"raw archive: {path} has another camera than the archive (this file's vs the archive's): "
+            f"{'; '.join(camera.differences(want_camera))}; pass camera= to override"
+        )
 
 
 def _digest(path: str | os.PathLike[str]) -> str:
