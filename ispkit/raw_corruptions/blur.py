@@ -7,13 +7,14 @@ sensor grid, and re-mosaics::
 
     y = Σ_c m_c · (k ∗ (m_c x)) / (k ∗ m_c)
 
-with ``m_c`` the CFA mask of colour ``c``, ``k`` the PSF and ``∗`` the convolution
+with ``m_c`` the CFA mask of colour ``c``, ``k`` the PSF (one for all colours, or
+``k_c`` one per colour, as a lens's wavelength-dependent PSF) and ``∗`` the convolution
 ``scipy.ndimage.convolve(·, mode="reflect")`` (torch: :func:`ispkit.filters.convolve2d`,
 its twin, borders included). At a site of colour ``c`` the output is the PSF-weighted
 mean of the ``c`` samples around it, renormalised over the samples present: a flat
 field stays flat everywhere, colours do not mix, and a PSF that sums to 1 keeps each
 colour's mean (the energy) away from the borders. (The optics plugin's ``lens`` stage
-blurs the same way.)
+and its ``defocus`` corruption blur with these functions, one PSF per colour.)
 
 ``motion_blur``
     The PSF of a camera moving at constant speed during the exposure: a line segment of
@@ -45,18 +46,25 @@ _POINTS_PER_PIXEL = 8
 
 
 def cfa_blur_numpy(raw: np.ndarray, kernel: np.ndarray, pattern: str) -> np.ndarray:
-    """Blur each colour of the mosaic ``raw`` ``(H, W)`` from its own samples by ``kernel`` ``(k, k)`` (odd k), normalised convolution."""
+    """Blur each colour of the mosaic ``raw`` ``(H, W)`` from its own samples by ``kernel``, normalised convolution.
+
+    ``kernel`` is ``(k, k)`` for every colour or ``(3, k, k)`` for R, G, B (odd ``k``).
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim not in (2, 3) or (kernel.ndim == 3 and kernel.shape[0] != 3):
+        raise ValueError(f"expected a kernel (k, k) or one per colour (3, k, k), got shape {kernel.shape}")
+    kernels = np.broadcast_to(kernel, (3, *kernel.shape[-2:]))
     masks = masks_numpy(raw.shape, pattern).astype(np.float64)
     out = np.zeros(raw.shape, dtype=np.float64)
-    for mask in masks:
-        numerator = ndimage.convolve(mask * raw, kernel, mode=_MODE)
-        denominator = ndimage.convolve(mask, kernel, mode=_MODE)
+    for mask, k in zip(masks, kernels, strict=True):
+        numerator = ndimage.convolve(mask * raw, k, mode=_MODE)
+        denominator = ndimage.convolve(mask, k, mode=_MODE)
         out += mask * numerator / np.where(mask > 0, denominator, 1.0)  # used at the colour's own sites only
     return out
 
 
 def cfa_blur(raw: torch.Tensor, kernel: torch.Tensor, pattern: str) -> torch.Tensor:
-    """Torch twin of :func:`cfa_blur_numpy` on ``(*, H, W)`` with one kernel ``(k, k)``; differentiable in ``raw`` and ``kernel``.
+    """Torch twin of :func:`cfa_blur_numpy` on ``(*, H, W)`` with a kernel ``(k, k)`` or ``(3, k, k)``; differentiable in ``raw`` and ``kernel``.
 
     A kernel whose centre weight is 0 at a colour's site with no other sample under it
     would divide by 0; a PSF centred on the pixel (every PSF here) has a positive centre.

@@ -31,17 +31,14 @@ simulation from a full-resolution scene, blur each scene channel with
 :func:`~ispkit_plugin_optics.psf.airy_psf_numpy` first and mosaic afterwards.
 
 Borders: scipy's ``reflect`` (``b a | a b c d | d c``), in mask and data alike, so every
-colour's reflected samples stay its own.
+colour's reflected samples stay its own. The convolution is ispkit's own
+(:mod:`ispkit.raw_corruptions.blur`, which the raw corruptions use with one PSF for all
+colours): the plugin passes one PSF per colour.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from scipy import ndimage
-
-from ispkit import filters
-from ispkit.cfa import masks_numpy, masks_torch
+from ispkit.raw_corruptions.blur import cfa_blur, cfa_blur_numpy
 from ispkit.stages.base import Param, Stage
 
 from .psf import WAVELENGTHS_NM, airy_psf, airy_psf_numpy, gaussian_psf, gaussian_psf_numpy
@@ -51,28 +48,13 @@ __all__ = ["lens_blur_numpy", "lens_blur", "AiryLens", "GaussianLens", "MICROSCO
 MICROSCOPY_PIXEL_PITCH_UM = 6.5
 """PCO edge 5.5 pixel pitch (manufacturer datasheet; not stated in the paper or in ispkit's camera)."""
 
-_MODE = "reflect"
+lens_blur_numpy = cfa_blur_numpy
+"""Blur the mosaic ``raw`` ``(H, W)`` by the R, G, B kernels ``(3, k, k)``: ispkit's normalised per-colour
+convolution (:func:`ispkit.raw_corruptions.blur.cfa_blur_numpy`, see the module docstring)."""
 
-
-def lens_blur_numpy(raw: np.ndarray, kernels: np.ndarray, pattern: str) -> np.ndarray:
-    """Blur the mosaic ``raw`` ``(H, W)`` by the R, G, B kernels ``(3, k, k)`` (normalised convolution, see module docstring)."""
-    masks = masks_numpy(raw.shape[-2:], pattern).astype(np.float64)
-    out = np.zeros_like(raw, dtype=np.float64)
-    for c in range(3):
-        numerator = ndimage.convolve(masks[c] * raw, kernels[c], mode=_MODE)
-        denominator = ndimage.convolve(masks[c], kernels[c], mode=_MODE)
-        out += masks[c] * numerator / np.where(masks[c] > 0, denominator, 1.0)  # used at c's own sites only
-    return out
-
-
-def lens_blur(raw: torch.Tensor, kernels: torch.Tensor, pattern: str) -> torch.Tensor:
-    """Torch twin of :func:`lens_blur_numpy` on ``(N, H, W)``; differentiable in ``raw`` and ``kernels``."""
-    masks = masks_torch(raw.shape[-2:], pattern, dtype=raw.dtype, device=raw.device)  # (3, H, W)
-    kernels = kernels.to(raw.dtype)
-    numerator = filters.convolve2d(masks * raw[..., None, :, :], kernels, _MODE)  # (N, 3, H, W)
-    denominator = filters.convolve2d(masks, kernels, _MODE)  # (3, H, W)
-    denominator = torch.where(masks > 0, denominator, torch.ones_like(denominator))  # used at c's own sites only
-    return (masks * numerator / denominator).sum(dim=-3)
+lens_blur = cfa_blur
+"""Torch twin of :func:`lens_blur_numpy` on ``(N, H, W)``; differentiable in ``raw`` and ``kernels``
+(:func:`ispkit.raw_corruptions.blur.cfa_blur`)."""
 
 
 _COMMON = (
