@@ -16,7 +16,7 @@ Commands
                     list the example experiments shipped with ispkit
 ``ispkit experiments copy NAME [DIR]``
                     copy one into DIR (default: experiments), never overwriting, and say how to run it
-``ispkit synthesis run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking] [--scheduler S] [--workers N]``
+``ispkit synthesis run CONFIG [--out DIR] [--tracking-uri URI | --no-tracking] [--scheduler S] [--workers N] [--device D] [--quiet]``
                     run (or resume) a drift-synthesis study and write its report
 ``ispkit rawbench run CONFIG [...same options]``
                     run (or resume) a raw-domain corruption benchmark: a synthesis study whose
@@ -25,16 +25,22 @@ Commands
                     run (or resume) a drift-forensics sweep: signature, operating specification, report
 ``ispkit adjust run CONFIG [...same options]``
                     run (or resume) a drift-adjustment study: learned vs frozen pipeline vs raw
+``ispkit ui RUN_DIR [--port N] [--host H]``
+                    the MLflow UI on a run folder's tracking store (needs ``ispkit[ui]``)
 ``ispkit bulk SRC STORE --pipelines P [P ...] [--backend torch] [--scheduler S] [--workers N]``
                     a folder of raw files through pipelines into a Zarr store with Dask (resumable)
 
 ``--scheduler local`` (default) runs in this process, or on a local Dask cluster of
 ``--workers N`` processes; ``--scheduler tcp://host:8786`` runs on that Dask cluster.
+Run commands show a progress bar on standard error when it is a terminal, plain lines
+otherwise, nothing with ``--quiet``; ``--device cpu|cuda|cuda:N|auto`` overrides the
+experiment's device.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import os
 import platform
@@ -77,17 +83,16 @@ def _views(args: argparse.Namespace) -> int:
 
 def _synth(args: argparse.Namespace) -> int:
     from .data.synthesize import synthesize_drone, synthesize_microscopy
-
-    def progress(done: int, total: int) -> None:
-        if done == total or done % max(1, total // 20) == 0:
-            print(f"\r  {args.kind}: {done}/{total}", end="\n" if done == total else "", flush=True)
+    from .drift.progress_display import ProgressDisplay, counter
 
     args.saved_in = args.out
-    print(f"ispkit data synth {args.kind} → {args.out} (seed {args.seed}; existing files are kept, so a rerun resumes)")
-    if args.kind == "microscopy":
-        synthesize_microscopy(args.out, n=args.n or 100, seed=args.seed, progress=progress)
-    else:
-        synthesize_drone(args.out, n_frames=args.n or 12, seed=args.seed, progress=progress)
+    with ProgressDisplay(quiet=args.quiet) as display:
+        display(f"ispkit data synth {args.kind} → {args.out} (seed {args.seed}; existing files are kept, so a rerun resumes)")
+        progress = counter(display, f"  {args.kind}")
+        if args.kind == "microscopy":
+            synthesize_microscopy(args.out, n=args.n or 100, seed=args.seed, progress=progress)
+        else:
+            synthesize_drone(args.out, n_frames=args.n or 12, seed=args.seed, progress=progress)
     return 0
 
 
@@ -191,16 +196,23 @@ def _run_experiment(args: argparse.Namespace, kind: str) -> tuple[Any, Path]:
     """Parse the experiment YAML of ``kind`` and run (or resume) it with the command's options."""
     from .drift import adjustment, forensics, synthesis
     from .drift import config as configs
+    from .drift.progress_display import ProgressDisplay
+    from .drift.runs import resolve_device
 
     runs: dict[str, Callable[..., Any]] = {"synthesis": synthesis.run_synthesis, "forensics": forensics.run_forensics, "adjust": adjustment.run_adjustment}
     runs["rawbench"] = synthesis.run_synthesis  # the synthesis study; its config reader requires raw_corruptions:
     run = runs[kind]
     config = configs.COMMANDS[kind].from_yaml(args.config)
+    if args.device is not None:  # the run folder's config.yaml (config.text) is unchanged: a resume may use another device
+        config = dataclasses.replace(config, device=args.device)
+    resolve_device(config.device)  # a missing CUDA is reported before anything is written
     out = args.out or Path("runs") / config.name
     args.saved_in = out  # named by the interrupt and storage-fault messages
-    print(f"ispkit {kind}: {args.config} → {out} (interrupt at any time; the same command resumes)", flush=True)
-    results = run(config, out, tracking=not args.no_tracking, tracking_uri=args.tracking_uri, progress=lambda line: print(line, flush=True),
-                  scheduler=args.scheduler, workers=args.workers)  # fmt: skip
+    with ProgressDisplay(quiet=args.quiet) as display:
+        display(f"ispkit {kind}: {args.config} → {out} (interrupt at any time; the same command resumes)")
+        results = run(
+            config, out, tracking=not args.no_tracking, tracking_uri=args.tracking_uri, progress=display, scheduler=args.scheduler, workers=args.workers
+        )
     return results, out
 
 
@@ -259,12 +271,25 @@ def _bulk(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ui(args: argparse.Namespace) -> int:
+    from .drift.tracking import local_store
+    from .drift.ui import serve
+
+    return serve(local_store(args.run_dir), args.host, args.port, lambda line: print(line, flush=True))
+
+
 def _scheduler_options(parser: argparse.ArgumentParser) -> None:
     """``--scheduler`` and ``--workers`` (see :mod:`ispkit.scale.cluster`)."""
     parser.add_argument("--scheduler", default="local", help="'local' (default) or a Dask scheduler address such as tcp://host:8786")
     parser.add_argument(
         "--workers", type=_positive, default=1, help="with --scheduler local: worker processes of a local Dask cluster (default 1: this process)"
     )
+
+
+def _device(text: str) -> str:
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
 
 
 def _positive(text: str) -> int:
@@ -287,7 +312,13 @@ def _experiment_command(sub: Any, kind: str, help: str, what: str, func: Any) ->
     track.add_argument("--tracking-uri", help="MLflow tracking server (default: a local store inside the run folder)")
     track.add_argument("--no-tracking", action="store_true", help="do not track with MLflow")
     _scheduler_options(run)
+    run.add_argument("--device", type=_device, help="auto (CUDA when available), cpu, cuda or cuda:N; overrides the experiment's device")
+    _quiet_option(run)
     run.set_defaults(func=func)
+
+
+def _quiet_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress (a bar on a terminal, plain lines otherwise); errors still print")
 
 
 def version_line() -> str:
@@ -323,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", type=Path, required=True, help="dataset root (microscopy/ or drone/ is created inside)")
     synth.add_argument("--n", type=int, help="images (microscopy, default 100) or frames (drone, default 12)")
     synth.add_argument("--seed", type=int, default=0)
+    _quiet_option(synth)
     synth.set_defaults(func=_synth)
     download = data.add_parser("download", help="download the published record from Zenodo, verify and unpack it")
     download.add_argument("--root", type=Path, required=True, help="dataset root (the record is unpacked inside)")
@@ -345,6 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     _experiment_command(sub, "rawbench", "raw-domain corruption benchmark: a synthesis study with raw_corruptions:", "a raw-corruption benchmark", _rawbench)
     _experiment_command(sub, "forensics", "drift forensics: find processing settings under which a model fails", "a forensic sweep", _forensics)
     _experiment_command(sub, "adjust", "drift adjustment: train pipeline parameters jointly with the task model", "an adjustment study", _adjust)
+    ui = sub.add_parser("ui", help="the MLflow UI on a run folder's tracking store (needs ispkit[ui])")
+    ui.add_argument("run_dir", type=Path, help="a run folder (the --out of a run command; it may have been moved)")
+    ui.add_argument("--port", type=int, default=5000, help="port to serve on (default: 5000)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    ui.set_defaults(func=_ui)
     bulk = sub.add_parser("bulk", help="process a folder of raw files through pipelines into a Zarr store with Dask")
     bulk.add_argument("src", help="folder (or file) of raw TIFF/DNG files of one shape and camera")
     bulk.add_argument("store", help="Zarr store to write (one array per pipeline; an existing one is resumed)")

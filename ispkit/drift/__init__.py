@@ -11,7 +11,9 @@ The modules read top-down: each imports only modules listed before it.
 
 - :mod:`~ispkit.drift.distances` with its hook kind (:mod:`~ispkit.drift.builtins`,
   :mod:`~ispkit.drift.hookspecs`), :mod:`~ispkit.drift.config`, :mod:`~ispkit.drift.tracking`,
-  :mod:`~ispkit.drift.units` (a study's units, the clock, seeds), :mod:`~ispkit.drift.run_lock`;
+  :mod:`~ispkit.drift.ui` (the MLflow UI on a run folder's store), :mod:`~ispkit.drift.progress_display`
+  (the time-left estimate; a bar, plain lines or nothing), :mod:`~ispkit.drift.units` (a study's units,
+  the clock, seeds), :mod:`~ispkit.drift.run_lock`;
 - :mod:`~ispkit.drift.grid` (the units as Dask tasks), :mod:`~ispkit.drift.execution` (run, resume);
 - :mod:`~ispkit.drift.runs` (run folder, data, device, folds, views, seeded networks);
 - :mod:`~ispkit.drift.statistics` (confidence intervals over folds and images);

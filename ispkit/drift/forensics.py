@@ -69,7 +69,7 @@ from .results import ForensicsResults, ForensicsRun, plain_lambda
 from .run_lock import holding_run_folder
 from .runs import RawSet, ViewBank, open_run, seeded_network
 from .tracking import make_tracker
-from .units import Clock, Metrics, Progress, Study, Unit, epoch_metrics, slug, unit_seed
+from .units import Clock, Metrics, Progress, Study, Unit, epoch_metrics, slug, total_work, unit_seed
 
 __all__ = ["ForensicsRun", "ForensicsResults", "ForensicsStudy", "attack", "run_forensics"]
 # ForensicsRun and ForensicsResults are defined in ispkit.drift.results (with every results class) and stay importable from here.
@@ -219,7 +219,7 @@ class ForensicsStudy(Study):
         keys = [(s, lam) for s in config.subsets for lam in config.lambdas]
         return [
             Unit(f"{subset}/lambda_{plain_lambda(lam)}", (subset, lam), self.run_dir / "units" / slug(subset) / f"lambda_{plain_lambda(lam)}",
-                 {"subset": subset, "lambda": lam, "seed": unit_seed(config.seed, config.subsets.index(subset), config.lambdas.index(lam))}, 1, (i, len(keys)))
+                 {"subset": subset, "lambda": lam, "seed": unit_seed(config.seed, config.subsets.index(subset), config.lambdas.index(lam))}, {"attack": 1}, (i, len(keys)))
             for i, (subset, lam) in enumerate(keys, 1)
         ]  # fmt: skip
 
@@ -248,7 +248,7 @@ class ForensicsStudy(Study):
                              lr=config.lr, batch_size=config.batch_size, seed=unit.params["seed"])  # fmt: skip
         atomic_write_text(unit.folder / "pipeline.yaml", module.to_pipeline().to_yaml())
         atomic_write_text(unit.folder / "result.json", json.dumps(run.to_dict()))
-        clock.step(f"{unit.tag} {subset:18s} λ={lam:<8g} {PRIMARY_METRIC[self.data.task]} {run.metric:.3f}  d {run.distance:.4g}")
+        clock.step(f"{unit.tag} {subset:18s} λ={lam:<8g} {PRIMARY_METRIC[self.data.task]} {run.metric:.3f}  d {run.distance:.4g}", kind="attack")
         return run.to_dict()
 
     def metrics(self, unit: Unit, result: dict[str, Any]) -> Metrics:
@@ -280,7 +280,7 @@ def run_forensics(
 
     study = ForensicsStudy.open(config, run_dir, progress=progress)
     run_dir, model_units, units = study.run_dir, study.model_units(), study.units()
-    clock = Clock(progress, sum(u.work for u in (*model_units, *units)))
+    clock = Clock(progress, total_work([*model_units, *units]))
     params = {"name": config.name, "dataset": config.dataset.__dict__, "pipeline": config.pipeline_label, "distance": config.distance, "steps": config.steps,
               "lr": config.lr, "batch_size": config.batch_size, "samples": len(study.raws), "tolerance": config.tolerance, "seed": config.seed}  # fmt: skip
     tracker = make_tracker(run_dir, config.name, params, tracking_uri=tracking_uri, enabled=tracking)

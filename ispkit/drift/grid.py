@@ -40,11 +40,12 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..scale.cluster import connect, cores, need
+from .progress_display import DEFAULT_KIND
 from .units import Clock, Study, Unit
 
 __all__ = ["run_units", "gpu_resources"]
@@ -109,11 +110,11 @@ class _EventClock(Clock):
         super().__init__(None, 0)
         self.worker, self.topic = worker, topic
 
-    def step(self, message: str) -> None:
-        self.worker.log_event(self.topic, ["step", message])
+    def step(self, message: str, kind: str = DEFAULT_KIND) -> None:
+        self.worker.log_event(self.topic, ["step", message, kind])
 
-    def skip(self, steps: int) -> None:
-        self.worker.log_event(self.topic, ["skip", steps])
+    def skip(self, steps: int | Mapping[str, int], kind: str = DEFAULT_KIND) -> None:
+        self.worker.log_event(self.topic, ["skip", steps, kind])
 
     def say(self, message: str) -> None:
         self.worker.log_event(self.topic, ["say", message])

@@ -135,7 +135,16 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} was asked for but CUDA is not available here; use 'cpu' or 'auto'")
+        missing = (
+            f"this torch ({torch.__version__}) was built without CUDA"
+            if torch.version.cuda is None
+            else f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no CUDA device (no NVIDIA driver, or CUDA_VISIBLE_DEVICES hides them)"
+        )
+        raise InputError(f"device {name!r} was asked for but CUDA is not available here: {missing}; use 'cpu' or 'auto'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(
+            f"device {name!r} was asked for but there are {torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+        )
     return device
 
 

@@ -60,7 +60,7 @@ from .results import SynthesisResults
 from .run_lock import holding_run_folder
 from .runs import RawSet, ViewBank, load_raw_set, open_run, resolve_device, saved_folds, seeded_network
 from .tracking import make_tracker
-from .units import Clock, Metrics, Progress, Study, Unit, epoch_metrics, slug, unit_seed
+from .units import Clock, Metrics, Progress, Study, Unit, epoch_metrics, slug, total_work, unit_seed
 
 __all__ = [
     "RawSet", "load_raw_set", "ViewBank", "open_run", "SynthesisStudy", "run_synthesis", "resolve_device", "seeded_network", "raw_corruption_seed",
@@ -184,7 +184,7 @@ class SynthesisStudy(Study):
         return [
             Unit(f"{config.train_pipelines[p]}/fold{k}", (p, k), self.run_dir / "units" / slug(config.train_pipelines[p]) / f"fold{k}",
                  {"train_pipeline": config.train_pipelines[p], "fold": k, "seed": unit_seed(config.seed, p, k), "train_size": len(self.folds[k][0]),
-                  "test_size": len(self.folds[k][1])}, config.training.epochs, (i, len(keys)))
+                  "test_size": len(self.folds[k][1])}, {"work": config.training.epochs, "evaluation": 1}, (i, len(keys)))
             for i, (p, k) in enumerate(keys, 1)
         ]  # fmt: skip
 
@@ -209,7 +209,9 @@ class SynthesisStudy(Study):
         history = fit(
             network, bank.source(label), data.targets, train, replace(config.training, seed=seed), validation_index=test, on_epoch=on_epoch, state_path=state
         )
+        clock.say(f"{name}  evaluating on {len(config.test_pipelines)} test pipelines and the corruptions")
         result = _evaluate_unit(network, bank, data, config, test, label, seed, fold)
+        clock.step(f"{name}  evaluated", kind="evaluation")
         result["history"] = {"loss": history.loss, "validation": history.validation}
         save_checkpoint(
             unit.folder / "model.pt", network, pipeline_yaml=bank.pipelines[label].to_yaml(),
@@ -334,7 +336,7 @@ def run_synthesis(
     study = SynthesisStudy.open(config, run_dir, progress=progress, max_cache_bytes=max_cache_bytes)
     run_dir, data, bank = study.run_dir, study.data, study.bank
     units = study.units()
-    clock = Clock(progress, len(units) * config.training.epochs)
+    clock = Clock(progress, total_work(units))
     clock.say(
         f"{config.name}: {len(data.raws)} samples, {len(config.train_pipelines)} train × {len(config.test_pipelines)} test pipelines, {config.folds} folds, on {study.device}"
     )

@@ -25,12 +25,14 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_text
+from ..errors import RunFolderError
 
-__all__ = ["Tracker", "MlflowTracker", "make_tracker", "flatten"]
+__all__ = ["Tracker", "MlflowTracker", "make_tracker", "flatten", "LocalStore", "local_store"]
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -228,3 +230,57 @@ def _metric_key(name: str) -> str:
 def make_tracker(run_dir: str | os.PathLike[str], experiment: str, params: dict[str, Any], *, tracking_uri: str | None = None, enabled: bool = True) -> Tracker:
     """An :class:`MlflowTracker`, or a :class:`Tracker` that records nothing when not ``enabled``."""
     return MlflowTracker(run_dir, experiment, params, tracking_uri) if enabled else Tracker()
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True)
+class LocalStore:
+    """The local MLflow store of a run folder: its tracking ``uri`` (``sqlite:///<run_dir>/mlflow.db``
+    where the folder is now) and, when the folder was moved since it was tracked, where it was
+    (``moved_from``; the runs' artifacts are recorded under that path)."""
+
+    uri: str
+    run_dir: Path
+    moved_from: Path | None = None
+
+
+def local_store(run_dir: str | os.PathLike[str]) -> LocalStore:
+    """The local MLflow store of the run folder ``run_dir`` (its ``mlflow.db``), wherever the folder is now.
+
+    Raises
+    ------
+    RunFolderError
+        ``run_dir`` is not a folder, holds no ``mlflow.db`` (not a run folder, a run with
+        ``--no-tracking``, or one tracked on a server: its address is named), or its
+        ``mlflow.db`` is not an SQLite database.
+    """
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise RunFolderError(f"{folder} is not a folder: expected a run folder (the --out folder of `ispkit synthesis|forensics|adjust run`)")
+    folder = folder.resolve()
+    db, remembered = folder / "mlflow.db", _remembered_uri(folder)
+    if db.is_file():
+        with db.open("rb") as file:
+            if file.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+                raise RunFolderError(f"{db} is not an SQLite database, so not an MLflow store written by ispkit")
+        before = Path(remembered.removeprefix("sqlite:///")).parent if remembered and remembered.startswith("sqlite:///") else None
+        return LocalStore(f"sqlite:///{db}", folder, before if before is not None and before != folder else None)
+    if remembered and not remembered.startswith("sqlite:"):
+        raise RunFolderError(f"{folder} was tracked on the server {remembered}: open that server's UI instead")
+    if (folder / "config.yaml").is_file():
+        raise RunFolderError(f"{folder} is a run folder without a tracking store (run with --no-tracking, or not started yet): nothing to show")
+    raise RunFolderError(
+        f"{folder} is not a run folder: it has no mlflow.db (a run folder is the --out folder of `ispkit synthesis|forensics|adjust run`, by default runs/<experiment name>)"
+    )
+
+
+def _remembered_uri(folder: Path) -> str | None:
+    """The tracking URI ``tracking.json`` remembers, if it is there and readable."""
+    try:
+        state = json.loads((folder / "tracking.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    uri = state.get("uri") if isinstance(state, dict) else None
+    return uri if isinstance(uri, str) else None

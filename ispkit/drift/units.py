@@ -13,15 +13,16 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Progress", "Metrics", "Unit", "Study", "Clock", "slug", "unit_seed", "epoch_metrics", "duration"]
+from .progress_display import DEFAULT_KIND, EtaEstimator, ProgressDisplay, duration
+
+__all__ = ["Progress", "Metrics", "Unit", "Study", "Clock", "total_work", "slug", "unit_seed", "epoch_metrics", "duration"]
 
 Progress = Callable[[str], None]
 Metrics = list[tuple[dict[str, float], "int | None"]]
@@ -33,7 +34,8 @@ class Unit:
 
     ``name`` names it in progress lines and MLflow (e.g. ``"bi,s,me/fold0"``); ``key``
     is the study's own index of it; ``folder`` receives its outputs; ``params`` are
-    tracked with it; ``work`` is its share of the progress estimate (epochs, or 1);
+    tracked with it; ``work`` is its share of the progress estimate: steps of the default kind
+    (epochs, or 1), or a mapping kind → steps (``{"work": epochs, "evaluation": 1}``);
     ``number`` is its place among the study's counted units, ``(i, n)``, or ``None`` for
     a preparatory unit (the task model a forensic sweep attacks).
     """
@@ -42,7 +44,7 @@ class Unit:
     key: tuple
     folder: Path
     params: dict[str, Any] = field(default_factory=dict)
-    work: int = 1
+    work: int | Mapping[str, int] = 1
     number: tuple[int, int] | None = None
 
     @property
@@ -87,36 +89,73 @@ class Study:
 
 
 class Clock:
-    """Progress lines with elapsed time and an estimate of the time left.
+    """Progress of a study: a line per step with elapsed time and an estimate of the time left.
 
-    Work is counted in steps (epochs, or whole units): :meth:`step` after each,
-    :meth:`skip` for steps done earlier. Thread-safe, so that progress arriving from
-    Dask workers and from the driving thread can share one clock.
+    Work is counted in steps of kinds (:data:`~ispkit.drift.progress_display.DEFAULT_KIND`:
+    epochs, or whole units; ``"evaluation"``: a unit's tests after training; ...): ``total``
+    is their number, or a mapping kind → number (:func:`total_work` of the units). Call
+    :meth:`step` after each, :meth:`skip` for steps done earlier (resume) and :meth:`say`
+    for a message. The time left is estimated per kind from its own finished steps
+    (:class:`~ispkit.drift.progress_display.EtaEstimator`), so alternating fast and slow
+    phases do not swing it.
+
+    ``progress`` receives ``"<message>  elapsed 1m05s  left ~4m10s"`` for a step and the
+    message itself from :meth:`say`; a :class:`~ispkit.drift.progress_display.ProgressDisplay`
+    gets each step through its ``update`` method instead (a bar on a terminal). Thread-safe,
+    so that progress arriving from Dask workers and from the driving thread can share one clock.
     """
 
-    def __init__(self, progress: Progress | None, total: int) -> None:
-        self.progress, self.total, self.done = progress, total, 0
-        self.start = time.perf_counter()
+    def __init__(self, progress: Progress | None, total: int | Mapping[str, int], *, now: Callable[[], float] | None = None) -> None:
+        self.progress = progress
+        self.eta = EtaEstimator(total if isinstance(total, Mapping) else {DEFAULT_KIND: total}, now=now)
         self.timed = 0
         self._lock = threading.Lock()
 
-    def step(self, message: str) -> None:
-        """One step done: say ``message`` with elapsed time and the time left."""
-        with self._lock:
-            self.done += 1
-            self.timed += 1
-            elapsed = time.perf_counter() - self.start
-            left = elapsed / self.timed * max(self.total - self.done, 0)
-        self.say(f"{message}  elapsed {duration(elapsed)}  left ~{duration(left)}")
+    @property
+    def total(self) -> int:
+        """Steps of every kind."""
+        return self.eta.total_steps
 
-    def skip(self, steps: int) -> None:
-        """``steps`` were done earlier (resume): they count as done but not as timed."""
+    @property
+    def done(self) -> int:
+        """Steps done (timed or skipped)."""
+        return self.eta.done_steps
+
+    def step(self, message: str, kind: str = DEFAULT_KIND) -> None:
+        """One step of ``kind`` done: say ``message`` with elapsed time and the time left."""
         with self._lock:
-            self.done += steps
+            self.eta.record(kind)
+            self.timed += 1
+            done, total, elapsed, left = self.done, self.total, self.eta.elapsed(), self.eta.left()
+        if isinstance(self.progress, ProgressDisplay):
+            self.progress.update(done, total, elapsed, left, message)
+        else:
+            self.say(f"{message}  elapsed {duration(elapsed)}  left ~{duration(left or 0.0)}")
+
+    def skip(self, steps: int | Mapping[str, int], kind: str = DEFAULT_KIND) -> None:
+        """``steps`` of ``kind`` (or a mapping kind → steps, a :attr:`Unit.work`) were done earlier
+        (resume): they count as done but not as timed."""
+        with self._lock:
+            for name, count in steps.items() if isinstance(steps, Mapping) else [(kind, steps)]:
+                self.eta.skip(name, count)
 
     def say(self, message: str) -> None:
+        """Pass ``message`` on to ``progress``."""
         if self.progress is not None:
             self.progress(message)
+
+
+def total_work(units: Iterable[Unit]) -> dict[str, int]:
+    """The steps of each kind in ``units`` (their :attr:`Unit.work` added up), as a :class:`Clock` counts them.
+
+    >>> total_work([Unit("a", (0,), Path("a"), work=3), Unit("b", (1,), Path("b"), work={"work": 3, "evaluation": 1})])
+    {'work': 6, 'evaluation': 1}
+    """
+    totals: dict[str, int] = {}
+    for unit in units:
+        for kind, steps in unit.work.items() if isinstance(unit.work, Mapping) else [(DEFAULT_KIND, unit.work)]:
+            totals[kind] = totals.get(kind, 0) + steps
+    return totals
 
 
 def slug(label: str) -> str:
@@ -150,13 +189,3 @@ def epoch_metrics(history: dict[str, list]) -> Metrics:
     return [
         ({"loss": loss, **{f"val_{k}": v for k, v in scores.items()}}, e) for e, (loss, scores) in enumerate(zip(history["loss"], validation, strict=True), 1)
     ]
-
-
-def duration(seconds: float) -> str:
-    """``"12m05s"``.
-
-    >>> duration(725.4)
-    '12m05s'
-    """
-    minutes, seconds = divmod(int(seconds), 60)
-    return f"{minutes}m{seconds:02d}s"
