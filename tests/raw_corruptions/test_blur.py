@@ -71,15 +71,15 @@ def test_numpy_and_torch_blur_agree_on_a_natural_raw(natural_raw):
 
 def test_one_kernel_per_colour_blurs_each_colour_by_its_own(natural_raw):
     """(3, k, k) kernels: each colour's sites are those of the blur by that colour's kernel alone, in both backends."""
-    kernels = np.stack([motion_kernel(3.0, 0.0), motion_kernel(7.0, 90.0), motion_kernel(5.0, 45.0)])
-    kernels = np.stack([np.pad(k, (7 - k.shape[0]) // 2) for k in kernels])  # one size, centred
+    kernels = [motion_kernel(3.0, 0.0), motion_kernel(7.0, 90.0), motion_kernel(5.0, 45.0)]
+    kernels = np.stack([np.pad(k, (9 - k.shape[0]) // 2) for k in kernels])  # one size (9 × 9), centred
     image = natural_raw[0]
     out = cfa_blur_numpy(image, kernels, "BGGR")
     masks = masks_numpy(image.shape, "BGGR")
     for c in range(3):
         np.testing.assert_array_equal(out[masks[c]], cfa_blur_numpy(image, kernels[c], "BGGR")[masks[c]])
     np.testing.assert_allclose(cfa_blur(torch.from_numpy(image), torch.from_numpy(kernels), "BGGR").numpy(), out, atol=1e-13)
-    with pytest.raises(ValueError, match=r"expected a kernel \(k, k\) or one per colour \(3, k, k\), got shape \(2, 7, 7\)"):
+    with pytest.raises(ValueError, match=r"expected a kernel \(k, k\) or one per colour \(3, k, k\), got shape \(2, 9, 9\)"):
         cfa_blur_numpy(image, kernels[:2], "BGGR")
 
 
