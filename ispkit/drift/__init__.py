@@ -16,6 +16,7 @@ The modules read top-down: each imports only modules listed before it.
   the clock, seeds), :mod:`~ispkit.drift.run_lock`;
 - :mod:`~ispkit.drift.grid` (the units as Dask tasks), :mod:`~ispkit.drift.execution` (run, resume);
 - :mod:`~ispkit.drift.runs` (run folder, data, device, folds, views, seeded networks);
+- :mod:`~ispkit.drift.augmentation` (raw-domain augmentation, the adjustment study's augmented arm);
 - :mod:`~ispkit.drift.statistics` (confidence intervals over folds and images);
 - :mod:`~ispkit.drift.results` (every results class);
 - :mod:`~ispkit.drift.html_report` (report scaffolding), then :mod:`~ispkit.drift.report`,

@@ -1,6 +1,6 @@
 """Drift adjustment: train the pipeline's parameters together with the task model.
 
-Oala et al., TMLR 2023, §5.3 (Figure 7). Three arms are trained on the same raw data,
+Oala et al., TMLR 2023, §5.3 (Figure 7). Up to four arms are trained on the same raw data,
 for each intensity and fold:
 
 ``learned``
@@ -13,7 +13,19 @@ for each intensity and fold:
     the same pipeline with its parameters fixed (views computed once);
 ``raw``
     no pipeline: the task model sees the packed raw mosaic, four half-resolution
-    planes (:func:`ispkit.cfa.pack_bayer`).
+    planes (:func:`ispkit.cfa.pack_bayer`);
+``augmented``
+    a control (issue 19): the frozen pipeline's views of raws that, per training sample
+    and epoch, are corrupted by a randomly drawn raw-domain corruption and severity, and
+    optionally processed with pipeline parameters drawn within a forensic operating
+    specification (:mod:`ispkit.drift.augmentation`).
+
+After training, every arm is tested on its validation split under **held-out raw
+corruptions** (``held_out.corruptions`` × ``held_out.severities``, each a corruption or a
+severity the augmented arm never trains on; the same corrupted raws for every arm, seeded
+by the study's seed, the intensity, the cell and the fold) and through **held-out
+pipelines** (test pipelines other than the experiment's; the frozen, augmented and learned
+arms' models see their views; the raw arm sees no pipeline, so it has no score there).
 
 Low-light data are made with the sensor model from the dataset's raws
 (:func:`ispkit.sensor.scale_exposure`: binomial thinning of the photo-electrons, fresh
@@ -36,17 +48,28 @@ An experiment file::
     pipeline: "bi,s,me"              # the start of the learned arm, and the frozen arm
     intensities: [0.001, 1.0]        # factors applied to the intensity-1.0 raws
     sensor: {gain: 2.2, read_noise: 1.5}   # default: the camera's (or the synthetic data's)
-    arms: [learned, frozen, raw]
+    arms: [learned, frozen, raw, augmented]   # default: learned, frozen, raw
     model: {name: small_cnn, downsample: 4}
     training: {epochs: 12, batch_size: 32, lr: 0.003}
     pipeline_lr: 0.01                # relative: × each parameter's scale
     folds: 3
+    augmentation:                    # the augmented arm (every key optional)
+      corruptions: [low_light, motion_blur, vignetting, illuminant, fixed_pattern_noise]
+      severities: [1, 3]             # drawn uniformly from this range (inclusive)
+      clean: 0.25                    # probability that a sample stays the frozen view
+      operating_spec: ../runs/forensics/operating_spec.yaml   # optional, from ispkit forensics run
+    held_out:                        # what every arm is tested on after training
+      corruptions: [overexposure, lens_shading, chromatic_aberration, defective_pixels, dark_current]
+      severities: [3]
+      pipelines: all                 # every other preset; or a list, or []
 
 The run folder holds ``config.yaml``, ``folds.json``,
-``units/<intensity>/<arm>/fold<k>/`` (``result.json`` with the curves, ``model.pt``,
-``pipeline.yaml`` of the learned arm, ``train_state.pt`` while unfinished),
-``results.json``, ``figures/`` and ``report.html``. A rerun skips finished units and
-continues an unfinished one from its last epoch. The units (intensity × arm × fold) run
+``units/<intensity>/<arm>/fold<k>/`` (``result.json`` with the curves and the held-out
+scores, ``model.pt``, ``pipeline.yaml`` of the learned arm, ``train_state.pt`` while
+unfinished), ``operating_spec.yaml`` (a copy of the augmentation's, when given; a resume
+refuses a changed one), ``results.json``, ``figures/`` and ``report.html``. A rerun skips
+finished units and continues an unfinished one from its last epoch (the augmented arm draws
+from that epoch on exactly what an uninterrupted run draws). The units (intensity × arm × fold) run
 here or as Dask tasks (``scheduler=``, :mod:`ispkit.drift.execution`).
 """
 
@@ -56,6 +79,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,11 +90,14 @@ import torch
 from ..atomic import atomic_write_text
 from ..cfa import pack_bayer
 from ..errors import InputError
+from ..raw_corruptions import raw_corruption
 from ..sensor import scale_exposure
-from ..tasks.base import downsample_views
+from ..tasks.base import TaskNetwork, downsample_views
 from ..tasks.checkpoint import save_checkpoint
 from ..tasks.metrics import PRIMARY_METRIC
-from ..tasks.training import evaluate_detailed, fit
+from ..tasks.state import load_state
+from ..tasks.training import ViewSource, evaluate, evaluate_detailed, fit
+from .augmentation import AugmentationSampler, AugmentedSource
 from .config import AdjustmentConfig
 from .execution import execute
 from .results import AdjustmentResults
@@ -116,17 +143,23 @@ def low_light(raws: torch.Tensor, intensity: float, camera: Any, *, gain: float,
     return torch.from_numpy(dim).float()[:, None]
 
 
-def _source(arm: str, bank: ViewBank, label: str, module: torch.nn.Module | None, downsample: int, device: torch.device):
-    """The training views of ``arm``: the frozen pipeline's (made once), the packed raw
-    mosaics, or the learned pipeline's (made again for every batch, so gradients reach it)."""
-    raws = bank.raws
-    if arm == "frozen":
-        return bank.source(label)
+def _viewer(arm: str, pipeline: torch.nn.Module | None, downsample: int, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """How ``arm``'s task model sees raws ``(n, 1, H, W)``: the packed mosaic (``raw``), else ``pipeline``'s views
+    (the frozen pipeline, or the learned arm's module), downsampled as the model expects."""
     if arm == "raw":
-        packed = downsample_views(pack_bayer(raws), max(downsample // 2, 1)).to(device)
-        return lambda index: packed[torch.as_tensor(index, device=device)]
-    assert module is not None, "the learned arm has a pipeline module"
-    return lambda index: downsample_views(module(raws[torch.as_tensor(index)].to(device)), downsample)
+        return lambda raws: downsample_views(pack_bayer(raws), max(downsample // 2, 1)).to(device)
+    assert pipeline is not None, f"the {arm} arm sees a pipeline's views"
+    return lambda raws: downsample_views(pipeline(raws.to(device)), downsample)
+
+
+def _indexed(views: torch.Tensor) -> ViewSource:
+    """A view source over prepared ``views``: ``source(index)`` is ``views[index]``."""
+    return lambda index: views[torch.as_tensor(index, device=views.device)]
+
+
+def _next_epoch(state: Path) -> int:
+    """The epoch a training run resumed from ``state`` continues with (1 without one)."""
+    return int(load_state(state, what="training resume state")["epoch"]) + 1 if state.exists() else 1
 
 
 class AdjustmentStudy(Study):
@@ -144,7 +177,9 @@ class AdjustmentStudy(Study):
     ) -> None:
         self.config, self.run_dir, self.device, self.data, self.folds = config, run_dir, device, data, folds
         self.gain, self.read_noise = gain, read_noise
+        self.camera = replace(data.camera, gain=gain, read_noise=read_noise)  # with the facts the raw corruptions need
         self.pipeline = config.pipeline(data.camera)
+        self.held_out_pipelines = {label: config.held_out_pipeline(label, data.camera) for label in config.held_out.pipelines}
         self._banks: dict[float, ViewBank] = {}
         self._samples: dict[float, torch.Tensor] = {}
 
@@ -153,15 +188,18 @@ class AdjustmentStudy(Study):
         assert config.model is not None, "an adjustment experiment names its model (checked when parsed)"
         run_dir, device, data = open_run(run_dir, config, progress, downsample=config.model.downsample, create=create)
         folds = saved_folds(run_dir, data, config)
+        if config.augmentation.operating_spec is not None and "augmented" in config.arms:
+            _saved_operating_spec(run_dir, config.augmentation.operating_spec, create)
         return cls(config, run_dir, device, data, folds, *_sensor_noise(config, data))
 
     def bank(self, intensity: float) -> ViewBank:
-        """The raws at ``intensity`` (seeded sensor model) with the frozen pipeline's views, made once."""
+        """The raws at ``intensity`` (seeded sensor model) with the frozen and the held-out pipelines' views, each made once when first asked for."""
         if intensity not in self._banks:
             self._banks.clear()  # one intensity's raws at a time
             seed = unit_seed(self.config.seed, 10**6, self.config.intensities.index(intensity))
             raws = low_light(self.data.raws, intensity, self.data.camera, gain=self.gain, read_noise=self.read_noise, seed=seed)
-            self._banks[intensity] = ViewBank(raws, {self.config.pipeline_label: self.pipeline}, downsample=self.config.model.downsample, device=self.device,
+            pipelines = {self.config.pipeline_label: self.pipeline, **self.held_out_pipelines}
+            self._banks[intensity] = ViewBank(raws, pipelines, downsample=self.config.model.downsample, device=self.device,
                                               batch_size=self.config.training.batch_size)  # fmt: skip
             self._samples[intensity] = raws[self.folds[0][1][:4]]
         return self._banks[intensity]
@@ -183,6 +221,49 @@ class AdjustmentStudy(Study):
             for n, (i, a, k) in enumerate(keys, 1)
         ]  # fmt: skip
 
+    def _source(self, arm: str, bank: ViewBank, module: torch.nn.Module | None, train: np.ndarray, seed: int, state: Path) -> ViewSource:
+        """The training views of ``arm``: the frozen pipeline's (made once), the packed raw mosaics, the learned
+        pipeline's (made again for every batch, so gradients reach it), or the augmented draws of the epoch
+        a resumed run continues with."""
+        downsample, device = self.config.model.downsample, self.device
+        if arm == "frozen":
+            return bank.source(self.config.pipeline_label)
+        if arm == "augmented":
+            sampler = AugmentationSampler(self.config.augmentation, unit_seed(seed, 1))
+            return AugmentedSource(sampler, bank.raws, bank.source(self.config.pipeline_label), self.pipeline, self.camera, train,
+                                   downsample=downsample, device=device, epoch=_next_epoch(state))  # fmt: skip
+        if arm == "raw":
+            return _indexed(_viewer(arm, None, downsample, device)(bank.raws))
+        view = _viewer(arm, module, downsample, device)
+        return lambda index: view(bank.raws[torch.as_tensor(index)])
+
+    def corrupted(self, intensity: float, fold: int, cell: int) -> torch.Tensor:
+        """Fold ``fold``'s validation raws at ``intensity`` under held-out corruption cell ``cell`` (of
+        ``config.held_out.cells()``): the same raws for every arm, seeded by the study's seed, the intensity, the cell and the fold."""
+        config = self.config
+        name, severity = config.held_out.cells()[cell]
+        seed = unit_seed(config.seed, 10**6 + 1, config.intensities.index(intensity), cell, fold)
+        raws = self.bank(intensity).raws[self.folds[fold][1]]
+        return raw_corruption(name).apply_torch(raws, severity, camera=self.camera, generator=torch.Generator().manual_seed(seed))
+
+    def held_out(self, arm: str, network: TaskNetwork, module: torch.nn.Module | None, intensity: float, fold: int) -> dict[str, list[float | None]]:
+        """``arm``'s trained ``network`` on its validation split under each held-out corruption cell and through each held-out
+        pipeline: the primary metric per cell, in the config's order (``None`` for the raw arm's pipelines: it sees none)."""
+        config, bank, data = self.config, self.bank(intensity), self.data
+        metric, batch, test = PRIMARY_METRIC[data.task], config.training.batch_size, self.folds[fold][1]
+        view = _viewer(arm, module if arm == "learned" else bank.module(config.pipeline_label), config.model.downsample, self.device)
+        targets, positions = data.targets[test], torch.arange(len(test))
+        corruptions: list[float | None] = []
+        for cell in range(len(config.held_out.cells())):
+            raws = self.corrupted(intensity, fold, cell)
+            with torch.no_grad():
+                views = torch.cat([view(raws[part]) for part in positions.split(batch)])
+            corruptions.append(evaluate(network, _indexed(views), targets, positions, batch_size=batch)[metric])
+        pipelines: list[float | None] = [
+            None if arm == "raw" else evaluate(network, bank.source(label), data.targets, test, batch_size=batch)[metric] for label in config.held_out.pipelines
+        ]
+        return {"corruptions": corruptions, "pipelines": pipelines}
+
     def run(self, unit: Unit, clock: Clock) -> dict[str, Any]:
         config, data, device = self.config, self.data, self.device
         (intensity, arm, fold), seed = unit.key, unit.params["seed"]
@@ -195,21 +276,24 @@ class AdjustmentStudy(Study):
         parameters: list[Any] = [{"params": list(network.parameters())}]
         if module is not None:  # step sizes relative to each parameter's scale (see PipelineModule.parameter_groups)
             parameters += module.parameter_groups(config.pipeline_lr)
-        source = _source(arm, bank, config.pipeline_label, module, config.model.downsample, device)
+        state = unit.folder / "train_state.pt"
+        source = self._source(arm, bank, module, train, seed, state)
         metric = PRIMARY_METRIC[data.task]
 
         def on_epoch(epoch: int, loss: float, scores: dict[str, float]) -> None:
             clock.step(
                 f"{unit.tag} intensity {_intensity_key(intensity)} {arm:7s} fold {fold + 1}/{config.folds}  epoch {epoch}/{config.training.epochs}  loss {loss:.3f}  {metric} {scores[metric]:.3f}"
             )
+            if isinstance(source, AugmentedSource):  # the state of this epoch is saved: draw the next one's
+                source.set_epoch(epoch + 1)
 
-        state = unit.folder / "train_state.pt"
         history = fit(network, source, data.targets, train, replace(config.training, seed=seed), parameters=parameters, validation_index=test, on_epoch=on_epoch,
                       state_path=state, after_step=module.project_ if module is not None else None)  # fmt: skip
         result: dict[str, Any] = {"loss": history.loss, "validation": history.validation}
         if data.task == "classification":  # the last epoch's predictions again (same network, same views) as true × predicted counts
             confusion = evaluate_detailed(network, source, data.targets, test, batch_size=config.training.batch_size).confusion
             result["confusion"] = confusion.tolist() if confusion is not None else None
+        result["held_out"] = self.held_out(arm, network, module, intensity, fold)
         learned_yaml = None
         if module is not None:
             learned_yaml = module.to_pipeline().to_yaml()
@@ -221,7 +305,49 @@ class AdjustmentStudy(Study):
         return result
 
     def metrics(self, unit: Unit, result: dict[str, Any]) -> Metrics:
-        return epoch_metrics(result)
+        held_out = {f"held_out_{kind}": float(np.mean(scores)) for kind, scores in (result.get("held_out") or {}).items() if scores and None not in scores}
+        return epoch_metrics(result) + ([(held_out, None)] if held_out else [])
+
+
+def _saved_operating_spec(run_dir: Path, spec: Path, create: bool) -> None:
+    """Keep a copy of the augmentation's operating spec in the run folder; a resume with a changed spec is refused."""
+    copy, text = run_dir / "operating_spec.yaml", spec.read_text(encoding="utf-8")
+    if copy.exists():
+        if copy.read_text(encoding="utf-8") != text:
+            raise InputError(
+                f"{spec} changed since this run started ({copy} holds the spec it began with); resume with that spec, or choose another output folder"
+            )
+    elif create:
+        atomic_write_text(copy, text)
+
+
+def _held_out_scores(units: list[Unit], found: dict[tuple, dict[str, Any]], config: AdjustmentConfig) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """``[intensity][kind][arm]``: array ``(cells, folds)`` of the held-out scores (NaN where not applicable or not recorded:
+    units run before held-out scores were recorded)."""
+    sizes = {"corruptions": len(config.held_out.cells()), "pipelines": len(config.held_out.pipelines)}
+    scores = {_intensity_key(i): {kind: {a: np.full((n, config.folds), np.nan) for a in config.arms} for kind, n in sizes.items()} for i in config.intensities}
+    for unit in units:
+        intensity, arm, fold = unit.key
+        recorded = found[unit.key].get("held_out") or {}
+        for kind, n in sizes.items():
+            values = recorded.get(kind)
+            if values is not None and len(values) == n:
+                scores[_intensity_key(intensity)][kind][arm][:, fold] = [np.nan if v is None else v for v in values]
+    return scores
+
+
+def _held_out_cells(config: AdjustmentConfig) -> dict[str, list[str]]:
+    """The names of the held-out cells: ``"<corruption>/<severity>"`` and the pipelines' labels."""
+    return {"corruptions": [f"{name}/{severity}" for name, severity in config.held_out.cells()], "pipelines": list(config.held_out.pipelines)}
+
+
+def _augmentation_summary(config: AdjustmentConfig) -> dict[str, Any] | None:
+    """What the augmented arm trained with, for the results (``None`` without that arm)."""
+    if "augmented" not in config.arms:
+        return None
+    a = config.augmentation
+    return {"corruptions": list(a.corruptions), "severities": list(a.severities), "clean": a.clean,
+            "operating_spec": str(a.operating_spec) if a.operating_spec else None, "parameters": list(a.ranges)}  # fmt: skip
 
 
 def _confusions(units: list[Unit], found: dict[tuple, dict[str, Any]], classes: list[str] | None) -> dict[str, dict[str, np.ndarray]]:
@@ -255,7 +381,8 @@ def run_adjustment(config: AdjustmentConfig, run_dir: str | os.PathLike[str], *,
         f"{config.name}: {len(data.raws)} samples, arms {', '.join(config.arms)}, intensities {', '.join(map(_intensity_key, config.intensities))}, {config.folds} folds, on {study.device}"
     )
     params = {"name": config.name, "dataset": config.dataset.__dict__, "pipeline": config.pipeline_label, "model": config.model.__dict__,
-              "training": config.training.__dict__, "pipeline_lr": config.pipeline_lr, "folds": config.folds, "seed": config.seed, "gain": study.gain, "read_noise": study.read_noise}  # fmt: skip
+              "training": config.training.__dict__, "pipeline_lr": config.pipeline_lr, "folds": config.folds, "seed": config.seed, "gain": study.gain, "read_noise": study.read_noise,
+              "augmentation": _augmentation_summary(config), "held_out": _held_out_cells(config)}  # fmt: skip
     tracker = make_tracker(run_dir, config.name, params, tracking_uri=tracking_uri, enabled=tracking)
     start = time.perf_counter()
     found = execute(study, units, clock=clock, tracker=tracker, scheduler=scheduler, workers=workers)
@@ -269,6 +396,7 @@ def run_adjustment(config: AdjustmentConfig, run_dir: str | os.PathLike[str], *,
         task=data.task, metric=metric, pipeline=config.pipeline_label, intensities=list(config.intensities), arms=list(config.arms),
         folds=config.folds, epochs=config.training.epochs, curves={i: {a: np.asarray(c) for a, c in arms.items()} for i, arms in curves.items()},
         classes=data.classes, synthetic=data.synthetic, confusion=_confusions(units, found, data.classes) if data.task == "classification" else None,
+        held_out_cells=_held_out_cells(config), held_out=_held_out_scores(units, found, config), augmentation=_augmentation_summary(config),
     )  # fmt: skip
     results.save(run_dir / "results.json")
     report = write_adjustment_report(run_dir, results, pipeline=study.pipeline, samples=samples, config_text=config.text)

@@ -17,7 +17,9 @@ pipeline fixed) and the ``raw`` arm (no pipeline), per intensity:
   learned, frozen and raw per intensity, paired over folds), then a summary of the final
   metric of every arm, the paired differences with their intervals, the arms below
   chance with the class their predictions collapse to, the confusion matrix of the worst
-  arm, the curves, the final and best-epoch table, the views and changed parameters of
+  arm, the curves, the final and best-epoch table, the held-out tests (every arm's score
+  on held-out raw corruptions and held-out pipelines, how much of the frozen arm's gap each
+  other arm closes, the pairs of arms and every cell), the views and changed parameters of
   each learned pipeline, and the run's configuration.
 
 Figures are built on :class:`matplotlib.figure.Figure` with an Agg canvas, without
@@ -51,13 +53,13 @@ from matplotlib.figure import Figure
 from ..errors import InputError
 from ..pipeline import Pipeline
 from .html_report import below_chance_table, compact, confusion_section, embed_figure, escape, fmt, new_figure, plot_confusion, save_figures, write_page
-from .results import AdjustmentResults
+from .results import HELD_OUT_KINDS, AdjustmentResults, percent
 from .statistics import signed
 from .units import slug
 
 __all__ = ["ARM_COLOURS", "plot_curves", "plot_learned_views", "changed_params", "write_adjustment_report"]
 
-ARM_COLOURS = {"learned": "#e4572e", "frozen": "#2e86ab", "raw": "#6c757d"}
+ARM_COLOURS = {"learned": "#e4572e", "frozen": "#2e86ab", "raw": "#6c757d", "augmented": "#3bb273"}
 """Fixed colour of each arm in :func:`plot_curves`; other arms get the default cycle."""
 
 BAND_ALPHA = 0.2
@@ -272,6 +274,7 @@ def write_adjustment_report(
         embed_figure(images["curves"], "validation metric per epoch: mean over folds (line) and ± std (band), per arm and intensity"),
         "<h2>Final and best epoch</h2>",
         _final_table(results),
+        *_held_out_sections(results, findings),
     ]
     for key, rows in changed.items():
         sections += [
@@ -364,6 +367,110 @@ def _final_table(results: AdjustmentResults) -> str:
     return (
         f"<table><caption>validation {escape(results.metric)}, mean ± std over folds</caption>"
         "<thead><tr><th>intensity</th><th>arm</th><th>final (last epoch)</th><th>best epoch</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _held_out_sections(results: AdjustmentResults, findings: dict[str, Any]) -> list[str]:
+    """The held-out tests: every arm's scores, the gap each arm closes, the pairs of arms, every cell."""
+    if results.held_out is None:
+        return ["<h2>Held-out corruptions and pipelines</h2>", "<p>Not recorded: this run was made before held-out tests were.</p>"]
+    sections = ["<h2>Held-out corruptions and pipelines</h2>", _augmentation_text(results), _held_out_table(results, findings), _closure_table(findings)]
+    sections += [_held_out_pairs_table(results, findings, kind) for kind in HELD_OUT_KINDS]
+    sections += [_cells_table(results, kind) for kind in HELD_OUT_KINDS if (results.held_out_cells or {}).get(kind)]
+    return sections
+
+
+def _augmentation_text(results: AdjustmentResults) -> str:
+    a = results.augmentation
+    if a is None:
+        return "<p>No augmented arm in this run.</p>"
+    spec = (
+        f"; pipeline parameters drawn within <code>{escape(str(a['operating_spec']))}</code> ({escape(', '.join(a['parameters']))})"
+        if a.get("operating_spec")
+        else ""
+    )
+    low, high = a["severities"]
+    return (
+        f"<p>The augmented arm trained on raws corrupted by one of {escape(', '.join(a['corruptions']))} at severity {low}–{high} "
+        f"(a sample left clean with probability {fmt(a['clean'])}){spec}. Every arm is tested on corruptions and severities it never "
+        "trained with, and through pipelines other than its own.</p>"
+    )
+
+
+def _held_out_table(results: AdjustmentResults, findings: dict[str, Any]) -> str:
+    """Per intensity and arm: the clean last-epoch score and each held-out score, mean ± std over folds."""
+    final = results.final()
+    rows = []
+    for key in _intensity_keys(results):
+        for arm in _all_arms(results):
+            cells = [f'<td class="num">{_mean_std(final[key].get(arm))}</td>']
+            for kind in HELD_OUT_KINDS:
+                entry = findings["held_out"][kind].get(key, {}).get(arm)
+                cells.append(f'<td class="num">{_mean_std((entry["mean"], entry["std"]) if entry else None)}</td>')
+            rows.append(f"<tr><td>{escape(key)}</td><td>{escape(arm)}</td>{''.join(cells)}</tr>")
+    heads = "".join(f"<th>{escape(test)}</th>" for test in HELD_OUT_KINDS.values())
+    return (
+        f"<table><caption>{escape(results.metric)}, mean ± std over folds (held-out: averaged over the cells first; "
+        "n/a: not applicable, e.g. the raw arm sees no pipeline)</caption>"
+        f"<thead><tr><th>intensity</th><th>arm</th><th>clean (last epoch)</th>{heads}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _closure_table(findings: dict[str, Any]) -> str:
+    """Per held-out test, intensity and arm: the frozen arm's gap, the arm's gain over frozen and the share of the gap it closes."""
+    rows = []
+    for kind, test in HELD_OUT_KINDS.items():
+        for key, closures in findings["gap_closed"][kind].items():
+            for c in closures:
+                share = "n/a (no gap)" if c["share"] is None else f"{escape(percent(c['share']))}"
+                if c["share_low"] is not None and c["share_high"] is not None:
+                    share += f" <small>({escape(percent(c['share_low']))} to {escape(percent(c['share_high']))})</small>"
+                rows.append(
+                    f'<tr><td>{escape(test)}</td><td>{escape(key)}</td><td class="num">{escape(signed(c["gap"]["estimate"]))} <small>({_bounds_text(c["gap"])})</small></td>'
+                    f'<td>{escape(c["arm"])}</td><td class="num">{escape(signed(c["gain"]["estimate"]))} <small>({_bounds_text(c["gain"])})</small></td>'
+                    f'<td class="num">{share}</td><td>{escape(c["gain"]["verdict"])}</td></tr>'
+                )
+    if not rows:
+        return "<p>No gap to compare: the run has no frozen arm, or no held-out cells with scores.</p>"
+    return (
+        f"<table><caption>the frozen arm's gap (clean − held-out) and how much of it each arm closes (its held-out score − frozen's), "
+        f"paired by fold; {findings['confidence']:.0%} CI over folds; the share's interval is the gain's over the mean gap</caption>"
+        "<thead><tr><th>test</th><th>intensity</th><th>frozen gap</th><th>arm</th><th>gain over frozen</th><th>share of the gap closed</th><th>verdict</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _held_out_pairs_table(results: AdjustmentResults, findings: dict[str, Any], kind: str) -> str:
+    rows = [
+        f'<tr><td>{escape(key)}</td><td>{escape(c["a"])} − {escape(c["b"])}</td><td class="num">{escape(signed(c["estimate"]))}</td>'
+        f'<td class="num">{_bounds_text(c)}</td><td>{escape(c["verdict"])}</td></tr>'
+        for key in _intensity_keys(results)
+        for c in findings["held_out_comparisons"][kind].get(key, [])
+    ]
+    if not rows:
+        return f"<p>{escape(HELD_OUT_KINDS[kind].capitalize())}: fewer than two arms with scores, nothing to compare.</p>"
+    return (
+        f"<table><caption>{escape(HELD_OUT_KINDS[kind])}: difference of two arms' {escape(results.metric)} (averaged over the cells), paired by fold; "
+        f"{findings['confidence']:.0%} CI over folds</caption>"
+        f"<thead><tr><th>intensity</th><th>arms</th><th>difference</th><th>{findings['confidence']:.0%} CI</th><th>verdict</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _cells_table(results: AdjustmentResults, kind: str) -> str:
+    """Every held-out cell of ``kind``: each arm's mean over folds, per intensity."""
+    assert results.held_out is not None and results.held_out_cells is not None, "only called with held-out scores"
+    arms = _all_arms(results)
+    rows = []
+    for key in _intensity_keys(results):
+        scores = results.held_out.get(key, {}).get(kind, {})
+        for c, cell in enumerate(results.held_out_cells[kind]):
+            cells = "".join(f'<td class="num">{fmt(float(np.mean(scores[arm][c])) if arm in scores else None)}</td>' for arm in arms)
+            rows.append(f"<tr><td>{escape(key)}</td><td>{escape(cell)}</td>{cells}</tr>")
+    return (
+        f"<table><caption>{escape(HELD_OUT_KINDS[kind])}, cell by cell: {escape(results.metric)}, mean over folds</caption>"
+        f"<thead><tr><th>intensity</th><th>cell</th>{''.join(f'<th>{escape(a)}</th>' for a in arms)}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
 

@@ -88,6 +88,7 @@ from .distances import distances
 
 __all__ = [
     "DATASET_KINDS", "FOLDER_KINDS", "DatasetConfig", "ModelConfig", "CorruptionConfig", "RawCorruptionConfig", "ExperimentConfig", "SynthesisConfig", "RawBenchConfig", "ForensicsConfig", "AdjustmentConfig", "ARMS",
+    "DEFAULT_ARMS", "AUGMENTATION_CORRUPTIONS", "AugmentationConfig", "HeldOutConfig",
     "COMMANDS", "ShippedExperiment", "shipped_experiments", "copy_experiment",
 ]  # fmt: skip
 
@@ -310,8 +311,56 @@ class ForensicsConfig(ExperimentConfig, _ReferencePipeline):
         return _read(path_or_text, _parse_forensics)
 
 
-ARMS = ("learned", "frozen", "raw")
-"""Drift-adjustment arms: pipeline trained jointly, pipeline frozen, model on the packed raw mosaic."""
+ARMS = ("learned", "frozen", "raw", "augmented")
+"""Drift-adjustment arms: pipeline trained jointly, pipeline frozen, model on the packed raw mosaic, and the frozen
+pipeline's views of raws with random raw-domain corruptions (:mod:`ispkit.drift.augmentation`)."""
+
+DEFAULT_ARMS = ("learned", "frozen", "raw")
+"""The arms of an adjustment experiment that lists none."""
+
+AUGMENTATION_CORRUPTIONS = ("low_light", "motion_blur", "vignetting", "illuminant", "fixed_pattern_noise")
+"""The raw corruptions the augmented arm trains with unless ``augmentation.corruptions`` names others: one of each
+family of :mod:`ispkit.raw_corruptions`; the other five of ispkit's ten are held out by default."""
+
+
+@dataclass(frozen=True)
+class AugmentationConfig:
+    """What the ``augmented`` arm draws for each training sample in each epoch (:mod:`ispkit.drift.augmentation`).
+
+    With probability ``clean`` the sample is the frozen pipeline's view as it is; otherwise one
+    of ``corruptions`` (uniformly) at a severity drawn uniformly from ``severities[0]`` to
+    ``severities[1]`` (inclusive) corrupts its raw, and, when ``operating_spec`` names a forensics
+    ``operating_spec.yaml``, each pipeline parameter of ``ranges`` (``name → (safe_min, safe_max)``,
+    numbers or nested lists) is drawn uniformly, element by element, within its range.
+    """
+
+    corruptions: tuple[str, ...] = AUGMENTATION_CORRUPTIONS
+    severities: tuple[int, int] = (1, 3)
+    clean: float = 0.25
+    operating_spec: Path | None = None
+    ranges: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    def trains_on(self, corruption: str, severity: int) -> bool:
+        """Whether ``corruption`` at ``severity`` can be drawn in training."""
+        return corruption in self.corruptions and self.severities[0] <= severity <= self.severities[1]
+
+
+@dataclass(frozen=True)
+class HeldOutConfig:
+    """What every arm of an adjustment study is tested on after training, besides its validation split's clean views.
+
+    ``corruptions`` × ``severities``: raw corruptions, each cell one that the augmented arm
+    never trains on (checked when read); ``pipelines``: test pipelines other than the
+    experiment's pipeline (preset names or YAML files' stems).
+    """
+
+    corruptions: tuple[str, ...] = ()
+    severities: tuple[int, ...] = (3,)
+    pipelines: tuple[str, ...] = ()
+
+    def cells(self) -> list[tuple[str, int]]:
+        """The held-out corruption cells ``(name, severity)``, corruption by corruption."""
+        return [(c, s) for c in self.corruptions for s in self.severities]
 
 
 @dataclass(frozen=True)
@@ -326,10 +375,16 @@ class AdjustmentConfig(ExperimentConfig, _ReferencePipeline):
     arms: tuple[str, ...]
     pipeline_lr: float
     folds: int
+    augmentation: AugmentationConfig = AugmentationConfig()
+    held_out: HeldOutConfig = HeldOutConfig()
 
     @classmethod
     def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> AdjustmentConfig:
         return _read(path_or_text, _parse_adjustment)
+
+    def held_out_pipeline(self, label: str, camera: Any) -> Pipeline:
+        """The held-out test pipeline ``label`` (a preset, or a YAML file's stem)."""
+        return _labelled_pipeline(label, self.pipeline_files, camera)
 
 
 def _read(path_or_text: str | os.PathLike[str], parse: Any) -> Any:
@@ -817,7 +872,7 @@ def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> Forensic
     )  # fmt: skip
 
 
-_ADJUSTMENT_TOP = ("pipeline", "intensities", "sensor", "arms", "pipeline_lr", "folds")
+_ADJUSTMENT_TOP = ("pipeline", "intensities", "sensor", "arms", "pipeline_lr", "folds", "augmentation", "held_out")
 
 
 def _parse_adjustment(data: Any, loc: Locator, base: Path, text: str) -> AdjustmentConfig:
@@ -829,7 +884,15 @@ def _parse_adjustment(data: Any, loc: Locator, base: Path, text: str) -> Adjustm
     intensities = _distinct_list(top.get("intensities", [0.001, 1.0]), loc, ("intensities",), intensity, "intensity factors in (0, 1]")
     sensor = _section(_mapping(top.get("sensor"), loc, ("sensor",), "sensor"), loc, ("sensor",), _SENSOR, "unknown sensor key")
     gain, read_noise = sensor.get("gain"), sensor.get("read_noise")
-    arms = _distinct_list(top.get("arms", list(ARMS)), loc, ("arms",), (check_choice, {"choices": ARMS}), f"arms from {list(ARMS)}")
+    arms = _distinct_list(top.get("arms", list(DEFAULT_ARMS)), loc, ("arms",), (check_choice, {"choices": ARMS}), f"arms from {list(ARMS)}")
+    if "augmentation" in top and "augmented" not in arms:
+        loc.error(
+            ("augmentation",), f"augmentation configures the augmented arm, which arms {arms} does not list: add augmented to arms, or remove augmentation"
+        )
+    pipeline = _labelled_pipeline(label, files, _reference_camera(dataset))
+    augmentation = _augmentation(top, loc, base, pipeline, label)
+    held_out = _adjustment_held_out(top, loc, base, files, label, augmentation)
+    _probe_adjustment_corruptions(augmentation if "augmented" in arms else None, held_out, loc, dataset, sensor)
     model = _model(_mapping(_require(top, "model", loc, ()), loc, ("model",), "model"), loc, dataset.task, dataset.kind)
     if "raw" in arms and model.downsample > 1 and model.downsample % 2:
         loc.error(("model", "downsample"), f"the raw arm packs the mosaic to half resolution, so downsample must be 1 or even, got {model.downsample}")
@@ -840,8 +903,185 @@ def _parse_adjustment(data: Any, loc: Locator, base: Path, text: str) -> Adjustm
     folds = loc.check(("folds",), check_int, top.get("folds", 5), minimum=2)
     return AdjustmentConfig(
         **common, dataset=dataset, model=model, training=training, pipeline_label=label, pipeline_files=files, intensities=tuple(intensities),
-        gain=gain, read_noise=read_noise, arms=tuple(arms), pipeline_lr=pipeline_lr, folds=folds,
+        gain=gain, read_noise=read_noise, arms=tuple(arms), pipeline_lr=pipeline_lr, folds=folds, augmentation=augmentation, held_out=held_out,
     )  # fmt: skip
+
+
+_AUGMENTATION_KEYS = ("corruptions", "severities", "clean", "operating_spec")
+_HELD_OUT_KEYS = ("corruptions", "severities", "pipelines")
+_SPEC_KEYS = ("pipeline", "metric", "baseline", "tolerance", "distance", "note", "parameters")
+"""The keys of the ``operating_spec.yaml`` that ``ispkit forensics run`` writes (:meth:`ForensicsResults.operating_spec`)."""
+_SPEC_ENTRY_KEYS = ("reference", "bounds", "safe_min", "safe_max", "searched", "breaking")
+
+
+def _augmentation(top: dict[str, Any], loc: Locator, base: Path, pipeline: Pipeline, label: str) -> AugmentationConfig:
+    """``augmentation:`` (every key optional): the corruptions, the severity range, the clean share and the operating spec."""
+    path = ("augmentation",)
+    ag = _mapping(top.get("augmentation"), loc, path, "augmentation")
+    loc.check_keys(ag, _AUGMENTATION_KEYS, path, "unknown augmentation key")
+    corruptions = _raw_corruption_names(ag.get("corruptions", list(AUGMENTATION_CORRUPTIONS)), loc, (*path, "corruptions"), allow_empty=False)
+    severities = _severity_range(ag.get("severities", list(AugmentationConfig.severities)), loc, (*path, "severities"))
+    clean = loc.check((*path, "clean"), check_number, ag.get("clean", AugmentationConfig.clean), low=0.0, high=1.0, what="a probability in [0, 1)")
+    if clean == 1.0:
+        loc.error((*path, "clean"), "expected a probability in [0, 1), got 1: with clean 1 no sample is ever corrupted (that is the frozen arm)")
+    spec, ranges = _operating_spec(ag["operating_spec"], loc, base, pipeline, label) if "operating_spec" in ag else (None, {})
+    return AugmentationConfig(tuple(corruptions), severities, clean, spec, ranges)
+
+
+def _raw_corruption_names(value: Any, loc: Locator, path: tuple, *, allow_empty: bool) -> list[str]:
+    """A list of registered raw corruptions without repeats (``[]`` too when ``allow_empty``), each name checked at its position."""
+    from ..errors import InputError
+    from ..raw_corruptions import raw_corruption
+
+    if allow_empty and value == []:
+        return []
+    names = _distinct_list(value, loc, path, (check_string, {"what": "a raw corruption name"}), "raw corruption names")
+    for i, name in enumerate(names):
+        try:
+            raw_corruption(name)
+        except InputError as exc:
+            loc.error((*path, i), str(exc))
+    return names
+
+
+def _severity_range(value: Any, loc: Locator, path: tuple) -> tuple[int, int]:
+    """``[lowest, highest]``: two severities in 1..5, the first not above the second."""
+    if not (isinstance(value, list) and len(value) == 2):
+        loc.error(path, f"expected a severity range [lowest, highest] within 1..5, got {value!r}")
+    low, high = (loc.check((*path, i), check_int, v, minimum=1, maximum=5) for i, v in enumerate(value))
+    if low > high:
+        loc.error(path, f"the lowest severity {low} is above the highest {high}: give [lowest, highest]")
+    return low, high
+
+
+def _operating_spec(value: Any, loc: Locator, base: Path, pipeline: Pipeline, label: str) -> tuple[Path, dict[str, tuple[Any, Any]]]:
+    """The operating spec file (relative to ``base``) and its safe ranges, each checked against ``pipeline``'s parameters.
+
+    A mistake inside the file is a :class:`~ispkit.errors.ConfigError` at the file's own line.
+    """
+    from ..config import load_yaml
+
+    key = ("augmentation", "operating_spec")
+    given = loc.check(key, check_string, value, what="the path of an operating_spec.yaml written by ispkit forensics run")
+    file = (base / given).resolve()
+    if not file.is_file():
+        loc.error(
+            key,
+            f"operating spec {str(file)!r} not found ({'a folder' if file.exists() else 'no such file'}); ispkit forensics run writes operating_spec.yaml into its run folder",
+        )
+    data, spec_loc = load_yaml(file)
+    spec = _mapping(data, spec_loc, (), "an operating spec")
+    spec_loc.check_keys(spec, _SPEC_KEYS, (), "unknown operating spec key")
+    of = _require(spec, "pipeline", spec_loc, ())
+    if of != label:
+        spec_loc.error(("pipeline",), f"this operating spec is of pipeline {of!r}, but the experiment {loc.source} trains on {label!r}")
+    parameters = _mapping(_require(spec, "parameters", spec_loc, ()), spec_loc, ("parameters",), "parameters")
+    if not parameters:
+        spec_loc.error(("parameters",), "the operating spec lists no parameters: nothing to draw")
+    return file, {name: _safe_range(name, entry, spec_loc, pipeline, label) for name, entry in parameters.items()}
+
+
+def _safe_range(name: str, entry: Any, loc: Locator, pipeline: Pipeline, label: str) -> tuple[Any, Any]:
+    """``(safe_min, safe_max)`` of one operating-spec parameter: a continuous parameter of ``pipeline``, both ends of its shape,
+    finite, in order element by element, and valid values of the parameter."""
+    import numpy as np
+
+    path = ("parameters", name)
+    known = pipeline.params()
+    if name not in known:
+        loc.error(path, f"{name!r} is not a parameter of pipeline {label!r}: {close_matches(str(name), sorted(known))}")
+    stage, _, param = name.partition(".")
+    if pipeline[stage].stage.param(param).dtype is not float:
+        loc.error(
+            path, f"{name!r} is not a continuous parameter (it takes {pipeline[stage].stage.param(param).dtype.__name__} values); ranges are drawn for numbers"
+        )
+    fields = _mapping(entry, loc, path, name)
+    loc.check_keys(fields, _SPEC_ENTRY_KEYS, path, "unknown operating spec entry key")
+    shape = np.shape(known[name])
+    ends = []
+    for end in ("safe_min", "safe_max"):
+        raw = _require(fields, end, loc, path)
+        try:
+            array = np.asarray(raw, dtype=float)
+        except (TypeError, ValueError):
+            loc.error((*path, end), f"expected a number or a list of numbers of shape {shape}, got {raw!r}")
+        if array.shape != shape or not np.isfinite(array).all():
+            loc.error((*path, end), f"expected finite numbers of the parameter's shape {shape}, got {raw!r}")
+        try:
+            pipeline.with_params({name: array})
+        except ISPKitError as exc:
+            loc.error((*path, end), f"not a valid value of {name}: {exc}")
+        ends.append(array)
+    if (ends[0] > ends[1]).any():
+        loc.error((*path, "safe_min"), f"safe_min is above safe_max (element by element): {ends[0].tolist()} > {ends[1].tolist()}")
+    return ends[0].tolist(), ends[1].tolist()
+
+
+def _adjustment_held_out(top: dict[str, Any], loc: Locator, base: Path, files: dict[str, Path], label: str, augmentation: AugmentationConfig) -> HeldOutConfig:
+    """``held_out:``: raw corruptions × severities none of which the augmented arm trains on (default: ispkit's own corruptions
+    it does not train with, at severity 3), and test pipelines other than ``label`` (default ``all``: every other preset)."""
+    from ..raw_corruptions.builtins import BUILTIN_RAW_CORRUPTIONS
+
+    path = ("held_out",)
+    ho = _mapping(top.get("held_out"), loc, path, "held_out")
+    loc.check_keys(ho, _HELD_OUT_KEYS, path, "unknown held_out key")
+    default = [c.name for c in BUILTIN_RAW_CORRUPTIONS if c.name not in augmentation.corruptions]
+    corruptions = _raw_corruption_names(ho.get("corruptions", default), loc, (*path, "corruptions"), allow_empty=True)
+    severities = _distinct_list(ho.get("severities", list(HeldOutConfig.severities)), loc, (*path, "severities"), _integer(1, maximum=5), "severities 1..5")
+    for i, name in enumerate(corruptions):
+        trained = [s for s in severities if augmentation.trains_on(name, s)]
+        if trained:
+            low, high = augmentation.severities
+            loc.error(
+                (*path, "corruptions", i) if "corruptions" in ho else (*path, "severities"),
+                f"{name} at severity {', '.join(map(str, trained))} is drawn in training (augmentation: {name} at severities {low}..{high}); "
+                "a held-out cell must be a corruption or a severity the augmented arm never trains on",
+            )
+    pipelines = ho.get("pipelines", "all")
+    if pipelines == "all":
+        labels: tuple[str, ...] = tuple(p for p in presets() if p != label)
+    elif pipelines == []:
+        labels = ()
+    else:
+        labels = _pipelines(pipelines, loc, (*path, "pipelines"), base, files)
+        if label in labels:
+            loc.error((*path, "pipelines", labels.index(label)), f"{label!r} is the experiment's own pipeline; held-out pipelines are the others")
+    return HeldOutConfig(tuple(corruptions), tuple(severities), labels)
+
+
+_PROBE_SIZE = 16
+"""Side of the flat raw each raw corruption of an adjustment experiment is tried on when the experiment is read."""
+
+
+def _probe_adjustment_corruptions(
+    augmentation: AugmentationConfig | None, held_out: HeldOutConfig, loc: Locator, dataset: DatasetConfig, sensor: dict[str, Any]
+) -> None:
+    """Apply every raw corruption cell the study will use (the training range when the augmented arm runs, the held-out
+    cells) to a flat raw of the dataset's camera: a severity the camera cannot take is an error now, at its key.
+
+    Gain and read noise are the experiment's ``sensor``, else the camera's, else a stand-in: the study itself refuses to
+    run without them (:mod:`ispkit.drift.adjustment`)."""
+    from dataclasses import replace as replaced
+
+    import torch
+
+    from ..camera import Camera
+    from ..raw_corruptions import raw_corruption
+
+    camera = Camera.get(_reference_camera(dataset))
+    gain, read_noise = sensor.get("gain", camera.gain), sensor.get("read_noise", camera.read_noise)
+    camera = replaced(camera, gain=1.0 if gain is None else gain, read_noise=1.0 if read_noise is None else read_noise)
+    raw = torch.full((1, _PROBE_SIZE, _PROBE_SIZE), 0.25, dtype=torch.float64)
+    cells: list[tuple[str, int, tuple]] = []
+    if augmentation is not None:
+        low, high = augmentation.severities
+        cells += [(name, s, ("augmentation", "corruptions")) for name in augmentation.corruptions for s in range(low, high + 1)]
+    cells += [(name, s, ("held_out", "corruptions")) for name, s in held_out.cells()]
+    for name, severity, where in cells:
+        try:
+            raw_corruption(name).apply_torch(raw, severity, camera=camera, generator=torch.Generator().manual_seed(0))
+        except ISPKitError as exc:
+            loc.error(where, f"{name} at severity {severity} fails on camera {camera.name!r}: {exc}")
 
 
 # -- the example experiments shipped with ispkit ---------------------------------------------
@@ -854,7 +1094,7 @@ COMMANDS: dict[str, type[SynthesisConfig] | type[ForensicsConfig] | type[Adjustm
 }
 """The command (``ispkit <command> run``) of each experiment kind, and the class that reads it."""
 
-_ADJUSTMENT_ONLY = ("intensities", "sensor", "arms", "pipeline_lr")
+_ADJUSTMENT_ONLY = ("intensities", "sensor", "arms", "pipeline_lr", "augmentation", "held_out")
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,9 @@ __all__ = [
     "ForensicsResults",
     "plain_lambda",
     "AdjustmentResults",
+    "GapClosure",
+    "HELD_OUT_KINDS",
+    "percent",
     "COLLAPSE_SHARE",
     "collapse",
 ]
@@ -1003,13 +1006,87 @@ def plain_lambda(lam: float) -> float | str:
     return "inf" if math.isinf(lam) else lam
 
 
+HELD_OUT_KINDS = {"corruptions": "held-out corruptions", "pipelines": "held-out pipelines"}
+"""The held-out tests of a drift-adjustment study, and how the findings name them."""
+
+
+@dataclass(frozen=True)
+class GapClosure:
+    """How much of the frozen arm's gap on a held-out test another arm closes, paired over folds.
+
+    ``gap``: the frozen arm's clean last-epoch score − its held-out score; ``gain``: the arm's
+    held-out score − the frozen arm's; ``share``: ``gain / gap`` of their means, and
+    ``low``/``high`` the gain's interval bounds divided by the gap's mean (the gap's own fold
+    noise is not carried into them). The shares are NaN when there is no gap (its mean <= 0).
+    """
+
+    arm: str
+    gap: Interval
+    gain: Interval
+    share: float
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (non-finite shares as ``None``)."""
+        return _finite(
+            {"arm": self.arm, "gap": self.gap.to_dict(), "gain": self.gain.to_dict(), "share": self.share, "share_low": self.low, "share_high": self.high}
+        )
+
+    def statement(self) -> str:
+        """The arm's closure in words, after :func:`_gap_statement`: ``"augmented closes 40% of it (95% CI 10% to 70% of the mean gap; augmented − frozen +0.120 (…): …)."``"""
+        gain = f"{self.arm} − frozen {_plus(self.gain.estimate)} ({self.gain.bounds_text()}): {self.gain.verdict()}"
+        if not math.isfinite(self.share):
+            return f"{gain}."
+        verb = f"{self.arm} closes {percent(self.share)} of it" if self.share >= 0 else f"{self.arm} widens it by {percent(-self.share)}"
+        bounds = (
+            f"{CONFIDENCE:.0%} CI {percent(self.low)} to {percent(self.high)} of the mean gap; " if math.isfinite(self.low) and math.isfinite(self.high) else ""
+        )
+        return f"{verb} ({bounds}{gain})."
+
+
+def _gap_statement(test: str, intensity: str, metric: str, gap: Interval) -> str:
+    """The frozen arm's gap on a held-out test in words: ``"On held-out corruptions at intensity 1 the frozen arm loses 0.300 accuracy … (95% CI …: …)."``"""
+    lost = f"On {test} at intensity {intensity} the frozen arm loses {signed(gap.estimate)} {metric} against its clean validation ({gap.bounds_text()}: {gap.verdict()})"
+    return f"{lost}{'' if gap.estimate > 0 else ': there is no gap to close'}."
+
+
+def _plus(value: float) -> str:
+    return f"{'+' if value > 0 else ''}{signed(value)}"
+
+
+def percent(share: float) -> str:
+    """``"42%"``, ``"−8%"`` (typographic minus)."""
+    return f"{share:.0%}".replace("-", "−")
+
+
+def _paired(order: list[str], per_fold: dict[str, np.ndarray]) -> list[tuple[str, str, Interval]]:
+    """Every pair of ``order``'s arms with the same number of folds: ``(a, b, interval of a − b)`` over folds."""
+    return [
+        (a, b, fold_interval(np.asarray(per_fold[a]) - np.asarray(per_fold[b])))
+        for i, a in enumerate(order)
+        for b in order[i + 1 :]
+        if np.shape(per_fold[a]) == np.shape(per_fold[b])
+    ]
+
+
+def _pairs_text(pairs: list[tuple[str, str, Interval]]) -> str:
+    return "".join(f" {a} − {b}: {_plus(interval.estimate)} ({interval.bounds_text()}): {interval.verdict()}." for a, b, interval in pairs)
+
+
 @dataclass
 class AdjustmentResults(JsonResults):
     """Validation curves ``curves[intensity][arm]``: array ``(folds, epochs)`` of the primary metric.
 
     ``confusion[intensity][arm]``: for classification, the last epoch's true × predicted
     class counts summed over folds (NaN where a fold's unit did not record them; ``None``
-    for older runs).
+    for older runs). ``held_out[intensity][kind][arm]``: array ``(cells, folds)`` of the
+    primary metric of the last epoch's model on the held-out cells of ``kind`` (a key of
+    :data:`HELD_OUT_KINDS`), named by ``held_out_cells[kind]`` (``"<corruption>/<severity>"``,
+    pipeline labels); NaN where not applicable (the raw arm sees no pipeline) or not recorded;
+    both ``None`` for runs made before held-out tests were. ``augmentation``: what the
+    augmented arm trained with (corruptions, severity range, clean share, operating spec and
+    its parameters), ``None`` without that arm.
     """
 
     task: str
@@ -1023,6 +1100,9 @@ class AdjustmentResults(JsonResults):
     classes: list[str] | None = None
     synthetic: bool = False
     confusion: dict[str, dict[str, np.ndarray]] | None = None
+    held_out_cells: dict[str, list[str]] | None = None
+    held_out: dict[str, dict[str, dict[str, np.ndarray]]] | None = None
+    augmentation: dict[str, Any] | None = None
 
     def final(self) -> dict[str, dict[str, tuple[float, float]]]:
         """Last-epoch mean and std over folds, per intensity and arm."""
@@ -1034,36 +1114,96 @@ class AdjustmentResults(JsonResults):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with the derived ``final`` and ``findings``; :meth:`from_dict` inverts it."""
-        data = {k: v for k, v in self.__dict__.items() if k not in ("curves", "confusion")}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("curves", "confusion", "held_out")}
         data["curves"] = {i: {a: c.tolist() for a, c in arms.items()} for i, arms in self.curves.items()}
         data["confusion"] = {i: {a: _json_counts(m) for a, m in arms.items()} for i, arms in self.confusion.items()} if self.confusion is not None else None
+        held_out = self.held_out
+        data["held_out"] = (
+            _finite({i: {k: {a: np.asarray(v, dtype=float).tolist() for a, v in arms.items()} for k, arms in kinds.items()} for i, kinds in held_out.items()})
+            if held_out is not None
+            else None
+        )
         data["final"] = self.final()
         data["findings"] = _finite(self.findings())
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AdjustmentResults:
-        """Inverts :meth:`to_dict`; files written before findings, confusion matrices or the synthetic flag load too."""
+        """Inverts :meth:`to_dict`; files written before findings, confusion matrices, the synthetic flag or held-out tests load too."""
         fields = {k: v for k, v in data.items() if k not in ("final", "findings")}
         fields["curves"] = {i: {a: np.asarray(c, dtype=float) for a, c in arms.items()} for i, arms in data["curves"].items()}
         if data.get("confusion") is not None:
             fields["confusion"] = {i: {a: _counts_array(m) for a, m in arms.items()} for i, arms in data["confusion"].items()}
+        if data.get("held_out") is not None:  # None entries (not applicable, not recorded) become NaN
+            fields["held_out"] = {
+                i: {k: {a: np.asarray(v, dtype=float).reshape(len(v), data["folds"]) for a, v in arms.items()} for k, arms in kinds.items()}
+                for i, kinds in data["held_out"].items()
+            }
         return cls(**fields)
 
     # -- findings -----------------------------------------------------------------------
 
+    def _order(self, present: Any) -> list[str]:
+        """The arms of ``present`` in the order of ``arms``, then any others."""
+        return [a for a in self.arms if a in present] + [a for a in present if a not in self.arms]
+
     def comparisons(self) -> dict[str, list[tuple[str, str, Interval]]]:
         """Per intensity, every pair of arms (in the order of ``arms``): ``(a, b, interval of a − b)``, last epoch, paired by fold."""
-        found: dict[str, list[tuple[str, str, Interval]]] = {}
-        for key, curves in self.curves.items():
-            arms = [a for a in self.arms if a in curves] + [a for a in curves if a not in self.arms]
-            found[key] = [
-                (a, b, fold_interval(np.asarray(curves[a])[:, -1] - np.asarray(curves[b])[:, -1]))
-                for i, a in enumerate(arms)
-                for b in arms[i + 1 :]
-                if np.shape(curves[a])[0] == np.shape(curves[b])[0]
-            ]
+        return {key: _paired(self._order(curves), {a: np.asarray(c)[:, -1] for a, c in curves.items()}) for key, curves in self.curves.items()}
+
+    def held_out_folds(self, kind: str) -> dict[str, dict[str, np.ndarray]]:
+        """Per intensity and arm, ``(folds,)``: the held-out score of each fold, averaged over ``kind``'s cells.
+
+        Arms without a finite score for every cell and fold (the raw arm on pipelines, units
+        run before held-out tests were recorded) are left out, and so is a kind without cells.
+        """
+        found: dict[str, dict[str, np.ndarray]] = {}
+        for key, kinds in (self.held_out or {}).items():
+            for arm in self._order(kinds.get(kind, {})):
+                scores = np.asarray(kinds[kind][arm], dtype=float)
+                if scores.ndim == 2 and scores.shape[0] and np.isfinite(scores).all():
+                    found.setdefault(key, {})[arm] = scores.mean(axis=0)
         return found
+
+    def held_out_comparisons(self, kind: str) -> dict[str, list[tuple[str, str, Interval]]]:
+        """Per intensity, every pair of arms on ``kind``'s held-out score (:meth:`held_out_folds`), paired by fold."""
+        return {key: _paired(list(arms), arms) for key, arms in self.held_out_folds(kind).items()}
+
+    def gap_closures(self, kind: str) -> dict[str, list[GapClosure]]:
+        """Per intensity with a frozen arm, each other arm's :class:`GapClosure` on ``kind``'s held-out score."""
+        found: dict[str, list[GapClosure]] = {}
+        for key, arms in self.held_out_folds(kind).items():
+            if "frozen" not in arms or "frozen" not in self.curves.get(key, {}):
+                continue
+            frozen = arms["frozen"]
+            gap = fold_interval(np.asarray(self.curves[key]["frozen"])[:, -1] - frozen)
+            found[key] = []
+            for arm in [a for a in arms if a != "frozen"]:
+                gain = fold_interval(arms[arm] - frozen)
+                scale = gap.estimate if gap.estimate > 0 else math.nan
+                found[key].append(GapClosure(arm, gap, gain, gain.estimate / scale, gain.low / scale, gain.high / scale))
+        return found
+
+    def _held_out_statements(self, kind: str) -> list[str]:
+        test, cells = HELD_OUT_KINDS[kind], (self.held_out_cells or {}).get(kind, [])
+        statements = []
+        for key, arms in self.held_out_folds(kind).items():
+            scores = ", ".join(f"{arm} {signed(float(v.mean()))} ± {signed(float(v.std()))}" for arm, v in arms.items())
+            absent = [a for a in self._order(self.curves.get(key, {})) if a not in arms]
+            why = (
+                "; no score for " + ", ".join(f"{a} (it sees no pipeline)" if a == "raw" and kind == "pipelines" else f"{a} (not recorded)" for a in absent)
+                if absent
+                else ""
+            )
+            listed = ", ".join(cells[:4]) + (f", … ({len(cells)} in all)" if len(cells) > 4 else "")
+            text = (
+                f"{test.capitalize()} ({listed}), intensity {key} ({self.metric} averaged over the cells, mean ± std over {self.folds} folds): {scores}{why}."
+            )
+            statements.append(text + _pairs_text(self.held_out_comparisons(kind).get(key, [])))
+            closures = self.gap_closures(kind).get(key, [])
+            if closures:
+                statements.append(" ".join([_gap_statement(test, key, self.metric, closures[0].gap), *(c.statement() for c in closures)]))
+        return statements
 
     def findings(self) -> dict[str, Any]:
         """What the study found, with its uncertainty, as JSON-ready values.
@@ -1087,12 +1227,14 @@ class AdjustmentResults(JsonResults):
         statements = []
         for key, arms in final.items():
             scores = ", ".join(f"{arm} {signed(mean)} ± {signed(std)}" for arm, (mean, std) in arms.items())
-            text = f"Intensity {key}, last epoch ({self.metric}, mean ± std over {self.folds} folds): {scores}."
-            for a, b, interval in comparisons.get(key, []):
-                text += f" {a} − {b}: {'+' if interval.estimate > 0 else ''}{signed(interval.estimate)} ({interval.bounds_text()}): {interval.verdict()}."
-            statements.append(text)
+            statements.append(
+                f"Intensity {key}, last epoch ({self.metric}, mean ± std over {self.folds} folds): {scores}." + _pairs_text(comparisons.get(key, []))
+            )
+        for kind in HELD_OUT_KINDS:
+            statements += self._held_out_statements(kind)
         if below["statement"]:
             statements.append(below["statement"])
+        held_out = {kind: self.held_out_folds(kind) for kind in HELD_OUT_KINDS}
         return {
             "metric": self.metric,
             "confidence": CONFIDENCE,
@@ -1100,6 +1242,17 @@ class AdjustmentResults(JsonResults):
             "synthetic": self.synthetic,
             "final": {k: {a: {"mean": m, "std": sd} for a, (m, sd) in arms.items()} for k, arms in final.items()},
             "comparisons": {k: [{"a": a, "b": b, **i.to_dict()} for a, b, i in pairs] for k, pairs in comparisons.items()},
+            "held_out_cells": self.held_out_cells,
+            "held_out": {
+                kind: {k: {a: {"mean": float(v.mean()), "std": float(v.std())} for a, v in arms.items()} for k, arms in found.items()}
+                for kind, found in held_out.items()
+            },
+            "held_out_comparisons": {
+                kind: {k: [{"a": a, "b": b, **i.to_dict()} for a, b, i in pairs] for k, pairs in self.held_out_comparisons(kind).items()}
+                for kind in HELD_OUT_KINDS
+            },
+            "gap_closed": {kind: {k: [c.to_dict() for c in closures] for k, closures in self.gap_closures(kind).items()} for kind in HELD_OUT_KINDS},
+            "augmentation": self.augmentation,
             "below_chance": below,
             "worst_cells": [_worst_entry(*min(finite, key=lambda c: c[1]), self.classes)] if finite else [],
             "statements": statements,

@@ -98,7 +98,7 @@ def test_config_errors():
     base = "dataset: {kind: microscopy, root: d}\npipeline: bi,s,me\nmodel: {name: small_cnn, downsample: 3}\n"
     with pytest.raises(ConfigError, match="downsample must be 1 or even"):
         AdjustmentConfig.from_yaml(base)
-    with pytest.raises(ConfigError, match=r"arms\[1\]: expected one of \['frozen', 'learned', 'raw'\], got 'tuned'"):
+    with pytest.raises(ConfigError, match=r"arms\[1\]: expected one of \['augmented', 'frozen', 'learned', 'raw'\], got 'tuned'"):
         AdjustmentConfig.from_yaml(base.replace("downsample: 3", "downsample: 2") + "arms: [learned, tuned]\n")
     with pytest.raises(ConfigError, match="intensity factor in \\(0, 1\\]"):
         AdjustmentConfig.from_yaml(base.replace("downsample: 3", "downsample: 2") + "intensities: [0, 1]\n")

@@ -144,7 +144,14 @@ def test_other_errors(extra, message):
         SynthesisConfig.from_yaml(MINIMAL + extra + "\n")
 
 
-KINDS = {"synthesis": SynthesisConfig, "rawbench": SynthesisConfig, "train": SynthesisConfig, "forensics": ForensicsConfig, "adjustment": AdjustmentConfig}
+KINDS = {
+    "synthesis": SynthesisConfig,
+    "rawbench": SynthesisConfig,
+    "train": SynthesisConfig,
+    "forensics": ForensicsConfig,
+    "adjustment": AdjustmentConfig,
+    "augmentation": AdjustmentConfig,
+}
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EXPERIMENTS.glob("*.yaml")))
@@ -169,7 +176,9 @@ def test_each_packaged_experiment_is_listed_with_the_command_that_runs_it(name):
     experiment = shipped_experiments()[name]
     assert (
         experiment.command
-        == {"synthesis": "synthesis", "rawbench": "rawbench", "train": "synthesis", "forensics": "forensics", "adjustment": "adjust"}[name.split("_")[0]]
+        == {"synthesis": "synthesis", "rawbench": "rawbench", "train": "synthesis", "forensics": "forensics", "adjustment": "adjust", "augmentation": "adjust"}[
+            name.split("_")[0]
+        ]
     )
     assert isinstance(COMMANDS[experiment.command].from_yaml(experiment.text), KINDS[name.split("_")[0]])
     assert experiment.summary == " ".join(line[2:] for line in experiment.text.splitlines() if line.startswith("# ")) and len(experiment.summary) > 40
@@ -325,7 +334,12 @@ def test_sensor_values_must_be_finite(tmp_path, sensor, problem):
             "model.checkpoint: expected a checkpoint file (a non-empty string), got 3",
         ),
         (AdjustmentConfig, ADJUSTMENT + "arms: [learned, learned]\n", 4, "arms[1]: 'learned' is listed twice"),
-        (AdjustmentConfig, ADJUSTMENT + "arms: [lerned]\n", 4, "arms[0]: expected one of ['frozen', 'learned', 'raw'], got 'lerned' (did you mean 'learned'?)"),
+        (
+            AdjustmentConfig,
+            ADJUSTMENT + "arms: [lerned]\n",
+            4,
+            "arms[0]: expected one of ['augmented', 'frozen', 'learned', 'raw'], got 'lerned' (did you mean 'learned' or 'augmented'?)",
+        ),
         (AdjustmentConfig, ADJUSTMENT + "intensities: [1.0, 1]\n", 4, "intensities[1]: 1 is listed twice"),
     ],
 )
