@@ -25,6 +25,8 @@ Commands
                     run (or resume) a drift-forensics sweep: signature, operating specification, report
 ``ispkit adjust run CONFIG [...same options]``
                     run (or resume) a drift-adjustment study: learned vs frozen pipeline vs raw
+``ispkit acquire run CONFIG [...same options]``
+                    run (or resume) an acquisition-design study: the cheapest acquisition within ε
 ``ispkit ui RUN_DIR [--port N] [--host H]``
                     the MLflow UI on a run folder's tracking store (needs ``ispkit[ui]``)
 ``ispkit bulk SRC STORE --pipelines P [P ...] [--backend torch] [--scheduler S] [--workers N]``
@@ -194,13 +196,14 @@ def _experiments_copy(args: argparse.Namespace) -> int:
 
 def _run_experiment(args: argparse.Namespace, kind: str) -> tuple[Any, Path]:
     """Parse the experiment YAML of ``kind`` and run (or resume) it with the command's options."""
-    from .drift import adjustment, forensics, synthesis
+    from .drift import acquisition, adjustment, forensics, synthesis
     from .drift import config as configs
     from .drift.progress_display import ProgressDisplay
     from .drift.runs import resolve_device
 
     runs: dict[str, Callable[..., Any]] = {"synthesis": synthesis.run_synthesis, "forensics": forensics.run_forensics, "adjust": adjustment.run_adjustment}
     runs["rawbench"] = synthesis.run_synthesis  # the synthesis study; its config reader requires raw_corruptions:
+    runs["acquire"] = acquisition.run_acquisition
     run = runs[kind]
     config = configs.COMMANDS[kind].from_yaml(args.config)
     if args.device is not None:  # the run folder's config.yaml (config.text) is unchanged: a resume may use another device
@@ -251,6 +254,20 @@ def _forensics(args: argparse.Namespace) -> int:
 def _adjust(args: argparse.Namespace) -> int:
     for intensity, arms in _run_experiment(args, "adjust")[0].final().items():
         print(f"intensity {intensity}: " + ", ".join(f"{arm} {mean:.3f} ± {std:.3f}" for arm, (mean, std) in arms.items()))
+    return 0
+
+
+def _acquire(args: argparse.Namespace) -> int:
+    from .drift.acquisition_results import value_text
+
+    results, out = _run_experiment(args, "acquire")
+    print(f"{results.metric}: reference {results.reference:.3f}, ε {results.epsilon:g}; cheapest within ε:")
+    for variable in results.variables:
+        cheapest, search = results.cheapest(variable), results.searches.get(variable)
+        sweep = "none" if cheapest is None else f"{value_text(variable, cheapest.value)} ({results.metric} {cheapest.metric:.3f}, cost {cheapest.cost:.3g})"
+        found = "" if search is None else f"; search {value_text(variable, search.value)} ({results.metric} {search.metric:.3f}, cost {search.cost:.3g})"
+        print(f"  {variable}: sweep {sweep}{found}")
+    print(f"report: {out / 'report.html'}")
     return 0
 
 
@@ -377,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     _experiment_command(sub, "rawbench", "raw-domain corruption benchmark: a synthesis study with raw_corruptions:", "a raw-corruption benchmark", _rawbench)
     _experiment_command(sub, "forensics", "drift forensics: find processing settings under which a model fails", "a forensic sweep", _forensics)
     _experiment_command(sub, "adjust", "drift adjustment: train pipeline parameters jointly with the task model", "an adjustment study", _adjust)
+    _experiment_command(sub, "acquire", "acquisition design: the cheapest acquisition whose accuracy stays within ε", "an acquisition-design study", _acquire)
     ui = sub.add_parser("ui", help="the MLflow UI on a run folder's tracking store (needs ispkit[ui])")
     ui.add_argument("run_dir", type=Path, help="a run folder (the --out of a run command; it may have been moved)")
     ui.add_argument("--port", type=int, default=5000, help="port to serve on (default: 5000)")

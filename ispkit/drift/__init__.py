@@ -2,7 +2,10 @@
 
 - :mod:`ispkit.drift.synthesis`: train on one data model, test on all and on the corruptions;
 - :mod:`ispkit.drift.forensics`: find the processing settings under which a model fails;
-- :mod:`ispkit.drift.adjustment`: train the pipeline's parameters with the task model.
+- :mod:`ispkit.drift.adjustment`: train the pipeline's parameters with the task model;
+
+and, beyond the paper, :mod:`ispkit.drift.acquisition`: the cheapest acquisition (light,
+bit depth, numerical aperture, pixel pitch) whose accuracy stays within ε of the reference.
 
 Experiments are YAML files (:mod:`ispkit.drift.config`), tracked in MLflow
 (:mod:`ispkit.drift.tracking`) and reported as HTML with figures.
@@ -18,10 +21,11 @@ The modules read top-down: each imports only modules listed before it.
 - :mod:`~ispkit.drift.runs` (run folder, data, device, folds, views, seeded networks);
 - :mod:`~ispkit.drift.augmentation` (raw-domain augmentation, the adjustment study's augmented arm);
 - :mod:`~ispkit.drift.statistics` (confidence intervals over folds and images);
-- :mod:`~ispkit.drift.results` (every results class);
+- :mod:`~ispkit.drift.results` (every results class), :mod:`~ispkit.drift.acquisition_results`;
 - :mod:`~ispkit.drift.html_report` (report scaffolding), then :mod:`~ispkit.drift.report`,
-  :mod:`~ispkit.drift.forensics_report`, :mod:`~ispkit.drift.adjustment_report`;
-- the controls: :mod:`~ispkit.drift.synthesis`, :mod:`~ispkit.drift.forensics`, :mod:`~ispkit.drift.adjustment`.
+  :mod:`~ispkit.drift.forensics_report`, :mod:`~ispkit.drift.adjustment_report`, :mod:`~ispkit.drift.acquisition_report`;
+- the controls: :mod:`~ispkit.drift.synthesis`, :mod:`~ispkit.drift.forensics`, :mod:`~ispkit.drift.adjustment`,
+  :mod:`~ispkit.drift.acquisition`.
 
 Importing this package registers the view-distance hook kind
 (:data:`~ispkit.drift.hookspecs.DISTANCES`) and ispkit's own distances with the plugin registry.

@@ -98,7 +98,7 @@ from ..tasks.metrics import PRIMARY_METRIC
 from ..tasks.state import load_state
 from ..tasks.training import ViewSource, evaluate, evaluate_detailed, fit
 from .augmentation import AugmentationSampler, AugmentedSource
-from .config import AdjustmentConfig
+from .config import AcquisitionConfig, AdjustmentConfig
 from .execution import execute
 from .results import AdjustmentResults
 from .run_lock import holding_run_folder
@@ -115,7 +115,7 @@ def _intensity_key(intensity: float) -> str:
     return f"{intensity:g}"
 
 
-def _sensor_noise(config: AdjustmentConfig, data: RawSet) -> tuple[float, float]:
+def _sensor_noise(config: AdjustmentConfig | AcquisitionConfig, data: RawSet) -> tuple[float, float]:
     """Gain and read noise: the config's, else the camera's, else what the synthetic data were made with."""
     from ..data.synthesize import DRONE_READ_NOISE, MICROSCOPY_NOISE
 

@@ -89,6 +89,7 @@ from .distances import distances
 __all__ = [
     "DATASET_KINDS", "FOLDER_KINDS", "DatasetConfig", "ModelConfig", "CorruptionConfig", "RawCorruptionConfig", "ExperimentConfig", "SynthesisConfig", "RawBenchConfig", "ForensicsConfig", "AdjustmentConfig", "ARMS",
     "DEFAULT_ARMS", "AUGMENTATION_CORRUPTIONS", "AugmentationConfig", "HeldOutConfig",
+    "AcquisitionConfig", "ACQUISITION_VARIABLES", "OPTICS_PLUGIN", "optics_of",
     "COMMANDS", "ShippedExperiment", "shipped_experiments", "copy_experiment",
 ]  # fmt: skip
 
@@ -385,6 +386,62 @@ class AdjustmentConfig(ExperimentConfig, _ReferencePipeline):
     def held_out_pipeline(self, label: str, camera: Any) -> Pipeline:
         """The held-out test pipeline ``label`` (a preset, or a YAML file's stem)."""
         return _labelled_pipeline(label, self.pipeline_files, camera)
+
+
+ACQUISITION_VARIABLES = ("exposure", "bit_depth", "numerical_aperture", "pixel_pitch")
+"""The control variables of an acquisition-design study (:mod:`ispkit.drift.acquisition`), in the order it runs them."""
+
+OPTICS_PLUGIN = "ispkit-plugin-optics"
+"""The distribution whose PSF the ``numerical_aperture`` variable blurs with."""
+
+
+@dataclass(frozen=True)
+class AcquisitionConfig(ExperimentConfig, _ReferencePipeline):
+    """A parsed acquisition-design experiment (see :mod:`ispkit.drift.acquisition` for the YAML).
+
+    ``variables`` maps each swept control variable (a key of :data:`ACQUISITION_VARIABLES`,
+    in that order) to its grid as given; ``gain``/``read_noise`` override the camera's.
+    """
+
+    pipeline_label: str
+    pipeline_files: dict[str, Path]
+    checkpoint: Path | None
+    folds: int
+    fold: int
+    samples: int | None
+    gain: float | None
+    read_noise: float | None
+    epsilon: float
+    draws: int
+    batch_size: int
+    variables: dict[str, tuple[float, ...]]
+    search_steps: int
+    search_tolerance: float
+    search_draws: int
+
+    @classmethod
+    def from_yaml(cls, path_or_text: str | os.PathLike[str]) -> AcquisitionConfig:
+        return _read(path_or_text, _parse_acquisition)
+
+
+def optics_of(camera: Any) -> Any:
+    """The optics plugin's :class:`Optics` of ``camera`` (its NA, pixel size in the NA's plane, R/G/B wavelengths).
+
+    Raises :class:`~ispkit.errors.InputError` when the plugin is not installed (naming it)
+    or the camera has no NA or pixel size (the plugin's message).
+    """
+    from importlib import import_module
+
+    from ..errors import InputError
+
+    try:
+        defocus = import_module("ispkit_plugin_optics.defocus")
+    except ImportError:
+        raise InputError(
+            f"the control variable numerical_aperture needs the optics plugin {OPTICS_PLUGIN!r} (it blurs with its PSF), which is not installed "
+            f"(pip install -e plugins/{OPTICS_PLUGIN}); leave numerical_aperture out of variables without it"
+        ) from None
+    return defocus.camera_optics(camera)
 
 
 def _read(path_or_text: str | os.PathLike[str], parse: Any) -> Any:
@@ -812,23 +869,9 @@ def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> Forensic
     label = _pipelines([_require(top, "pipeline", loc, ())], loc, ("pipeline",), base, files)[0]
     reference = Pipeline.from_yaml(files[label]) if label in files else Pipeline.preset(label, camera=_reference_camera(dataset))
 
-    md = _mapping(_require(top, "model", loc, ()), loc, ("model",), "model")
-    checkpoint, model = None, None
-    if "checkpoint" in md:
-        loc.check_keys(md, ("checkpoint",), ("model",), "with a checkpoint, unexpected model key")
-        file = loc.check(("model", "checkpoint"), check_string, md["checkpoint"], what="a checkpoint file (a non-empty string)")
-        checkpoint = (base / file).resolve()  # may be written by a study run before this one
-    else:
-        model = _model(md, loc, dataset.task, dataset.kind)
+    model, checkpoint = _model_or_checkpoint(top, loc, base, dataset)
     training = _training(top, loc, common["seed"])
-
-    split = {"folds": 5, "fold": 0, **_section(_mapping(top.get("split"), loc, ("split",), "split"), loc, ("split",), _SPLIT, "unknown split key")}
-    folds, fold = split["folds"], split["fold"]
-    if fold >= folds:
-        loc.error(("split", "fold"), f"fold {fold} does not exist with {folds} folds (folds are numbered from 0)")
-    samples = top.get("samples")
-    if samples is not None:
-        samples = loc.check(("samples",), check_int, samples, minimum=1)
+    folds, fold, samples = _held_out(top, loc)
 
     trainable = {s.name for s in reference.stages if any(p.differentiable and p.dtype is float for p in s.stage.params)}
     subsets = top.get("subsets", "all")
@@ -870,6 +913,28 @@ def _parse_forensics(data: Any, loc: Locator, base: Path, text: str) -> Forensic
         fold=fold, samples=samples, subsets=tuple(subsets), lambdas=tuple(lambdas), distance=distance, steps=steps, lr=lr, batch_size=batch,
         tolerance=tolerance,
     )  # fmt: skip
+
+
+def _model_or_checkpoint(top: dict[str, Any], loc: Locator, base: Path, dataset: DatasetConfig) -> tuple[ModelConfig | None, Path | None]:
+    """``model:``, either a model to train or ``{checkpoint: file}`` (relative to ``base``, made absolute): ``(model, None)`` or ``(None, file)``."""
+    md = _mapping(_require(top, "model", loc, ()), loc, ("model",), "model")
+    if "checkpoint" not in md:
+        return _model(md, loc, dataset.task, dataset.kind), None
+    loc.check_keys(md, ("checkpoint",), ("model",), "with a checkpoint, unexpected model key")
+    file = loc.check(("model", "checkpoint"), check_string, md["checkpoint"], what="a checkpoint file (a non-empty string)")
+    return None, (base / file).resolve()  # may be written by a study run before this one
+
+
+def _held_out(top: dict[str, Any], loc: Locator) -> tuple[int, int, int | None]:
+    """``split: {folds, fold}`` and ``samples``: the held-out images a frozen model is studied on (at most ``samples`` of fold ``fold``)."""
+    split = {"folds": 5, "fold": 0, **_section(_mapping(top.get("split"), loc, ("split",), "split"), loc, ("split",), _SPLIT, "unknown split key")}
+    folds, fold = split["folds"], split["fold"]
+    if fold >= folds:
+        loc.error(("split", "fold"), f"fold {fold} does not exist with {folds} folds (folds are numbered from 0)")
+    samples = top.get("samples")
+    if samples is not None:
+        samples = loc.check(("samples",), check_int, samples, minimum=1)
+    return folds, fold, samples
 
 
 _ADJUSTMENT_TOP = ("pipeline", "intensities", "sensor", "arms", "pipeline_lr", "folds", "augmentation", "held_out")
@@ -1084,13 +1149,77 @@ def _probe_adjustment_corruptions(
             loc.error(where, f"{name} at severity {severity} fails on camera {camera.name!r}: {exc}")
 
 
+_ACQUISITION_TOP = ("pipeline", "split", "samples", "sensor", "epsilon", "draws", "batch_size", "variables", "search")
+_SEARCH: dict[str, Check] = {
+    "steps": _integer(1),
+    "tolerance": _number(exclusive_low=True, high=1.0, what="a relative tolerance in (0, 1]"),
+    "draws": _integer(1),
+}
+
+
+def _parse_acquisition(data: Any, loc: Locator, base: Path, text: str) -> AcquisitionConfig:
+    from ..camera import Camera
+
+    top, common = _header(data, loc, _ACQUISITION_TOP, "acquisition", text)
+    dataset = _dataset(top, loc, base)
+    files: dict[str, Path] = {}
+    label = _pipelines([_require(top, "pipeline", loc, ())], loc, ("pipeline",), base, files)[0]
+    model, checkpoint = _model_or_checkpoint(top, loc, base, dataset)
+    training = _training(top, loc, common["seed"])
+    folds, fold, samples = _held_out(top, loc)
+    sensor = _section(_mapping(top.get("sensor"), loc, ("sensor",), "sensor"), loc, ("sensor",), _SENSOR, "unknown sensor key")
+    epsilon = loc.check(("epsilon",), check_number, top.get("epsilon", 0.05), low=0.0, high=1.0, what="an accuracy tolerance ε in [0, 1]")
+    draws = loc.check(("draws",), check_int, top.get("draws", 3), minimum=1)
+    batch_size = loc.check(("batch_size",), check_int, top.get("batch_size", 32), minimum=1)
+    camera = Camera.get(_reference_camera(dataset))
+    variables = _variables(_mapping(_require(top, "variables", loc, ()), loc, ("variables",), "variables"), loc, camera)
+    search = {
+        "steps": 12,
+        "tolerance": 0.05,
+        "draws": 1,
+        **_section(_mapping(top.get("search"), loc, ("search",), "search"), loc, ("search",), _SEARCH, "unknown search key"),
+    }
+    return AcquisitionConfig(
+        **common, dataset=dataset, model=model, training=training, pipeline_label=label, pipeline_files=files, checkpoint=checkpoint, folds=folds,
+        fold=fold, samples=samples, gain=sensor.get("gain"), read_noise=sensor.get("read_noise"), epsilon=epsilon, draws=draws, batch_size=batch_size,
+        variables=variables, search_steps=search["steps"], search_tolerance=search["tolerance"], search_draws=search["draws"],
+    )  # fmt: skip
+
+
+def _variables(given: dict[str, Any], loc: Locator, camera: Any) -> dict[str, tuple[float, ...]]:
+    """Each control variable's grid, checked against its physical range for ``camera`` (in :data:`ACQUISITION_VARIABLES` order)."""
+    from ..errors import InputError
+
+    if not given:
+        loc.error(("variables",), f"give at least one control variable with its grid, from {list(ACQUISITION_VARIABLES)}")
+    loc.check_keys(given, ACQUISITION_VARIABLES, ("variables",), "unknown control variable")
+    checks: dict[str, tuple[Check, str]] = {
+        "exposure": (_number(1e-6, 1.0, what="an exposure factor in [1e-6, 1]"), "exposure factors in [1e-6, 1]"),
+        "bit_depth": (_integer(6, maximum=camera.bit_depth), f"bit depths from 6 to the camera's {camera.bit_depth}"),
+        "pixel_pitch": (_integer(1, maximum=64), "binning factors from 1 to 64 (pitch = factor × the camera's)"),
+    }
+    if "numerical_aperture" in given:
+        try:
+            na = float(optics_of(camera).na)
+        except InputError as exc:
+            loc.error(("variables", "numerical_aperture"), str(exc))
+        what = f"a numerical aperture in (0, {na:g}] (the camera's objective: {na:g})"
+        checks["numerical_aperture"] = (_number(0.0, na, exclusive_low=True, what=what), f"numerical apertures in (0, {na:g}]")
+    return {
+        name: tuple(float(v) for v in _distinct_list(given[name], loc, ("variables", name), checks[name][0], checks[name][1]))
+        for name in ACQUISITION_VARIABLES
+        if name in given
+    }
+
+
 # -- the example experiments shipped with ispkit ---------------------------------------------
 
-COMMANDS: dict[str, type[SynthesisConfig] | type[ForensicsConfig] | type[AdjustmentConfig]] = {
+COMMANDS: dict[str, type[SynthesisConfig] | type[ForensicsConfig] | type[AdjustmentConfig] | type[AcquisitionConfig]] = {
     "synthesis": SynthesisConfig,
     "rawbench": RawBenchConfig,
     "forensics": ForensicsConfig,
     "adjust": AdjustmentConfig,
+    "acquire": AcquisitionConfig,
 }
 """The command (``ispkit <command> run``) of each experiment kind, and the class that reads it."""
 
@@ -1146,11 +1275,13 @@ def shipped_experiments() -> dict[str, ShippedExperiment]:
 
 def _command(text: str, name: str) -> str:
     """The command of an experiment, from its top-level keys (``pipelines``: synthesis, or rawbench with ``raw_corruptions``;
-    an adjustment key: adjust; else forensics)."""
+    ``variables``: acquire; an adjustment key: adjust; else forensics)."""
     data, _ = parse_yaml(text, name)
     keys = set(data) if isinstance(data, dict) else set()
     if "pipelines" in keys:
         return "rawbench" if "raw_corruptions" in keys else "synthesis"
+    if "variables" in keys:
+        return "acquire"
     return "adjust" if keys & set(_ADJUSTMENT_ONLY) else "forensics"
 
 

@@ -50,7 +50,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 import numpy as np
 import torch
@@ -62,7 +62,7 @@ from ..tasks.base import TaskNetwork
 from ..tasks.checkpoint import load_checkpoint, save_checkpoint
 from ..tasks.metrics import PRIMARY_METRIC, task_loss, task_metrics
 from ..tasks.training import confusion_matrix, fit
-from .config import ForensicsConfig
+from .config import AcquisitionConfig, ForensicsConfig
 from .distances import distance as get_distance
 from .execution import execute
 from .results import ForensicsResults, ForensicsRun, plain_lambda
@@ -71,7 +71,7 @@ from .runs import RawSet, ViewBank, open_run, seeded_network
 from .tracking import make_tracker
 from .units import Clock, Metrics, Progress, Study, Unit, epoch_metrics, slug, total_work, unit_seed
 
-__all__ = ["ForensicsRun", "ForensicsResults", "ForensicsStudy", "attack", "run_forensics"]
+__all__ = ["ForensicsRun", "ForensicsResults", "FrozenModelStudy", "ForensicsStudy", "attack", "run_forensics"]
 # ForensicsRun and ForensicsResults are defined in ispkit.drift.results (with every results class) and stay importable from here.
 
 
@@ -156,17 +156,20 @@ def _bounds(pipeline: Any) -> dict[str, list]:
     }
 
 
-class ForensicsStudy(Study):
-    """The units of a forensic sweep and how to run one.
+ConfigT = TypeVar("ConfigT", ForensicsConfig, AcquisitionConfig)
+
+
+class FrozenModelStudy(Study, Generic[ConfigT]):
+    """A study of one frozen task model on one pipeline's views of a held-out fold (forensics, acquisition design).
 
     The first unit trains the task model on the reference views of the other folds
-    (none when the experiment names a checkpoint); then one unit per (subset, λ) attacks
-    the frozen model on the chosen fold's held-out images.
+    (none when the experiment names a checkpoint); the subclass's units then study the
+    frozen model (:attr:`network`) on the chosen fold's held-out images (``raws``, ``targets``).
     """
 
     def __init__(
         self,
-        config: ForensicsConfig,
+        config: ConfigT,
         run_dir: Path,
         device: torch.device,
         data: RawSet,
@@ -181,7 +184,7 @@ class ForensicsStudy(Study):
         self._network = given.to(device) if given is not None else None
 
     @classmethod
-    def open(cls, config: ForensicsConfig, run_dir: str | os.PathLike[str], *, progress: Progress | None = None, create: bool = True) -> ForensicsStudy:
+    def open(cls, config: ConfigT, run_dir: str | os.PathLike[str], *, progress: Progress | None = None, create: bool = True) -> Self:
         from ..data.splits import grouped_stratified_kfold
 
         given = load_checkpoint(config.checkpoint).network if config.checkpoint is not None else None
@@ -214,6 +217,32 @@ class ForensicsStudy(Study):
             )
         ]
 
+    def done(self, unit: Unit) -> dict[str, Any] | None:
+        if unit.key == ("model",):  # trained earlier: the checkpoint is the result
+            return {} if (self.run_dir / "model.pt").exists() else None
+        return super().done(unit)
+
+    def _train(self, clock: Clock) -> dict[str, Any]:
+        config = self.config
+        assert config.model is not None, "a model unit exists only when the experiment names a model"
+        network = seeded_network(config.model, self.data, config.seed, self.device)
+        clock.say(f"training {config.model.name} on {config.pipeline_label} views ({len(self.train)} images)")
+        history = fit(network, self.bank.source(config.pipeline_label), self.data.targets, self.train, config.training, state_path=self.run_dir / "train_state.pt",
+                      on_epoch=lambda e, loss, _: clock.step(f"  model epoch {e}/{config.training.epochs}  loss {loss:.3f}"))  # fmt: skip
+        save_checkpoint(self.run_dir / "model.pt", network, pipeline_yaml=self.pipeline.to_yaml(), metadata={"experiment": config.name, "fold": config.fold})
+        (self.run_dir / "train_state.pt").unlink(missing_ok=True)
+        self._network = network.eval()
+        return {"history": {"loss": history.loss, "validation": history.validation}}
+
+
+class ForensicsStudy(FrozenModelStudy[ForensicsConfig]):
+    """The units of a forensic sweep and how to run one.
+
+    The first unit trains the task model on the reference views of the other folds
+    (none when the experiment names a checkpoint); then one unit per (subset, λ) attacks
+    the frozen model on the chosen fold's held-out images.
+    """
+
     def units(self) -> list[Unit]:
         config = self.config
         keys = [(s, lam) for s in config.subsets for lam in config.lambdas]
@@ -223,24 +252,8 @@ class ForensicsStudy(Study):
             for i, (subset, lam) in enumerate(keys, 1)
         ]  # fmt: skip
 
-    def done(self, unit: Unit) -> dict[str, Any] | None:
-        if unit.key == ("model",):  # trained earlier: the checkpoint is the result
-            return {} if (self.run_dir / "model.pt").exists() else None
-        return super().done(unit)
-
     def run(self, unit: Unit, clock: Clock) -> dict[str, Any]:
         return self._train(clock) if unit.key == ("model",) else self._attack(unit, clock)
-
-    def _train(self, clock: Clock) -> dict[str, Any]:
-        config = self.config
-        network = seeded_network(config.model, self.data, config.seed, self.device)
-        clock.say(f"training {config.model.name} on {config.pipeline_label} views ({len(self.train)} images)")
-        history = fit(network, self.bank.source(config.pipeline_label), self.data.targets, self.train, config.training, state_path=self.run_dir / "train_state.pt",
-                      on_epoch=lambda e, loss, _: clock.step(f"  model epoch {e}/{config.training.epochs}  loss {loss:.3f}"))  # fmt: skip
-        save_checkpoint(self.run_dir / "model.pt", network, pipeline_yaml=self.pipeline.to_yaml(), metadata={"experiment": config.name, "fold": config.fold})
-        (self.run_dir / "train_state.pt").unlink(missing_ok=True)
-        self._network = network.eval()
-        return {"history": {"loss": history.loss, "validation": history.validation}}
 
     def _attack(self, unit: Unit, clock: Clock) -> dict[str, Any]:
         config, (subset, lam) = self.config, unit.key

@@ -11,6 +11,7 @@ import pytest
 from ispkit.corruptions import CORRUPTIONS
 from ispkit.drift.config import (
     COMMANDS,
+    AcquisitionConfig,
     AdjustmentConfig,
     ExperimentConfig,
     ForensicsConfig,
@@ -151,6 +152,7 @@ KINDS = {
     "forensics": ForensicsConfig,
     "adjustment": AdjustmentConfig,
     "augmentation": AdjustmentConfig,
+    "acquisition": AcquisitionConfig,
 }
 
 
@@ -176,9 +178,15 @@ def test_each_packaged_experiment_is_listed_with_the_command_that_runs_it(name):
     experiment = shipped_experiments()[name]
     assert (
         experiment.command
-        == {"synthesis": "synthesis", "rawbench": "rawbench", "train": "synthesis", "forensics": "forensics", "adjustment": "adjust", "augmentation": "adjust"}[
-            name.split("_")[0]
-        ]
+        == {
+            "synthesis": "synthesis",
+            "rawbench": "rawbench",
+            "train": "synthesis",
+            "forensics": "forensics",
+            "adjustment": "adjust",
+            "augmentation": "adjust",
+            "acquisition": "acquire",
+        }[name.split("_")[0]]
     )
     assert isinstance(COMMANDS[experiment.command].from_yaml(experiment.text), KINDS[name.split("_")[0]])
     assert experiment.summary == " ".join(line[2:] for line in experiment.text.splitlines() if line.startswith("# ")) and len(experiment.summary) > 40
