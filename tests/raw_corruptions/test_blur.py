@@ -9,7 +9,7 @@ import torch
 from ispkit.camera import Camera
 from ispkit.cfa import BAYER_PATTERNS, masks_numpy
 from ispkit.raw_corruptions import corrupt_raw
-from ispkit.raw_corruptions.blur import cfa_blur, cfa_blur_numpy, motion_kernel
+from ispkit.raw_corruptions.blur import cfa_blur, cfa_blur_each, cfa_blur_numpy, motion_kernel
 
 
 @pytest.mark.parametrize("length", [0.0, 0.7, 3.0, 8.0, 25.0])
@@ -81,6 +81,14 @@ def test_one_kernel_per_colour_blurs_each_colour_by_its_own(natural_raw):
     np.testing.assert_allclose(cfa_blur(torch.from_numpy(image), torch.from_numpy(kernels), "BGGR").numpy(), out, atol=1e-13)
     with pytest.raises(ValueError, match=r"expected a kernel \(k, k\) or one per colour \(3, k, k\), got shape \(2, 9, 9\)"):
         cfa_blur_numpy(image, kernels[:2], "BGGR")
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_each_image_blurred_by_its_own_kernel_equals_one_call_per_image(natural_raw, n):
+    raws = torch.from_numpy(np.resize(natural_raw, (n, *natural_raw.shape[1:])))
+    kernels = torch.stack([torch.from_numpy(motion_kernel(6.0, angle)) for angle in np.linspace(0.0, 170.0, n)])
+    expected = torch.stack([cfa_blur(image, kernel, "RGGB") for image, kernel in zip(raws, kernels, strict=True)])
+    torch.testing.assert_close(cfa_blur_each(raws, kernels, "RGGB"), expected, rtol=0, atol=1e-13)
 
 
 def test_a_random_angle_is_drawn_per_image(natural_raw, camera):
