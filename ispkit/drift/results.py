@@ -1038,10 +1038,10 @@ class GapClosure:
         gain = f"{self.arm} − frozen {_plus(self.gain.estimate)} ({self.gain.bounds_text()}): {self.gain.verdict()}"
         if not math.isfinite(self.share):
             return f"{gain}."
-        verb = f"{self.arm} closes {percent(self.share)} of it" if self.share >= 0 else f"{self.arm} widens it by {percent(-self.share)}"
-        bounds = (
-            f"{CONFIDENCE:.0%} CI {percent(self.low)} to {percent(self.high)} of the mean gap; " if math.isfinite(self.low) and math.isfinite(self.high) else ""
-        )
+        closes = self.share >= 0
+        verb = f"{self.arm} closes {percent(self.share)} of it" if closes else f"{self.arm} widens it by {percent(-self.share)}"
+        low, high = (self.low, self.high) if closes else (-self.high, -self.low)  # a widening's interval turned with it
+        bounds = f"{CONFIDENCE:.0%} CI {percent(low)} to {percent(high)} of the mean gap; " if math.isfinite(low) and math.isfinite(high) else ""
         return f"{verb} ({bounds}{gain})."
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import yaml
 from ispkit.drift.adjustment import AdjustmentStudy, run_adjustment
 from ispkit.drift.augmentation import AugmentationSampler, AugmentedSource
 from ispkit.drift.config import AdjustmentConfig, AugmentationConfig
-from ispkit.drift.results import AdjustmentResults
+from ispkit.drift.results import AdjustmentResults, GapClosure
+from ispkit.drift.statistics import fold_interval
 from ispkit.errors import ConfigError, InputError
 from ispkit.pipeline import Pipeline
 from ispkit.raw_corruptions import corrupt_raw
@@ -307,3 +309,13 @@ def test_a_changed_operating_spec_is_refused_on_resume(tmp_path, tiny):
     _spec(tmp_path, **{"gamma.gamma": {"safe_min": 2.0, "safe_max": 2.2}})
     with pytest.raises(InputError, match="changed since this run started"):
         AdjustmentStudy.open(tiny.config("adjustment", arms=["augmented"], intensities=[1.0], augmentation={"operating_spec": str(spec)}), tmp_path / "run")
+
+
+def test_gap_closure_in_words():
+    gap = fold_interval(np.array([0.2, 0.3, 0.25]))
+    closing = GapClosure("augmented", gap, fold_interval(np.array([0.1, 0.12, 0.08])), 0.4, 0.2, 0.6)
+    assert closing.statement().startswith("augmented closes 40% of it (95% CI 20% to 60% of the mean gap; augmented − frozen +0.100 (95% CI ")
+    widening = GapClosure("raw", gap, fold_interval(np.array([-0.1, -0.12, -0.08])), -0.4, -0.6, -0.2)
+    assert widening.statement().startswith("raw widens it by 40% (95% CI 20% to 60% of the mean gap; raw − frozen −0.100 (95% CI ")
+    no_gap = GapClosure("raw", fold_interval(np.array([-0.01, 0.0, -0.02])), fold_interval(np.array([0.01, 0.02, 0.0])), math.nan, math.nan, math.nan)
+    assert no_gap.statement().startswith("raw − frozen +0.010 (95% CI ")
