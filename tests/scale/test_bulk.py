@@ -201,7 +201,9 @@ def test_folder_mixing_two_cameras_refused(folder, tmp_path):
     src = _copy(folder, tmp_path / "raws", n=3)
     first = read_raw(sorted(src.glob("*.tiff"))[0])
     write_raw(src / "zz_other.tiff", first.mosaic, _other_camera(first.camera))
-    with pytest.raises(InputError, match=r"zz_other\.tiff has another camera than the archive \(this file's vs the archive's\): .*pattern \('GRBG' vs 'RGGB'\).*black_level"):
+    with pytest.raises(
+        InputError, match=r"zz_other\.tiff has another camera than the archive \(this file's vs the archive's\): .*pattern \('GRBG' vs 'RGGB'\).*black_level"
+    ):
         raw_archive(src)
     lazy = raw_archive(src, check=False)  # only the first file read now; the odd one is refused when its chunk is read
     with pytest.raises(InputError, match=r"zz_other\.tiff has another camera"):
