@@ -29,7 +29,7 @@ models, processed by the same pipeline and scored by the frozen model:
     :func:`~ispkit_plugin_optics.psf.gaussian_psf`, ``σ = 0.21 λ / NA``), widths add in
     quadrature, so the extra blur is the plugin's Gaussian PSF of NA' at the wavelength
     ``λ √(1 − (NA'/NA)²)``, whose ``σ² = σ(NA')² − σ(NA)²``, per colour, applied per CFA
-    colour by the plugin's normalised convolution (:func:`~ispkit_plugin_optics.lens.lens_blur`,
+    colour by ispkit's normalised convolution (:func:`~ispkit.raw_corruptions.blur.cfa_blur`,
     in float32, the pipeline's precision: within 1 DN of float64 after re-quantisation)
     and re-quantised. The light collected is held fixed (a smaller NA gathers less light;
     combine with ``exposure`` to see both), and the input's noise is blurred with it
@@ -102,6 +102,7 @@ from ..camera import Camera
 from ..cfa import pack_bayer, unpack_bayer
 from ..raw_corruptions import raw_corruption
 from ..raw_corruptions.base import Sensor
+from ..raw_corruptions.blur import cfa_blur
 from ..tasks.base import TaskNetwork
 from ..tasks.metrics import PRIMARY_METRIC, task_metrics
 from .acquisition_results import VARIABLE_TEXT, AcquisitionPoint, AcquisitionResults, AcquisitionSearch, SearchStep, value_text
@@ -166,7 +167,7 @@ def requantise(raws: torch.Tensor, bits: int, camera: Camera) -> torch.Tensor:
 
 def narrow_aperture(raws: torch.Tensor, na: float | torch.Tensor, camera: Camera, optics: Any) -> torch.Tensor:
     """``raws`` ``(N, H, W)`` as seen through an objective of numerical aperture ``na`` ≤ ``optics.na`` (module docstring); differentiable in ``na``."""
-    psf, lens = import_module("ispkit_plugin_optics.psf"), import_module("ispkit_plugin_optics.lens")
+    psf = import_module("ispkit_plugin_optics.psf")
     value = torch.as_tensor(na, dtype=torch.float64)
     ratio = value / optics.na
     if float(ratio.detach()) >= 1.0:
@@ -175,7 +176,7 @@ def narrow_aperture(raws: torch.Tensor, na: float | torch.Tensor, camera: Camera
     sigma_um = psf.ZHANG_SIGMA * float(wavelengths.detach().max()) * 1e-3 / float(value.detach())
     radius = max(1, math.ceil(3.5 * sigma_um / optics.pixel_um))
     kernels = psf.gaussian_psf(value, 1.0, optics.pixel_um, wavelengths, radius=radius)
-    blurred = lens.lens_blur(raws.float(), kernels.to(raws.device), camera.pattern).to(raws.dtype)  # float32: the pipeline's precision, ~30× faster
+    blurred = cfa_blur(raws.float(), kernels.to(raws.device), camera.pattern).to(raws.dtype)  # float32: the pipeline's precision, ~30× faster
     sensor = Sensor.of(camera)
     return sensor.digitise_torch(blurred * sensor.white)
 
