@@ -176,14 +176,22 @@ class DriftViewWidget(DockedWidget):
         reference = self.reference_combo.currentText()
         if reference not in names:
             names = [reference, *names]  # the reference must be computed too
-        work = self._work(layer, names, reference)
+        return self._start(
+            self._work(layer, names, reference),
+            lambda result: self._show(layer, reference, *result),
+            "Drift stack",
+            f"computing {len(names)} views of {layer.name}…",
+        )
+
+    def _start(self, work: Any, show: Any, what: str, status: str) -> bool:
+        """Run ``work`` in a napari thread worker, then ``show`` its result (errors become notifications naming ``what``)."""
         worker = thread_worker(work, start_thread=False)()
-        worker.returned.connect(lambda result: self._show(layer, reference, *result))
-        worker.errored.connect(lambda exc: notify_error(f"Drift stack failed: {type(exc).__name__}: {exc}"))
+        worker.returned.connect(show)
+        worker.errored.connect(lambda exc: notify_error(f"{what} failed: {type(exc).__name__}: {exc}"))
         worker.finished.connect(self._on_finished)
         self._worker = worker
         self.compute_button.setEnabled(False)
-        self.status.setText(f"computing {len(names)} views of {layer.name}…")
+        self.status.setText(status)
         worker.start()
         return True
 
@@ -216,15 +224,12 @@ class DriftViewWidget(DockedWidget):
         every = len(ticked) == self.corruption_list.count()  # all ticked: leave out what the camera cannot support
         mosaic, camera = mosaic_from_layer(layer, current_frame(self.viewer, layer))
         preset = self.reference_combo.currentText()
-        work = thread_worker(lambda: raw_corruption_stack(mosaic, camera, preset, None if every else ticked, severities), start_thread=False)()
-        work.returned.connect(lambda stack: self._show_raw(layer, stack))
-        work.errored.connect(lambda exc: notify_error(f"Raw corruption stack failed: {type(exc).__name__}: {exc}"))
-        work.finished.connect(self._on_finished)
-        self._worker = work
-        self.compute_button.setEnabled(False)
-        self.status.setText(f"computing {len(ticked)} raw corruptions × {len(severities)} severities of {layer.name} through {preset}…")
-        work.start()
-        return True
+        return self._start(
+            lambda: raw_corruption_stack(mosaic, camera, preset, None if every else ticked, severities),
+            lambda stack: self._show_raw(layer, stack),
+            "Raw corruption stack",
+            f"computing {len(ticked)} raw corruptions × {len(severities)} severities of {layer.name} through {preset}…",
+        )
 
     # -- slots --------------------------------------------------------------------------
 
