@@ -9,6 +9,8 @@ common corruptions. It shows
   annotated ``mean`` and ``±std`` over folds, the in-distribution cells outlined;
 - :func:`plot_corruptions`: train pipeline × corruption, averaged over severities and
   folds, on the same colour scale as the matrix so the two compare side by side;
+- :func:`plot_raw_corruptions`: with raw-domain corruptions, train pipeline × raw
+  corruption and severity, on the same colour scale;
 - :func:`plot_worst_pair`: one test image through the train and the test pipeline of
   the pair with the largest drop, and their per-channel absolute difference on a scale
   that shows it (:func:`difference_scale`);
@@ -61,7 +63,7 @@ from .html_report import below_chance_table, confusion_section, embed_figure, es
 from .results import SynthesisResults
 from .statistics import signed
 
-__all__ = ["plot_matrix", "plot_corruptions", "plot_worst_pair", "difference_scale", "write_report"]
+__all__ = ["plot_matrix", "plot_corruptions", "plot_raw_corruptions", "plot_worst_pair", "difference_scale", "write_report"]
 
 CMAP = "viridis"
 DIFF_CMAP = "magma"
@@ -136,6 +138,37 @@ def plot_corruptions(results: SynthesisResults, metric: str | None = None) -> Fi
     _label_axes(ax, results.train_pipelines, results.corruptions, "corruption")
     severities = ", ".join(str(s) for s in results.severities)
     ax.set_title(f"{metric} under corruptions\n(mean over severities {severities} and folds)", fontsize=10)
+    fig.colorbar(image, ax=ax, label=metric)
+    return fig
+
+
+def plot_raw_corruptions(results: SynthesisResults, metric: str | None = None) -> Figure:
+    """Heatmap of the metric under each raw-domain corruption and severity, train pipelines (rows) × cells.
+
+    Returns
+    -------
+    Figure
+        One column per raw corruption and severity (``low_light 1``, ``low_light 3``, ...),
+        cells ``mean`` over ``±std`` across folds of the model of the row's pipeline on
+        the held-out raws so corrupted and processed by that pipeline, on the colour
+        scale of :func:`plot_matrix`. Raises :class:`~ispkit.errors.InputError` for a
+        study without the raw axis.
+    """
+    metric = _checked_metric(results, metric, "plot_raw_corruptions")
+    if not results.has_raw_axis:
+        raise InputError("plot_raw_corruptions: the study has no raw corruptions (raw_corruptions: in the experiment)")
+    values = results.raw_corruption_metrics[metric]  # (P, R, S, K)
+    p, r, s = values.shape[:3]
+    per_fold = values.reshape(p, r * s, -1)
+    columns = [f"{name} {severity}" for name in results.raw_corruptions for severity in results.raw_severities]
+    fig = new_figure(MARGIN_W + CELL_W * r * s, MARGIN_H + CELL_H * p)
+    ax = fig.add_subplot()
+    image = _heatmap(ax, per_fold.mean(axis=-1), per_fold.std(axis=-1), _norm(results, metric))
+    _label_axes(ax, results.train_pipelines, columns, "raw corruption and severity")
+    ax.set_title(
+        f"{metric} under raw-domain corruptions (mean ± std over {results.folds} folds)\neach model's held-out raws corrupted, then its own pipeline",
+        fontsize=10,
+    )
     fig.colorbar(image, ax=ax, label=metric)
     return fig
 
@@ -334,14 +367,17 @@ def write_report(
     """
     summary, findings = results.summary(), results.findings()
     figures = {"matrix": plot_matrix(results), "corruptions": plot_corruptions(results)}
+    if results.has_raw_axis:
+        figures["raw_corruptions"] = plot_raw_corruptions(results)
     if worst_views is not None:
         figures["worst_pair"] = _worst_figure(summary, worst_views)
     recorded = [c for c in findings["worst_cells"] if c["confusion"] is not None]
     if recorded:
         figures["confusion"] = plot_confusion(recorded, results.classes)
     images = save_figures(run_dir, figures, stale="worst_pair")
-    if not recorded:
-        (Path(run_dir) / "figures" / "confusion.png").unlink(missing_ok=True)
+    for name, drawn in (("confusion", bool(recorded)), ("raw_corruptions", results.has_raw_axis)):
+        if not drawn:  # left by an earlier call
+            (Path(run_dir) / "figures" / f"{name}.png").unlink(missing_ok=True)
     others = [m for m in results.metrics if m != results.metric]
     metric = f"{results.metric} (also recorded: {', '.join(others)})" if others else results.metric
     return write_page(run_dir, title, task=results.task, metric=metric, details=_details(results), summary=_summary_text(summary),
@@ -372,7 +408,7 @@ def _sections(results: SynthesisResults, findings: dict[str, Any], images: dict[
         parts += ["<h2>Worst pair</h2>", embed_figure(images["worst_pair"], "one test image through the worst pair")]
     return [
         *parts, "<h2>Pairs that differ by more than fold noise</h2>", _pairs_table(findings), "<h2>Rankings</h2>", _rankings(results),
-        "<h2>Corruptions</h2>", _corruption_table(results, findings), *_raw_section(results, findings),
+        "<h2>Corruptions</h2>", _corruption_table(results, findings), *_raw_section(results, findings, images),
     ]  # fmt: skip
 
 
@@ -469,7 +505,7 @@ def _corruption_cell(value: float, drop: dict[str, Any]) -> str:
     return f'<td class="num">{fmt(value)}<br><small>drop {escape(signed(drop["estimate"]))} ({interval})</small></td>'
 
 
-def _raw_section(results: SynthesisResults, findings: dict[str, Any]) -> list[str]:
+def _raw_section(results: SynthesisResults, findings: dict[str, Any], images: dict[str, bytes]) -> list[str]:
     """The raw-domain corruptions: score per corruption and severity with its drop, and the corruption errors per family."""
     if not results.has_raw_axis:
         return []
@@ -487,7 +523,10 @@ def _raw_section(results: SynthesisResults, findings: dict[str, Any]) -> list[st
         f"{findings['confidence']:.0%} CI over folds</caption>"
         f"<thead><tr><th>raw corruption</th><th>family</th>{head}</tr></thead><tbody>{body}</tbody></table>"
     )
-    return ["<h2>Raw-domain corruptions</h2>", scores, _mce_table(results.raw_mce(), results.metric)]
+    figure = embed_figure(
+        images["raw_corruptions"], "under raw-domain corruptions: each train pipeline's model, per corruption and severity, same colour scale"
+    )
+    return ["<h2>Raw-domain corruptions</h2>", figure, scores, _mce_table(results.raw_mce(), results.metric)]
 
 
 def _mce_table(mce: dict[str, Any], metric: str) -> str:

@@ -170,6 +170,8 @@ class SynthesisResults(JsonResults):
     """The family of each raw corruption (:data:`ispkit.raw_corruptions.FAMILIES`)."""
     raw_baseline: str | None = None
     """The train pipeline whose model's errors normalise the mean corruption error."""
+    raw_corruption_confusion: np.ndarray | None = None
+    """``(P, R, S, n, n)``, as ``confusion`` under each raw corruption and severity."""
 
     def __post_init__(self) -> None:
         if self.metric not in self.metrics:
@@ -197,6 +199,7 @@ class SynthesisResults(JsonResults):
             self.raw_corruption_metrics[name] = values = np.asarray(values, dtype=float)
             if values.shape != rshape:
                 raise InputError(f"SynthesisResults: raw_corruption_metrics[{name!r}] has shape {values.shape}, expected {rshape}")
+        self.raw_corruption_confusion = _checked_confusion(self.raw_corruption_confusion, rshape[:3], self.classes, "raw_corruption_confusion")
         if not self.has_raw_axis:
             return
         if self.metric not in self.raw_corruption_metrics:
@@ -369,7 +372,7 @@ class SynthesisResults(JsonResults):
         return {
             "raw_corruptions": list(self.raw_corruptions), "raw_severities": list(self.raw_severities), "raw_families": dict(self.raw_families),
             "raw_baseline": self.raw_baseline, "raw_corruption_metrics": {k: v.tolist() for k, v in self.raw_corruption_metrics.items()},
-            "raw_mce": _finite(self.raw_mce()),
+            "raw_corruption_confusion": _json_counts(self.raw_corruption_confusion), "raw_mce": _finite(self.raw_mce()),
         }  # fmt: skip
 
     @classmethod
@@ -380,7 +383,7 @@ class SynthesisResults(JsonResults):
         fields["metrics"] = {k: np.asarray(v, dtype=float) for k, v in data["metrics"].items()}
         fields["corruption_metrics"] = {k: np.asarray(v, dtype=float) for k, v in data.get("corruption_metrics", {}).items()}
         fields["raw_corruption_metrics"] = {k: np.asarray(v, dtype=float) for k, v in data.get("raw_corruption_metrics", {}).items()}
-        for name in ("confusion", "corruption_confusion"):
+        for name in ("confusion", "corruption_confusion", "raw_corruption_confusion"):
             fields[name] = _counts_array(data.get(name))
         return cls(**fields)
 
@@ -474,6 +477,12 @@ class SynthesisResults(JsonResults):
                 where = {"kind": "corruption", "train": self.train_pipelines[p], "corruption": name, "severity": severity,
                          "cell": f"{self.train_pipelines[p]} → {name} (severity {severity})"}  # fmt: skip
                 cells.append((where, float(score), None if self.corruption_confusion is None else self.corruption_confusion[p, c, s]))
+        if self.has_raw_axis:
+            for (p, r, s), score in np.ndenumerate(self.raw_corruption_mean()):
+                name, severity = self.raw_corruptions[r], self.raw_severities[s]
+                where = {"kind": "raw corruption", "train": self.train_pipelines[p], "corruption": name, "severity": severity,
+                         "cell": f"{self.train_pipelines[p]} → raw {name} (severity {severity})"}  # fmt: skip
+                cells.append((where, float(score), None if self.raw_corruption_confusion is None else self.raw_corruption_confusion[p, r, s]))
         return cells
 
     def _below_chance(self) -> dict[str, Any]:
@@ -482,7 +491,7 @@ class SynthesisResults(JsonResults):
     def _worst_cells(self) -> list[dict[str, Any]]:
         cells = self._cells()
         worst = []
-        for kind in ("pipeline", "corruption"):
+        for kind in ("pipeline", "corruption", "raw corruption"):
             candidates = [c for c in cells if c[0]["kind"] == kind and np.isfinite(c[1])]
             if candidates:
                 where, score, matrix = min(candidates, key=lambda c: c[1])
@@ -724,7 +733,13 @@ def _below_chance(task: str, classes: list[str] | None, confusion: Any, cells: l
     return {"chance": chance, "cells": flagged, "statement": statement}
 
 
-_KIND_WORDS = {"pipeline": "train/test pipeline cells", "corruption": "corruption cells", "run": "forensic runs", "arm": "arms"}
+_KIND_WORDS = {
+    "pipeline": "train/test pipeline cells",
+    "corruption": "corruption cells",
+    "raw corruption": "raw-corruption cells",
+    "run": "forensic runs",
+    "arm": "arms",
+}
 
 
 def _cells_detail(flags: list[dict[str, Any]]) -> str:

@@ -252,13 +252,14 @@ def _collect(config: SynthesisConfig, data: RawSet, results: dict[tuple[int, int
         task=task, metric=PRIMARY_METRIC[task], train_pipelines=list(config.train_pipelines), test_pipelines=list(config.test_pipelines),
         folds=K, metrics=metrics, corruptions=list(config.corruptions.names), severities=list(config.corruptions.severities), corruption_metrics=corrupted,
         classes=data.classes, synthetic=data.synthetic, confusion=confusion[0] if confusion else None, corruption_confusion=confusion[1] if confusion else None,
-        **_raw_fields(config, names, results),
+        **_raw_fields(config, names, results, task),
     )  # fmt: skip
 
 
-def _raw_fields(config: SynthesisConfig, names: list[str], results: dict[tuple[int, int], dict[str, Any]]) -> dict[str, Any]:
-    """The raw-domain axis as :class:`SynthesisResults` fields: metric arrays ``(P, R, S, K)``, names, severities, families and
-    baseline (nothing when the experiment has no ``raw_corruptions:``)."""
+def _raw_fields(config: SynthesisConfig, names: list[str], results: dict[tuple[int, int], dict[str, Any]], task: str) -> dict[str, Any]:
+    """The raw-domain axis as :class:`SynthesisResults` fields: metric arrays ``(P, R, S, K)``, names, severities, families,
+    baseline and, for classification, confusion matrices ``(P, R, S, n, n)`` summed over folds (NaN for a train pipeline
+    with a unit that did not record them); nothing when the experiment has no ``raw_corruptions:``."""
     raw = config.raw_corruptions
     if raw is None:
         return {}
@@ -268,10 +269,24 @@ def _raw_fields(config: SynthesisConfig, names: list[str], results: dict[tuple[i
             for s, severity in enumerate(raw.severities):
                 for m in names:
                     values[m][p, c, s, k] = result["raw_corruptions"][name][str(severity)][m]
-    return {
+    fields = {
         "raw_corruptions": list(raw.names), "raw_severities": list(raw.severities), "raw_corruption_metrics": values,
         "raw_families": {name: raw_corruption(name).family for name in raw.names}, "raw_baseline": raw.baseline,
     }  # fmt: skip
+    recorded = [r["confusion"]["raw_corruptions"] for r in results.values() if "raw_corruptions" in (r.get("confusion") or {})]
+    if task == "classification" and recorded:
+        first = recorded[0][raw.names[0]][str(raw.severities[0])]
+        counts = np.zeros((len(config.train_pipelines), len(raw.names), len(raw.severities), len(first), len(first)))
+        for (p, _), result in results.items():
+            found = (result.get("confusion") or {}).get("raw_corruptions")
+            if found is None:
+                counts[p] = np.nan
+                continue
+            for c, name in enumerate(raw.names):
+                for s, severity in enumerate(raw.severities):
+                    counts[p, c, s] += found[name][str(severity)]
+        fields["raw_corruption_confusion"] = counts
+    return fields
 
 
 def _confusions(config: SynthesisConfig, data: RawSet, results: dict[tuple[int, int], dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import torch
 
 from ispkit.cli import main
 from ispkit.drift.config import RawBenchConfig, SynthesisConfig
-from ispkit.drift.report import write_report
+from ispkit.drift.report import plot_matrix, plot_raw_corruptions, write_report
 from ispkit.drift.results import SynthesisResults, corruption_errors
 from ispkit.drift.runs import load_raw_set
 from ispkit.drift.synthesis import raw_corruption_seed, run_synthesis
@@ -155,6 +155,45 @@ def test_the_report_has_the_raw_section_with_the_baseline(tmp_path):
     assert "Raw-domain" not in write_report(tmp_path / "plain", plain).read_text(encoding="utf-8")
 
 
+def test_raw_cells_below_chance_are_flagged_with_the_class_they_collapse_to(tmp_path):
+    # three classes (chance 1/3): b under dark_current at severity 3 scores 0.2, its predictions all 'z'
+    accuracy = [[[0.8, 0.6], [0.9, 0.9], [0.7, 0.5]], [[0.7, 0.5], [0.8, 0.6], [0.75, 0.2]]]
+    counts = np.zeros((2, 3, 2, 3, 3))
+    counts[..., 0, 0] = counts[..., 1, 1] = counts[..., 2, 2] = 10.0
+    counts[1, 2, 1] = [[0, 0, 10], [0, 0, 10], [0, 0, 10]]
+    r = _raw_results(accuracy)
+    r = SynthesisResults(**{**vars(r), "classes": ["x", "y", "z"], "raw_corruption_confusion": counts})
+    below = r.findings()["below_chance"]
+    [cell] = below["cells"]
+    assert (cell["kind"], cell["train"], cell["corruption"], cell["severity"]) == ("raw corruption", "b", "dark_current", 3)
+    assert cell["collapse"]["class"] == "z" and cell["collapse"]["collapsed"]
+    assert "1 raw-corruption cells (dark_current)" in below["statement"] and "collapse to 'z'" in below["statement"]
+    worst = {c["kind"]: c for c in r.findings()["worst_cells"]}
+    assert worst["raw corruption"]["cell"] == "b → raw dark_current (severity 3)" and worst["raw corruption"]["confusion"] == counts[1, 2, 1].tolist()
+    r.save(tmp_path / "results.json")
+    back = SynthesisResults.load(tmp_path / "results.json")
+    np.testing.assert_array_equal(back.raw_corruption_confusion, counts)
+    with pytest.raises(InputError, match="raw_corruption_confusion"):
+        SynthesisResults(**{**vars(r), "raw_corruption_confusion": counts[:, :2]})
+
+
+def test_the_raw_heatmap_has_a_column_per_corruption_and_severity_on_the_matrix_scale(tmp_path):
+    r = _raw_results(ACCURACY)
+    fig = plot_raw_corruptions(r)
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.images[0].get_array(), np.reshape(ACCURACY, (2, 6)))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["low_light 1", "low_light 3", "vignetting 1", "vignetting 3", "dark_current 1", "dark_current 3"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    assert ax.images[0].get_clim() == plot_matrix(r).axes[0].images[0].get_clim()
+    write_report(tmp_path, r)
+    assert (tmp_path / "figures" / "raw_corruptions.png").is_file()
+    plain = SynthesisResults(**{k: v for k, v in vars(r).items() if not k.startswith("raw_")})
+    with pytest.raises(InputError, match="the study has no raw corruptions"):
+        plot_raw_corruptions(plain)
+    write_report(tmp_path, plain)  # the same folder: the stale figure goes
+    assert not (tmp_path / "figures" / "raw_corruptions.png").exists()
+
+
 # -- a tiny study ------------------------------------------------------------------------------
 
 
@@ -189,6 +228,12 @@ def test_the_axis_equals_a_direct_computation(raw_study):
                 assert results.raw_corruption_metrics["accuracy"][p, c, s, 1] == pytest.approx(accuracy, abs=1e-9), (label, name, severity)
     # low light at 3 % of the light really changes what the models see
     assert not np.allclose(results.raw_corruption_metrics["accuracy"][:, 0, 1], results.in_distribution_per_fold())
+    # the confusion matrices summed over folds: every held-out image once per cell, the diagonal its accuracy
+    confusion = results.raw_corruption_confusion
+    images = sum(len(test) for _, test in folds)
+    assert confusion.shape[:3] == (2, 2, 2) and (confusion.sum(axis=(-1, -2)) == images).all()
+    per_fold = results.raw_corruption_metrics["accuracy"] * np.array([len(test) for _, test in folds])
+    np.testing.assert_allclose(np.trace(confusion, axis1=-2, axis2=-1), per_fold.sum(axis=-1))
 
 
 def test_the_run_folder_carries_the_axis(raw_study):
