@@ -52,7 +52,7 @@ from matplotlib.figure import Figure
 
 from ..errors import InputError
 from ..pipeline import Pipeline
-from .html_report import below_chance_table, compact, confusion_section, embed_figure, escape, fmt, new_figure, plot_confusion, save_figures, write_page
+from .html_report import below_chance_table, compact, confusion_figures, confusion_section, embed_figure, escape, fmt, new_figure, save_figures, write_page
 from .results import HELD_OUT_KINDS, AdjustmentResults, percent
 from .statistics import signed
 from .units import slug
@@ -259,12 +259,8 @@ def write_adjustment_report(
             ref_views, learned_views, learned_pipeline = found
             figures[f"views_{slug(key)}"] = plot_learned_views(ref_views, learned_views, key)
             changed[key] = changed_params(pipeline, learned_pipeline)
-    recorded = [c for c in findings["worst_cells"] if c["confusion"] is not None]
-    if recorded:
-        figures["confusion"] = plot_confusion(recorded, results.classes)
-    images = save_figures(run_dir, figures, stale="views_*")
-    if not recorded:
-        (run_dir / "figures" / "confusion.png").unlink(missing_ok=True)
+    figures.update(confusion_figures(findings["worst_cells"], results.classes))
+    images = save_figures(run_dir, figures, stale=("views_*", "confusion"))
     sections = [
         "<h2>Arms compared, fold by fold</h2>",
         _comparisons_table(results, findings),

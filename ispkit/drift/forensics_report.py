@@ -50,7 +50,7 @@ from matplotlib.figure import Figure
 
 from ..errors import InputError
 from ..pipeline import Pipeline
-from .html_report import below_chance_table, compact, confusion_section, embed_figure, escape, fmt, new_figure, num, plot_confusion, save_figures, write_page
+from .html_report import below_chance_table, compact, confusion_figures, confusion_section, embed_figure, escape, fmt, new_figure, num, save_figures, write_page
 from .results import ForensicsResults, plain_lambda
 from .statistics import signed
 from .units import slug
@@ -251,12 +251,8 @@ def write_forensics_report(
     if views:
         metrics = {lam: results.run(subset, lam).metric for lam in views}
         figures[views_name] = plot_views(views, list(views), subset, metrics)
-    recorded = [c for c in findings["worst_cells"] if c["confusion"] is not None]
-    if recorded:
-        figures["confusion"] = plot_confusion(recorded, results.classes)
-    images = save_figures(run_dir, figures, stale="views_*")
-    if not recorded:
-        (run_dir / "figures" / "confusion.png").unlink(missing_ok=True)
+    figures.update(confusion_figures(findings["worst_cells"], results.classes))
+    images = save_figures(run_dir, figures, stale=("views_*", "confusion"))
     sections = [
         "<h2>Each subset's worst λ</h2>",
         _drops_table(results, findings),

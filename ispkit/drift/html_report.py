@@ -90,17 +90,17 @@ def save_png(fig: Figure, path: Path) -> bytes:
     return data
 
 
-def save_figures(run_dir: str | os.PathLike[str], figures: Mapping[str, Figure], *, stale: str | None = None) -> dict[str, bytes]:
+def save_figures(run_dir: str | os.PathLike[str], figures: Mapping[str, Figure], *, stale: str | Sequence[str] = ()) -> dict[str, bytes]:
     """Write each figure as ``run_dir/figures/<name>.png`` (atomically) and return the PNG bytes by name.
 
-    ``stale`` is a glob (e.g. ``"views_*"``) of the figures this report writes only
-    sometimes: a PNG matching it that was not written now is removed, so that the folder
-    holds no figure of an earlier report that this one does not show.
+    ``stale`` are globs (one, or several: ``("views_*", "confusion")``) of the figures this report
+    writes only sometimes: a PNG matching one that was not written now is removed, so that
+    the folder holds no figure of an earlier report that this one does not show.
     """
     folder = Path(run_dir) / "figures"
     images = {name: save_png(figure, folder / f"{name}.png") for name, figure in figures.items()}
-    if stale is not None:
-        for path in folder.glob(f"{stale}.png"):
+    for pattern in (stale,) if isinstance(stale, str) else stale:
+        for path in folder.glob(f"{pattern}.png"):
             if path.stem not in images:
                 path.unlink(missing_ok=True)
     return images
@@ -192,6 +192,13 @@ def plot_confusion(cells: Sequence[Mapping[str, Any]], classes: Sequence[str] | 
         ax.set_title(f"{textwrap.fill(str(cell['cell']), 30)}\nscore {fmt(cell.get('score'))}", fontsize=9)
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="share of the true class (row)")
     return fig
+
+
+def confusion_figures(worst: Sequence[Mapping[str, Any]], classes: Sequence[str] | None) -> dict[str, Figure]:
+    """``{"confusion": figure}``: :func:`plot_confusion` of the cells of ``worst`` whose matrices were recorded
+    (``{}`` when none was), for a report's figures (``stale`` must name ``"confusion"``)."""
+    recorded = [c for c in worst if c["confusion"] is not None]
+    return {"confusion": plot_confusion(recorded, classes)} if recorded else {}
 
 
 def confusion_section(worst: Sequence[Mapping[str, Any]], images: Mapping[str, bytes], name: str = "confusion") -> list[str]:

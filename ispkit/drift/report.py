@@ -59,7 +59,7 @@ from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
 from ..errors import InputError, close_matches
-from .html_report import below_chance_table, confusion_section, embed_figure, escape, fmt, new_figure, plot_confusion, save_figures, write_page
+from .html_report import below_chance_table, confusion_figures, confusion_section, embed_figure, escape, fmt, new_figure, save_figures, write_page
 from .results import SynthesisResults
 from .statistics import signed
 
@@ -371,13 +371,8 @@ def write_report(
         figures["raw_corruptions"] = plot_raw_corruptions(results)
     if worst_views is not None:
         figures["worst_pair"] = _worst_figure(summary, worst_views)
-    recorded = [c for c in findings["worst_cells"] if c["confusion"] is not None]
-    if recorded:
-        figures["confusion"] = plot_confusion(recorded, results.classes)
-    images = save_figures(run_dir, figures, stale="worst_pair")
-    for name, drawn in (("confusion", bool(recorded)), ("raw_corruptions", results.has_raw_axis)):
-        if not drawn:  # left by an earlier call
-            (Path(run_dir) / "figures" / f"{name}.png").unlink(missing_ok=True)
+    figures.update(confusion_figures(findings["worst_cells"], results.classes))
+    images = save_figures(run_dir, figures, stale=("worst_pair", "confusion", "raw_corruptions"))
     others = [m for m in results.metrics if m != results.metric]
     metric = f"{results.metric} (also recorded: {', '.join(others)})" if others else results.metric
     return write_page(run_dir, title, task=results.task, metric=metric, details=_details(results), summary=_summary_text(summary),
