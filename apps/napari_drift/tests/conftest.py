@@ -76,11 +76,15 @@ def tiny_microscopy_root(tmp_path_factory):
 
 
 @pytest.fixture
-def tiny_forensics(tmp_path, tiny_microscopy_root):
-    """A forensics experiment of three units (gamma at λ = 0, 100, ∞) that runs in a few seconds."""
-    path = tmp_path / "tiny_forensics.yaml"
-    path.write_text(
-        f"""name: tiny-forensics
+def forensics_experiment(tmp_path, tiny_microscopy_root):
+    """``forensics_experiment(name, lambdas, steps)``: the path of a forensics experiment on the tiny
+    microscopy data, one unit per λ of the gamma subset (λ as YAML, ``.inf`` for ∞), ``steps``
+    optimisation steps each."""
+
+    def write(name: str, lambdas: str, steps: int) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            f"""name: {name}
 dataset: {{kind: microscopy, root: {tiny_microscopy_root}}}
 pipeline: "bi,s,ga"
 model: {{name: small_cnn, downsample: 2}}
@@ -88,12 +92,20 @@ training: {{epochs: 1, batch_size: 8}}
 split: {{folds: 2, fold: 1}}
 samples: 4
 subsets: [gamma]
-lambdas: [0, 100, .inf]
-optimisation: {{steps: 2, batch_size: 4}}
+lambdas: [{lambdas}]
+optimisation: {{steps: {steps}, batch_size: 4}}
 """,
-        encoding="utf-8",
-    )
-    return path
+            encoding="utf-8",
+        )
+        return path
+
+    return write
+
+
+@pytest.fixture
+def tiny_forensics(forensics_experiment):
+    """A forensics experiment of three units (gamma at λ = 0, 100, ∞) that runs in a few seconds."""
+    return forensics_experiment("tiny-forensics", "0, 100, .inf", 2)
 
 
 @pytest.fixture(scope="session")

@@ -36,24 +36,9 @@ SESSION_TIMEOUT_S = 240
 
 
 @pytest.fixture
-def e2e_forensics(tmp_path, tiny_microscopy_root):
+def e2e_forensics(forensics_experiment):
     """A forensics experiment of four units; enough optimisation steps that Cancel lands between units."""
-    path = tmp_path / "e2e_forensics.yaml"
-    path.write_text(
-        f"""name: e2e-forensics
-dataset: {{kind: microscopy, root: {tiny_microscopy_root}}}
-pipeline: "bi,s,ga"
-model: {{name: small_cnn, downsample: 2}}
-training: {{epochs: 1, batch_size: 8}}
-split: {{folds: 2, fold: 1}}
-samples: 4
-subsets: [gamma]
-lambdas: [0, 1, 100, .inf]
-optimisation: {{steps: 6, batch_size: 4}}
-""",
-        encoding="utf-8",
-    )
-    return path
+    return forensics_experiment("e2e-forensics", "0, 1, 100, .inf", 6)
 
 
 def _stderr_excerpt(stderr: str, limit: int = 4000) -> str:

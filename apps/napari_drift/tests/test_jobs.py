@@ -106,24 +106,9 @@ def test_forensics_job_runs_and_a_cancel_after_its_last_unit_still_finishes(tiny
 
 
 @pytest.fixture
-def slow_forensics(tmp_path, tiny_microscopy_root):
+def slow_forensics(forensics_experiment):
     """Two forensic units: λ = ∞ (no step), then λ = 0 with SLOW_STEPS optimisation steps (never run to the end here)."""
-    path = tmp_path / "slow_forensics.yaml"
-    path.write_text(
-        f"""name: slow-forensics
-dataset: {{kind: microscopy, root: {tiny_microscopy_root}}}
-pipeline: "bi,s,ga"
-model: {{name: small_cnn, downsample: 2}}
-training: {{epochs: 1, batch_size: 8}}
-split: {{folds: 2, fold: 1}}
-samples: 4
-subsets: [gamma]
-lambdas: [.inf, 0]
-optimisation: {{steps: {SLOW_STEPS}, batch_size: 4}}
-""",
-        encoding="utf-8",
-    )
-    return path
+    return forensics_experiment("slow-forensics", ".inf, 0", SLOW_STEPS)
 
 
 def _start(runner: JobRunner) -> tuple[threading.Thread, list[str]]:
